@@ -1,0 +1,16 @@
+"""Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
+
+from bandits.penalty import decayed_counts, seen_decay
+from bandits.posterior import beta_interval, beta_mean, beta_params
+from bandits.thompson import rank, sample_scores, top_k
+
+__all__ = [
+    "beta_interval",
+    "beta_mean",
+    "beta_params",
+    "decayed_counts",
+    "rank",
+    "sample_scores",
+    "seen_decay",
+    "top_k",
+]
