@@ -18,6 +18,8 @@ IndexArray = NDArray[np.intp]
 class KMeans:
     """Euclidean k-means; ``fit(X, rng)`` sets ``centers_``, ``labels_``, ``inertia_``, ``n_iter_``.
 
+    ``n_init`` runs k-means++ and Lloyd that many times and keeps the lowest inertia.
+
     Stops when no centre moves more than ``tol`` (Euclidean, in the units of X) in an
     iteration, or after ``max_iter`` iterations. A cluster left empty is re-seeded at the
     point farthest from its own centre.
@@ -35,13 +37,19 @@ class KMeans:
     inertia_: float
     n_iter_: int
 
-    def __init__(self, n_clusters: int = 8, max_iter: int = 300, tol: float = 1e-6) -> None:
+    def __init__(
+        self, n_clusters: int = 8, max_iter: int = 300, tol: float = 1e-6, n_init: int = 1
+    ) -> None:
         self.n_clusters = positive_int("n_clusters", n_clusters)
         self.max_iter = positive_int("max_iter", max_iter)
         self.tol = _tolerance(tol)
+        self.n_init = positive_int("n_init", n_init)
 
     def __repr__(self) -> str:
-        return f"KMeans(n_clusters={self.n_clusters}, max_iter={self.max_iter}, tol={self.tol})"
+        return (
+            f"KMeans(n_clusters={self.n_clusters}, max_iter={self.max_iter}, tol={self.tol}, "
+            f"n_init={self.n_init})"
+        )
 
     def fit(self, X: npt.ArrayLike, rng: np.random.Generator) -> KMeans:
         """Return this model, fitted to the rows of ``X`` (n_samples, n_features)."""
@@ -58,8 +66,15 @@ class KMeans:
         # Centring keeps ||x||^2 - 2 x.c + ||c||^2 from cancelling for data far from the origin.
         offset = points.mean(axis=0)
         centred = points - offset
-        seeds = _kmeans_plus_plus(centred, self.n_clusters, rng_)
-        centers, labels, inertia, n_iter = _lloyd(centred, seeds, self.max_iter, self.tol)
+        # Several k-means++ starts, keeping the lowest inertia: one start occasionally
+        # settles in a local optimum that merges two groups.
+        runs = (
+            _lloyd(
+                centred, _kmeans_plus_plus(centred, self.n_clusters, rng_), self.max_iter, self.tol
+            )
+            for _ in range(self.n_init)
+        )
+        centers, labels, inertia, n_iter = min(runs, key=lambda run: run[2])
         self.centers_ = centers + offset
         self.labels_ = labels
         self.inertia_ = inertia

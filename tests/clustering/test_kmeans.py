@@ -33,6 +33,17 @@ def test_kmeans_recovers_separated_blobs(seed: int) -> None:
     assert adjusted_rand_index(truth, model.labels_) >= 0.95
 
 
+@pytest.mark.parametrize("seed", [32, 35, 68])
+def test_several_starts_escape_the_local_optima_one_start_falls_into(seed: int) -> None:
+    """The three seeds (of 0..199) where one start merges two blobs; n_init=4 recovers all."""
+    points, truth = blobs(seed)
+    single = KMeans(n_clusters=N_BLOBS).fit(points, np.random.default_rng(seed))
+    best = KMeans(n_clusters=N_BLOBS, n_init=4).fit(points, np.random.default_rng(seed))
+    assert adjusted_rand_index(truth, single.labels_) < 0.95  # the trap is real
+    assert adjusted_rand_index(truth, best.labels_) >= 0.95
+    assert best.inertia_ < single.inertia_
+
+
 def test_kmeans_fitted_attributes() -> None:
     points, _ = blobs(0)
     model = KMeans(n_clusters=N_BLOBS, max_iter=50)
