@@ -1,0 +1,74 @@
+"""Every runtime setting, read once from BANDITREC_* environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings; each field is the env var BANDITREC_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="BANDITREC_", frozen=True, extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+
+    redis_url: str | None = Field(
+        None, description="External Redis (redis:// or unix://). Unset: start an embedded one."
+    )
+    data_dir: Path = Field(Path("data"), description="Where the embedded Redis keeps its AOF.")
+    redis_appendfsync: Literal["always", "everysec", "no"] = Field(
+        "always",
+        description="Embedded Redis fsync policy; 'always' means acknowledged feedback "
+        "survives a power cut, 'everysec' trades up to 1 s of it for throughput.",
+    )
+    redis_timeout_s: float = Field(2.0, gt=0, le=60, description="Per-command Redis timeout.")
+    key_prefix: str = Field("br", pattern=r"^[a-z0-9_]{1,16}$", description="Redis key prefix.")
+
+    api_key: SecretStr | None = Field(None, description="If set, writes need X-API-Key.")
+    max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Larger bodies: 413.")
+
+    snapshot_ms: int = Field(1000, ge=10, le=600_000, description="Snapshot refresh period.")
+    stale_after_s: float = Field(
+        10.0, gt=0, description="A snapshot older than this is reported as stale."
+    )
+
+    prior_a: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to clicks.")
+    prior_b: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to non-clicks.")
+    history_n: int = Field(50, ge=1, le=1000, description="Clicked items kept per user.")
+    seen_gamma: float = Field(
+        0.5, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
+    )
+    seen_half_life_h: float = Field(
+        24.0, gt=0, le=24 * 365, description="Half-life of unclicked-impression counts."
+    )
+
+    dedupe_retention_s: int = Field(
+        7 * 86400, ge=60, le=90 * 86400, description="How long an event_id is remembered."
+    )
+    rec_log_ttl_s: int = Field(
+        7 * 86400, ge=60, le=90 * 86400, description="How long a served list is kept."
+    )
+    user_ttl_s: int = Field(
+        90 * 86400, ge=3600, le=3650 * 86400, description="Idle time before user state expires."
+    )
+    fit_max_users: int = Field(
+        200_000, ge=8, le=10_000_000, description="Users sampled for a k-means fit."
+    )
+
+    @model_validator(mode="after")
+    def _stale_after_covers_refresh(self) -> Settings:
+        if self.stale_after_s * 1000 < self.snapshot_ms:
+            raise ValueError("stale_after_s must be at least one snapshot period (snapshot_ms)")
+        return self
+
+    @property
+    def seen_half_life_s(self) -> float:
+        """Seen-decay half-life in seconds."""
+        return self.seen_half_life_h * 3600.0

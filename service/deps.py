@@ -1,0 +1,59 @@
+"""Annotated dependency aliases, so routes read like sentences and tests can override them."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+from fastapi import Depends, Header, Request
+
+from service.config import Settings
+from service.errors import ApiError
+from service.metrics import Metrics
+from service.recommender import Recommender
+from service.store import Store
+
+
+def get_settings(request: Request) -> Settings:
+    """Return the app's settings."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_store(request: Request) -> Store:
+    """Return the app's Redis store."""
+    store: Store = request.app.state.store
+    return store
+
+
+def get_recommender(request: Request) -> Recommender:
+    """Return the app's recommender."""
+    recommender: Recommender = request.app.state.recommender
+    return recommender
+
+
+def get_metrics(request: Request) -> Metrics:
+    """Return the app's metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[Store, Depends(get_store)]
+RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+
+
+def require_api_key(
+    settings: SettingsDep,
+    x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
+) -> None:
+    """Refuse the request (401) unless X-API-Key matches BANDITREC_API_KEY, when one is set."""
+    if settings.api_key is None:
+        return
+    expected = settings.api_key.get_secret_value().encode()
+    if x_api_key is None or not hmac.compare_digest(x_api_key.encode(), expected):
+        raise ApiError(401, "unauthorized", "missing or wrong X-API-Key header", "X-API-Key")
+
+
+WriteAccess = Depends(require_api_key)

@@ -1,0 +1,67 @@
+"""The FastAPI app factory; startup and shutdown happen in lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from service.config import Settings
+from service.errors import install_error_handlers
+from service.metrics import Metrics
+from service.middleware import BodySizeLimit, RequestMetrics
+from service.recommender import Recommender
+from service.routes import admin, arms, feedback, health, items, recommend, users
+from service.schemas import ErrorResponse
+from service.store import Store, StoreUnavailable
+
+log = logging.getLogger("banditrec")
+
+
+def create_app(settings: Settings | None = None, seed: int | None = None) -> FastAPI:
+    """Return the banditrec app; Redis is reached at startup, not at import."""
+    settings = settings or Settings()
+    if settings.redis_url is None:
+        raise ValueError(
+            "BANDITREC_REDIS_URL is unset: run `banditrec serve`, which starts an embedded Redis"
+        )
+    metrics = Metrics()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(settings.redis_url or "", settings.key_prefix, settings.redis_timeout_s)
+        recommender = Recommender(settings, store, metrics, seed=seed)
+        app.state.store = store
+        app.state.recommender = recommender
+        try:
+            await recommender.refresh()
+        except StoreUnavailable as exc:
+            # Start anyway: /readyz says 503 and the refresh loop keeps trying.
+            log.warning("redis not reachable at startup: %s", exc)
+        stop = asyncio.Event()
+        task = asyncio.create_task(recommender.run_refresh_loop(stop), name="snapshot-refresh")
+        try:
+            yield
+        finally:
+            stop.set()
+            await task
+            await store.close()
+
+    app = FastAPI(
+        title="banditrec",
+        version="0.1.0",
+        summary="Per-cluster Thompson-sampling recommendations with seen decay.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    install_error_handlers(app)
+    errors = {status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)}
+    for module in (items, recommend, feedback, arms, users, admin, health):
+        app.include_router(module.router, responses=errors)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestMetrics, metrics=metrics)
+    return app

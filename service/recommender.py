@@ -1,0 +1,446 @@
+"""Where pure code meets I/O: snapshot refresh, recommend, feedback, clustering, arm views."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from bandits import beta_interval, beta_mean, beta_params, decayed_counts, rank, seen_decay
+from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
+from service.config import Settings
+from service.errors import ApiError
+from service.metrics import Metrics
+from service.schemas import (
+    Arm,
+    ArmList,
+    ClusterArm,
+    FeedbackBatch,
+    FeedbackResult,
+    FitRequest,
+    FitResult,
+    ItemArms,
+    RankedArm,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+    SeenItem,
+    UserOut,
+)
+from service.snapshot import Catalog, Posteriors, Snapshot
+from service.store import ArmEvent, Store, StoreUnavailable, UserEvent, UserState
+
+log = logging.getLogger("banditrec")
+
+# Events may arrive a little ahead of our clock; further ahead is a client bug.
+_MAX_CLOCK_SKEW_S = 300.0
+_USER_CACHE_SIZE = 100_000
+# k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
+_FIT_STARTS = 4
+
+
+class Recommender:
+    """Serves ranked lists from the snapshot and turns feedback into counts in the store."""
+
+    def __init__(self, settings: Settings, store: Store, metrics: Metrics, seed: int | None = None):
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.snapshot = Snapshot()
+        self._rng = np.random.default_rng(seed)
+        self._refresh_lock = asyncio.Lock()
+        self._fit_lock = asyncio.Lock()
+        # Last known cluster per user, so recommend can still personalise while Redis is down.
+        self._clusters_by_user: OrderedDict[str, int] = OrderedDict()
+
+    # -- snapshot ---------------------------------------------------------------------
+
+    async def refresh(self) -> Snapshot:
+        """Reload whatever changed in Redis since the last refresh; return the new snapshot."""
+        async with self._refresh_lock:
+            old = self.snapshot
+            versions = await self.store.versions()
+            catalog, clusters, centers = old.catalog, old.clusters, old.unit_centers
+            if not old.loaded or versions.items != catalog.version:
+                catalog = Catalog.build(*await self.store.load_items())
+            if not old.loaded or versions.clusters != clusters.gen:
+                clusters = await self.store.load_clusters()
+                centers = None if clusters.centers is None else normalize_rows(clusters.centers)
+            posteriors = old.posteriors
+            if (
+                posteriors is None
+                or catalog is not old.catalog
+                or clusters is not old.clusters
+                or versions.arms != posteriors.version
+            ):
+                version, counts = await self.store.load_counts(clusters.gen, clusters.k)
+                posteriors = Posteriors.build(
+                    version, catalog, counts, self.settings.prior_a, self.settings.prior_b
+                )
+            self.snapshot = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
+            self.metrics.snapshot_refreshes.inc()
+            return self.snapshot
+
+    async def refresh_after_write(self) -> None:
+        """Make this worker read its own catalog writes; other workers follow within a period."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.refresh()
+
+    async def run_refresh_loop(self, stop: asyncio.Event) -> None:
+        """Refresh the snapshot every snapshot_ms until `stop` is set; survive Redis outages."""
+        period = self.settings.snapshot_ms / 1000
+        # A stop event rather than task cancellation: redis-py can turn a cancellation that
+        # lands mid-command into a connection error, which this loop must survive.
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except StoreUnavailable as exc:
+                self.metrics.snapshot_failures.inc()
+                log.warning("snapshot refresh failed: %s", exc)
+            except Exception:
+                self.metrics.snapshot_failures.inc()
+                log.exception("snapshot refresh failed")
+            self.metrics.snapshot_age.set(self.snapshot.age_s())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)
+
+    # -- users ------------------------------------------------------------------------
+
+    def _assign(self, snap: Snapshot, user: UserState) -> tuple[int, str, bool]:
+        """Return (cluster, cache key, whether the cached value was stale) for a user."""
+        key = f"{snap.clusters.gen}:{user.hist}"
+        if user.cluster is not None and user.assigned == key and user.cluster < snap.clusters.k:
+            return user.cluster, key, False
+        return self._cluster_of(snap, user.clicks), key, True
+
+    def _cluster_of(self, snap: Snapshot, clicks: list[str]) -> int:
+        if snap.unit_centers is None:
+            return 0
+        catalog = snap.catalog
+        rows = _embedded_rows(catalog, clicks)
+        if not rows or catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
+            return 0
+        vector = user_vector(catalog.embeddings[rows])
+        return int(assign_hard(vector[None, :], snap.unit_centers)[0])
+
+    def _remember_cluster(self, user_id: str, cluster: int) -> None:
+        self._clusters_by_user[user_id] = cluster
+        self._clusters_by_user.move_to_end(user_id)
+        if len(self._clusters_by_user) > _USER_CACHE_SIZE:
+            self._clusters_by_user.popitem(last=False)
+
+    def _seen_multipliers(
+        self, catalog: Catalog, seen: dict[str, tuple[float, float]], now: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (catalog positions, multipliers) for the user's unclicked impressions."""
+        known = [(catalog.index[i], n, t) for i, (n, t) in seen.items() if i in catalog.index]
+        if not known or self.settings.seen_gamma == 1.0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        positions, counts, updated = (np.array(col) for col in zip(*known, strict=True))
+        unclicked = decayed_counts(counts, now - updated, self.settings.seen_half_life_s)
+        return positions.astype(np.intp), seen_decay(unclicked, self.settings.seen_gamma)
+
+    # -- recommend --------------------------------------------------------------------
+
+    async def _candidates(self, snap: Snapshot, request: RecommendRequest) -> np.ndarray:
+        """Return catalog positions of the items this request may be served."""
+        catalog = snap.catalog
+        if request.candidates is not None:
+            unknown = [i for i in request.candidates if i not in catalog.index]
+            if unknown:
+                # The item may have been created since the last refresh.
+                with contextlib.suppress(StoreUnavailable):
+                    snap = await self.refresh()
+                    catalog = snap.catalog
+                    unknown = [i for i in request.candidates if i not in catalog.index]
+            if unknown:
+                shown = ", ".join(unknown[:5])
+                raise ApiError(
+                    422, "unknown_item", f"candidates not in the catalog: {shown}", "candidates"
+                )
+            positions = np.unique([catalog.index[i] for i in request.candidates])
+        elif request.pool is not None:
+            if request.pool not in catalog.pools:
+                raise ApiError(422, "unknown_pool", f"no item is in pool {request.pool!r}", "pool")
+            positions = catalog.pools[request.pool]
+        else:
+            positions = np.arange(len(catalog))
+        positions = positions[catalog.active[positions]]
+        if request.exclude:
+            excluded = [catalog.index[i] for i in request.exclude if i in catalog.index]
+            positions = positions[~np.isin(positions, excluded)]
+        return positions
+
+    async def recommend(self, request: RecommendRequest) -> RecommendResponse:
+        """Rank candidates for the user with their cluster's bandit and seen decay."""
+        snap = self.snapshot
+        stale = not snap.loaded or snap.age_s() > self.settings.stale_after_s
+        now = time.time()
+        try:
+            users = await self.store.read_users([request.user_id], self.settings.history_n)
+            user: UserState | None = users[request.user_id]
+        except StoreUnavailable:
+            user, stale = None, True
+        snap = self.snapshot  # read_users yielded; a refresh may have landed meanwhile
+        if user is not None:
+            cluster, assigned, changed = self._assign(snap, user)
+            self._remember_cluster(request.user_id, cluster)
+        else:
+            cluster, assigned, changed = self._clusters_by_user.get(request.user_id, 0), "", False
+        positions = await self._candidates(snap, request)
+        snap = self.snapshot
+        items: list[ScoredItem] = []
+        if len(positions) and snap.posteriors is not None:
+            multipliers = np.ones(len(snap.catalog))
+            if user is not None:
+                seen_at, seen_mult = self._seen_multipliers(snap.catalog, user.seen, now)
+                multipliers[seen_at] = seen_mult
+            row = min(cluster, snap.posteriors.alpha.shape[0] - 2)
+            alpha = snap.posteriors.alpha[row, positions]
+            beta = snap.posteriors.beta[row, positions]
+            top, scores = rank(alpha, beta, request.k, self._rng, multipliers[positions])
+            ids = snap.catalog.item_ids
+            items = [
+                ScoredItem(item_id=ids[p], score=float(s))
+                for p, s in zip(positions[top], scores, strict=True)
+            ]
+        rec_id = uuid.uuid4().hex
+        record = {
+            "user_id": request.user_id,
+            "gen": snap.clusters.gen,
+            "cluster": cluster,
+            "items": [i.item_id for i in items],
+            "ts": now,
+        }
+        try:
+            await self.store.log_recommendation(
+                rec_id,
+                record,
+                self.settings.rec_log_ttl_s,
+                request.user_id,
+                # Users without clicks are always cluster 0: nothing worth caching.
+                (cluster, assigned) if changed and user is not None and user.hist else None,
+                self.settings.user_ttl_s,
+            )
+        except StoreUnavailable:
+            stale = True
+        self.metrics.recommendations.labels(stale=str(stale).lower()).inc()
+        return RecommendResponse(
+            rec_id=rec_id, user_id=request.user_id, cluster=cluster, items=items, stale=stale
+        )
+
+    # -- feedback ---------------------------------------------------------------------
+
+    async def feedback(self, batch: FeedbackBatch) -> FeedbackResult:
+        """Validate the whole batch, then count each new event exactly once."""
+        now = time.time()
+        events = batch.events
+        oldest = now - self.settings.dedupe_retention_s
+        for i, event in enumerate(events):
+            if event.ts is not None and not oldest <= event.ts <= now + _MAX_CLOCK_SKEW_S:
+                raise ApiError(
+                    422,
+                    "invalid_ts",
+                    f"ts {event.ts} is outside [now - retention, now + {_MAX_CLOCK_SKEW_S:.0f} s]; "
+                    "events older than the dedupe retention cannot be counted exactly once",
+                    f"events[{i}].ts",
+                )
+        item_ids = list(dict.fromkeys(e.item_id for e in events))
+        rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
+        existing = await self.store.existing_items(item_ids)
+        for i, event in enumerate(events):
+            if event.item_id not in existing:
+                raise ApiError(
+                    422,
+                    "unknown_item",
+                    f"item {event.item_id!r} is not in the catalog",
+                    f"events[{i}].item_id",
+                )
+        recs = await self.store.read_rec_logs(rec_ids)
+        users = await self.store.read_users((e.user_id for e in events), self.settings.history_n)
+        snap = self.snapshot
+        arm_events: list[ArmEvent] = []
+        user_events: dict[str, list[UserEvent]] = {}
+        for i, event in enumerate(events):
+            gen, cluster = snap.clusters.gen, None
+            rec = recs.get(event.rec_id) if event.rec_id is not None else None
+            if rec is not None:
+                if rec["user_id"] != event.user_id:
+                    raise ApiError(
+                        422,
+                        "rec_user_mismatch",
+                        f"rec {event.rec_id} was served to another user",
+                        f"events[{i}].user_id",
+                    )
+                if event.item_id not in rec["items"]:
+                    raise ApiError(
+                        422,
+                        "item_not_served",
+                        f"item {event.item_id!r} was not in rec {event.rec_id}",
+                        f"events[{i}].item_id",
+                    )
+                if rec["gen"] == gen:
+                    cluster = int(rec["cluster"])
+            if cluster is None:
+                # No rec (or it was served under an older clustering): the user's cluster now.
+                cluster, _, _ = self._assign(snap, users[event.user_id])
+            arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, cluster))
+            user_events.setdefault(event.user_id, []).append(
+                UserEvent(event.event_id, event.type, event.item_id)
+            )
+        flags = await self.store.record_feedback(
+            arm_events,
+            user_events,
+            now=now,
+            retention_s=self.settings.dedupe_retention_s,
+            half_life_s=self.settings.seen_half_life_s,
+            history_n=self.settings.history_n,
+            user_ttl_s=self.settings.user_ttl_s,
+        )
+        for event, new in zip(events, flags, strict=True):
+            outcome = "accepted" if new else "duplicate"
+            self.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
+        accepted = sum(flags)
+        return FeedbackResult(accepted=accepted, duplicates=len(flags) - accepted)
+
+    # -- inspection -------------------------------------------------------------------
+
+    def _arm(self, impressions: np.ndarray, clicks: np.ndarray) -> list[dict[str, Any]]:
+        alpha, beta = beta_params(impressions, clicks, self.settings.prior_a, self.settings.prior_b)
+        lo, hi = beta_interval(alpha, beta)
+        mean = beta_mean(alpha, beta)
+        return [
+            {
+                "impressions": int(impressions[i]),
+                "clicks": int(clicks[i]),
+                "alpha": float(alpha[i]),
+                "beta": float(beta[i]),
+                "mean": float(mean[i]),
+                "ci95": (float(lo[i]), float(hi[i])),
+            }
+            for i in range(len(alpha))
+        ]
+
+    async def item_arms(self, item_id: str) -> ItemArms:
+        """Return the item's global arm and its arm in each current cluster, read from Redis."""
+        clusters = await self.store.load_clusters()
+        counts = np.array(await self.store.arm_counts(item_id, clusters.gen, clusters.k))
+        if not counts.any() and await self.store.get_item(item_id) is None:
+            raise ApiError(404, "not_found", f"item {item_id!r} has no arm", "item_id")
+        *per_cluster, global_arm = self._arm(counts[:, 0], counts[:, 1])
+        return ItemArms(
+            item_id=item_id,
+            gen=clusters.gen,
+            global_=Arm(**global_arm),
+            clusters=[ClusterArm(cluster=c, **arm) for c, arm in enumerate(per_cluster)],
+        )
+
+    async def list_arms(self, cluster: int | None, limit: int, offset: int) -> ArmList:
+        """Return one page of a cluster's arms (global if cluster is None), best mean first."""
+        clusters = await self.store.load_clusters()
+        if cluster is not None and cluster >= clusters.k:
+            raise ApiError(
+                422,
+                "unknown_cluster",
+                f"cluster {cluster} does not exist; the current clustering has k={clusters.k}",
+                "cluster",
+            )
+        _, all_counts = await self.store.load_counts(clusters.gen, clusters.k)
+        impressions, clicks = all_counts[-1 if cluster is None else cluster]
+        catalog = self.snapshot.catalog
+        ids = sorted(set(impressions) | set(clicks) | set(catalog.item_ids))
+        imp = np.array([impressions.get(i, 0) for i in ids], dtype=np.float64)
+        clk = np.array([clicks.get(i, 0) for i in ids], dtype=np.float64)
+        alpha, beta = beta_params(imp, clk, self.settings.prior_a, self.settings.prior_b)
+        # Best mean first; ties by id so pages are stable.
+        order = np.lexsort((np.arange(len(ids)), -beta_mean(alpha, beta)))
+        page = order[offset : offset + limit]
+        arms = self._arm(imp[page], clk[page])
+        return ArmList(
+            cluster=cluster,
+            gen=clusters.gen,
+            total=len(ids),
+            arms=[RankedArm(item_id=ids[p], **a) for p, a in zip(page, arms, strict=True)],
+        )
+
+    async def user(self, user_id: str) -> UserOut:
+        """Return the user's cluster, recent clicks and seen-decay state."""
+        user = (await self.store.read_users([user_id], self.settings.history_n))[user_id]
+        snap = self.snapshot
+        cluster, _, _ = self._assign(snap, user)
+        now = time.time()
+        seen = []
+        if user.seen:
+            ids = list(user.seen)
+            counts = np.array([user.seen[i][0] for i in ids])
+            updated = np.array([user.seen[i][1] for i in ids])
+            unclicked = decayed_counts(counts, now - updated, self.settings.seen_half_life_s)
+            multipliers = seen_decay(unclicked, self.settings.seen_gamma)
+            seen = [
+                SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
+                for i, u, m, t in zip(ids, unclicked, multipliers, updated, strict=True)
+            ]
+            seen.sort(key=lambda s: s.multiplier)
+        return UserOut(
+            user_id=user_id,
+            cluster=cluster,
+            gen=snap.clusters.gen,
+            recent_clicks=user.clicks,
+            seen=seen,
+        )
+
+    # -- clustering -------------------------------------------------------------------
+
+    async def fit_clusters(self, request: FitRequest) -> FitResult:
+        """Fit k-means on users' vectors, store the centres as a new generation."""
+        async with self._fit_lock:
+            snap = await self.refresh()
+            histories = await self.store.user_histories(
+                self.settings.fit_max_users, self.settings.history_n
+            )
+            vectors = await asyncio.to_thread(_user_vectors, snap.catalog, histories)
+            if len(vectors) < request.k:
+                raise ApiError(
+                    422,
+                    "not_enough_users",
+                    f"k={request.k} needs at least {request.k} users who clicked items with "
+                    f"embeddings; found {len(vectors)}",
+                    "k",
+                )
+            rng = np.random.default_rng(request.seed)
+            kmeans = KMeans(n_clusters=request.k, n_init=_FIT_STARTS)
+            model = await asyncio.to_thread(kmeans.fit, vectors, rng)
+            labels = assign_hard(vectors, normalize_rows(model.centers_))
+            sizes = [int(s) for s in cluster_sizes(labels, request.k)]
+            stored = await self.store.save_clusters(model.centers_, model.inertia_, sizes)
+            await self.refresh()
+            return FitResult(
+                gen=stored.gen,
+                k=stored.k,
+                n_users=len(vectors),
+                sizes=sizes,
+                inertia=float(model.inertia_),
+            )
+
+
+def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarray:
+    """Return one unit vector per user whose history has at least one embedded item."""
+    vectors = []
+    for clicks in histories.values():
+        rows = _embedded_rows(catalog, clicks)
+        if rows:
+            vectors.append(user_vector(catalog.embeddings[rows]))
+    dim = catalog.embeddings.shape[1]
+    return np.array(vectors) if vectors else np.zeros((0, dim))
+
+
+def _embedded_rows(catalog: Catalog, item_ids: list[str]) -> list[int]:
+    """Return catalog positions of the given items that have an embedding."""
+    rows = (catalog.index.get(i) for i in item_ids)
+    return [r for r in rows if r is not None and catalog.has_embedding[r]]

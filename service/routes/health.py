@@ -1,0 +1,35 @@
+"""Liveness, readiness and metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from service.deps import MetricsDep, RecommenderDep, StoreDep
+from service.errors import ApiError
+from service.store import StoreUnavailable
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Return ok while the process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(store: StoreDep, recommender: RecommenderDep) -> dict[str, object]:
+    """Return ok when Redis answers (503 otherwise), with the snapshot's age."""
+    try:
+        await store.ping()
+    except StoreUnavailable as exc:
+        raise ApiError(503, "redis_unavailable", "redis is not reachable") from exc
+    return {"status": "ok", "snapshot_age_s": round(recommender.snapshot.age_s(), 3)}
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(metrics: MetricsDep, recommender: RecommenderDep) -> Response:
+    """Return Prometheus text."""
+    metrics.snapshot_age.set(recommender.snapshot.age_s())
+    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

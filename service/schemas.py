@@ -1,0 +1,225 @@
+"""Request and response models; every field has a bound."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+# Ids avoid braces and '|' so they can sit inside Redis hash tags and packed values.
+ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+NAME_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
+MAX_DIM = 4096
+MAX_CANDIDATES = 10_000
+
+Id = Annotated[str, StringConstraints(pattern=ID_PATTERN)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
+
+
+class Strict(BaseModel):
+    """Rejects unknown fields, so a typo is an error rather than a silent default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ItemBody(Strict):
+    """An item's content: embedding, tags, pools, and whether it may be served."""
+
+    embedding: list[FiniteFloat] | None = Field(
+        None, min_length=1, max_length=MAX_DIM, examples=[[0.12, -0.4, 0.88]]
+    )
+    tags: list[Name] = Field(default_factory=list, max_length=64, examples=[["drama"]])
+    pools: list[Name] = Field(default_factory=list, max_length=32, examples=[["new"]])
+    active: bool = True
+
+
+class ItemIn(ItemBody):
+    """An item in a bulk upsert."""
+
+    item_id: Id
+
+
+class BulkItems(Strict):
+    """Up to 1000 items written in one atomic call."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=1000)
+
+
+class ItemOut(ItemBody):
+    """An item as stored."""
+
+    item_id: str
+    updated: float
+
+
+class BulkResult(BaseModel):
+    """How many items were written."""
+
+    upserted: int
+    dim: int | None
+
+
+class RecommendRequest(Strict):
+    """Ask for a ranked list for one user."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"user_id": "u42", "k": 10, "exclude": ["i7"]}]},
+    )
+
+    user_id: Id
+    k: int = Field(10, ge=1, le=100)
+    candidates: list[Id] | None = Field(None, min_length=1, max_length=MAX_CANDIDATES)
+    exclude: list[Id] = Field(default_factory=list, max_length=MAX_CANDIDATES)
+    pool: Name | None = None
+
+
+class ScoredItem(BaseModel):
+    """One ranked item and the score it was ranked by (sample x seen decay)."""
+
+    item_id: str
+    score: float
+
+
+class RecommendResponse(BaseModel):
+    """A served list; name rec_id in feedback to credit the cluster it was served for."""
+
+    rec_id: str
+    user_id: str
+    cluster: int
+    items: list[ScoredItem]
+    stale: bool
+
+
+class FeedbackEvent(Strict):
+    """One thing a user did: saw an item (impression) or clicked it."""
+
+    event_id: Id
+    type: Literal["impression", "click"]
+    user_id: Id
+    item_id: Id
+    rec_id: Id | None = None
+    ts: float | None = Field(None, allow_inf_nan=False, description="Unix time of the event.")
+
+
+class FeedbackBatch(Strict):
+    """Up to 1000 events, validated as a whole before anything is written."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "events": [
+                        {"event_id": "e1", "type": "impression", "user_id": "u42",
+                         "item_id": "i1", "rec_id": "REC_ID"},
+                        {"event_id": "e2", "type": "click", "user_id": "u42",
+                         "item_id": "i1", "rec_id": "REC_ID"},
+                    ]
+                }
+            ]
+        },
+    )  # fmt: skip
+
+    events: list[FeedbackEvent] = Field(min_length=1, max_length=1000)
+
+
+class FeedbackResult(BaseModel):
+    """New events counted, and replays ignored."""
+
+    accepted: int
+    duplicates: int
+
+
+class Arm(BaseModel):
+    """Counts and Beta posterior of one arm."""
+
+    impressions: int
+    clicks: int
+    alpha: float
+    beta: float
+    mean: float
+    ci95: tuple[float, float]
+
+
+class ClusterArm(Arm):
+    """An arm within one cluster."""
+
+    cluster: int
+
+
+class ItemArms(BaseModel):
+    """An item's global arm and its arm in each cluster of the current clustering."""
+
+    item_id: str
+    gen: int
+    global_: Arm = Field(alias="global", serialization_alias="global")
+    clusters: list[ClusterArm]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class RankedArm(Arm):
+    """An arm in a cluster listing."""
+
+    item_id: str
+
+
+class ArmList(BaseModel):
+    """One page of arms of a cluster (or the global arms), best mean first."""
+
+    cluster: int | None
+    gen: int
+    total: int
+    arms: list[RankedArm]
+
+
+class SeenItem(BaseModel):
+    """An item the user saw without clicking, as seen decay currently weighs it."""
+
+    item_id: str
+    unclicked: float
+    multiplier: float
+    updated: float
+
+
+class UserOut(BaseModel):
+    """What the service knows about a user."""
+
+    user_id: str
+    cluster: int
+    gen: int
+    recent_clicks: list[str]
+    seen: list[SeenItem]
+
+
+class FitRequest(Strict):
+    """Fit k-means on the vectors of users with click history."""
+
+    k: int = Field(8, ge=1, le=256)
+    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+
+
+class FitResult(BaseModel):
+    """The stored clustering."""
+
+    gen: int
+    k: int
+    n_users: int
+    sizes: list[int]
+    inertia: float
+
+
+class ErrorBody(BaseModel):
+    """The one error shape."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body."""
+
+    error: ErrorBody

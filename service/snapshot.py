@@ -1,0 +1,106 @@
+"""The in-process copy of catalog, clusters and posteriors that recommend reads."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bandits import beta_params
+from clustering import normalize_rows
+from service.store import ClusterModel, ItemRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Items as aligned arrays: position i of every array is item_ids[i]."""
+
+    version: int = 0
+    item_ids: tuple[str, ...] = ()
+    index: dict[str, int] = field(default_factory=dict)
+    active: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    pools: dict[str, np.ndarray] = field(default_factory=dict)
+    # Unit-length rows; zero rows for items without an embedding.
+    embeddings: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)))
+    has_embedding: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+
+    @classmethod
+    def build(cls, version: int, items: list[ItemRecord]) -> Catalog:
+        """Return the catalog arrays for these items (sorted by id for stable positions)."""
+        items = sorted(items, key=lambda it: it.item_id)
+        dims = {len(it.embedding) for it in items if it.embedding is not None}
+        dim = dims.pop() if len(dims) == 1 else 0
+        embeddings = np.zeros((len(items), dim))
+        has_embedding = np.zeros(len(items), dtype=bool)
+        pool_members: dict[str, list[int]] = {}
+        for i, item in enumerate(items):
+            if item.embedding is not None and len(item.embedding) == dim:
+                embeddings[i] = item.embedding
+                has_embedding[i] = True
+            for pool in item.pools:
+                pool_members.setdefault(pool, []).append(i)
+        return cls(
+            version=version,
+            item_ids=tuple(it.item_id for it in items),
+            index={it.item_id: i for i, it in enumerate(items)},
+            active=np.array([it.active for it in items], dtype=bool),
+            pools={p: np.array(m, dtype=np.intp) for p, m in pool_members.items()},
+            embeddings=normalize_rows(embeddings) if dim else embeddings,
+            has_embedding=has_embedding,
+        )
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+
+@dataclass(frozen=True, slots=True)
+class Posteriors:
+    """Beta parameters per (cluster, item) plus the global row, aligned with a catalog."""
+
+    version: int
+    alpha: np.ndarray  # (k + 1, n_items); the last row is the global arm
+    beta: np.ndarray
+
+    @classmethod
+    def build(
+        cls,
+        version: int,
+        catalog: Catalog,
+        counts: list[tuple[dict[str, int], dict[str, int]]],
+        prior_a: float,
+        prior_b: float,
+    ) -> Posteriors:
+        """Return posteriors for every catalog item from per-cluster (impressions, clicks)."""
+        impressions = np.zeros((len(counts), len(catalog)))
+        clicks = np.zeros_like(impressions)
+        index = catalog.index
+        for row, (imp, clk) in enumerate(counts):
+            _fill(impressions[row], imp, index)
+            _fill(clicks[row], clk, index)
+        alpha, beta = beta_params(impressions, clicks, prior_a, prior_b)
+        return cls(version, alpha, beta)
+
+
+def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:
+    known = [(index[item], n) for item, n in counts.items() if item in index]
+    if known:
+        positions, values = zip(*known, strict=True)
+        row[list(positions)] = values
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """One consistent view: catalog, cluster model and posteriors, and when it was read."""
+
+    catalog: Catalog = field(default_factory=Catalog)
+    clusters: ClusterModel = field(default_factory=ClusterModel)
+    # Unit-length centres, or None before the first fit.
+    unit_centers: np.ndarray | None = None
+    posteriors: Posteriors | None = None
+    refreshed_at: float = field(default_factory=time.monotonic)
+    loaded: bool = False
+
+    def age_s(self) -> float:
+        """Return seconds since the snapshot was last confirmed current."""
+        return time.monotonic() - self.refreshed_at

@@ -1,0 +1,624 @@
+"""All Redis access: the only module that imports redis.
+
+Key schema (P = settings.key_prefix). A `{tag}` is a Redis Cluster hash tag: every
+multi-key update below touches keys of one tag only, so it stays in one slot.
+
+    P:{items}:meta                 hash  item_id -> JSON {tags, pools, active, updated}
+    P:{items}:emb                  hash  item_id -> float32 bytes of the embedding
+    P:{items}:info                 hash  dim, version (bumped on every catalog change)
+    P:{arms}:imp:G:C / clk:G:C     hash  item_id -> impressions / clicks, generation G, cluster C
+    P:{arms}:imp:global / clk:global     the same over every cluster and generation
+    P:{arms}:version               int   bumped by every feedback batch that changed a count
+    P:{arms}:ev:EVENT_ID           str   dedupe marker, expires after the retention
+    P:{clusters}                   hash  gen, k, dim, centers (float32), inertia, sizes, fitted_at
+    P:u:{USER}:state               hash  hist (clicks so far), cluster, assigned (its gen:hist)
+    P:u:{USER}:clicks              list  last N clicked item_ids, newest first
+    P:u:{USER}:seen                hash  item_id -> "unclicked|updated_at" (decayed lazily)
+    P:u:{USER}:events              zset  event_ids already applied to this user, scored by time
+    P:rec:{REC_ID}                 str   JSON of a served list, expires after the rec-log TTL
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any, ParamSpec, TypeVar
+
+import numpy as np
+import redis.asyncio as redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+GLOBAL = "global"
+
+
+class StoreUnavailable(RuntimeError):
+    """Redis could not be reached or did not answer in time."""
+
+
+class DimensionMismatch(ValueError):
+    """An embedding's length differs from the catalog's dimension."""
+
+    def __init__(self, expected: int, got: int) -> None:
+        super().__init__(f"embedding has {got} dimensions, the catalog uses {expected}")
+        self.expected = expected
+        self.got = got
+
+
+def _unavailable_on_redis_errors(
+    method: Callable[P, Awaitable[T]],
+) -> Callable[P, Awaitable[T]]:
+    @wraps(method)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    return wrapper
+
+
+# Upsert items atomically: check the shared dimension first, then write every item.
+_UPSERT_ITEMS = """
+local dim = tonumber(redis.call('HGET', KEYS[3], 'dim') or '0')
+local new_dim = tonumber(ARGV[1])
+if new_dim > 0 then
+  if dim > 0 and dim ~= new_dim then
+    return {0, dim}
+  end
+  if dim == 0 then redis.call('HSET', KEYS[3], 'dim', new_dim) end
+end
+for i = 2, #ARGV, 3 do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  if ARGV[i + 2] == '' then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+  else
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2])
+  end
+end
+redis.call('HINCRBY', KEYS[3], 'version', 1)
+return {1, new_dim}
+"""
+
+# Remove an item from the catalog; its arm counts stay. An empty catalog forgets its dim.
+_DELETE_ITEM = """
+local removed = redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[1])
+if removed == 1 then
+  redis.call('HINCRBY', KEYS[3], 'version', 1)
+  if redis.call('HLEN', KEYS[1]) == 0 then redis.call('HDEL', KEYS[3], 'dim') end
+end
+return removed
+"""
+
+# Dedupe and count in one script, so no crash can separate the two.
+# KEYS[1] = arms version; then per event: dedupe key, cluster hash, global hash.
+# ARGV[1] = retention seconds; then per event: item_id. Returns 1/0 per event.
+_RECORD_COUNTS = """
+local ttl = tonumber(ARGV[1])
+local flags = {}
+local changed = 0
+for i = 2, #ARGV do
+  local k = 2 + (i - 2) * 3
+  if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
+    redis.call('HINCRBY', KEYS[k + 1], ARGV[i], 1)
+    redis.call('HINCRBY', KEYS[k + 2], ARGV[i], 1)
+    flags[#flags + 1] = 1
+    changed = 1
+  else
+    flags[#flags + 1] = 0
+  end
+end
+if changed == 1 then redis.call('INCR', KEYS[1]) end
+return flags
+"""
+
+# One user's share of a batch: seen decay and click history, deduped per user.
+# KEYS: state, seen, clicks, events. ARGV: now, half_life_s, history_n, retention_s,
+# user_ttl_s, then (event_id, type, item_id) triples, impressions before clicks.
+_RECORD_USER = """
+local now = tonumber(ARGV[1])
+local half_life = tonumber(ARGV[2])
+local history_n = tonumber(ARGV[3])
+local retention = tonumber(ARGV[4])
+local ttl = tonumber(ARGV[5])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - retention)
+local clicked = 0
+for i = 6, #ARGV, 3 do
+  local event_id, kind, item = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  if redis.call('ZADD', KEYS[4], 'NX', now, event_id) == 1 then
+    if kind == 'impression' then
+      local n = 0
+      local old = redis.call('HGET', KEYS[2], item)
+      if old then
+        local sep = string.find(old, '|', 1, true)
+        local t = tonumber(string.sub(old, sep + 1))
+        n = tonumber(string.sub(old, 1, sep - 1)) * math.pow(0.5, math.max(now - t, 0) / half_life)
+      end
+      redis.call('HSET', KEYS[2], item, string.format('%.6f|%.3f', n + 1, now))
+    else
+      redis.call('HDEL', KEYS[2], item)
+      redis.call('LPUSH', KEYS[3], item)
+      clicked = clicked + 1
+    end
+  end
+end
+if clicked > 0 then
+  redis.call('LTRIM', KEYS[3], 0, history_n - 1)
+  redis.call('HINCRBY', KEYS[1], 'hist', clicked)
+end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+return clicked
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One catalog item as stored."""
+
+    item_id: str
+    tags: list[str]
+    pools: list[str]
+    active: bool
+    updated: float
+    embedding: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterModel:
+    """The fitted k-means centres; generation 0 means no fit yet (one cluster)."""
+
+    gen: int = 0
+    k: int = 1
+    centers: np.ndarray | None = None
+    inertia: float | None = None
+    sizes: list[int] = field(default_factory=list)
+    fitted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """What the service keeps about one user."""
+
+    hist: int = 0
+    cluster: int | None = None
+    assigned: str | None = None
+    clicks: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """Change counters that tell the snapshot what to reload."""
+
+    items: int
+    arms: int
+    clusters: int
+
+
+@dataclass(frozen=True, slots=True)
+class ArmEvent:
+    """One deduplicated counter update: event_id credits item in (gen, cluster)."""
+
+    event_id: str
+    kind: str
+    item_id: str
+    gen: int
+    cluster: int
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """One event's effect on a user's seen decay and history."""
+
+    event_id: str
+    kind: str
+    item_id: str
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _embedding_bytes(embedding: Sequence[float] | None) -> bytes:
+    return b"" if embedding is None else np.asarray(embedding, dtype="<f4").tobytes()
+
+
+def _embedding_array(raw: bytes | None) -> np.ndarray | None:
+    return None if not raw else np.frombuffer(raw, dtype="<f4").astype(np.float64)
+
+
+def _item_record(item_id: str, meta: bytes, emb: bytes | None) -> ItemRecord:
+    fields = json.loads(meta)
+    return ItemRecord(
+        item_id=item_id,
+        tags=fields["tags"],
+        pools=fields["pools"],
+        active=fields["active"],
+        updated=fields["updated"],
+        embedding=_embedding_array(emb),
+    )
+
+
+def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:
+    return {_decode(k): int(v) for k, v in raw.items()}
+
+
+class Store:
+    """Named Redis operations for banditrec; every method is a bounded number of round trips."""
+
+    def __init__(self, url: str, prefix: str = "br", timeout_s: float = 2.0) -> None:
+        self.url = url
+        self.prefix = prefix
+        self._redis: redis.Redis = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+        )
+        self._upsert_items = self._redis.register_script(_UPSERT_ITEMS)
+        self._delete_item = self._redis.register_script(_DELETE_ITEM)
+        self._record_counts = self._redis.register_script(_RECORD_COUNTS)
+        self._record_user = self._redis.register_script(_RECORD_USER)
+
+    # -- keys -------------------------------------------------------------------------
+
+    def _items_key(self, part: str) -> str:
+        return f"{self.prefix}:{{items}}:{part}"
+
+    def _arms_key(self, kind: str, gen: int | None = None, cluster: int | None = None) -> str:
+        if gen is None:
+            return f"{self.prefix}:{{arms}}:{kind}:{GLOBAL}"
+        return f"{self.prefix}:{{arms}}:{kind}:{gen}:{cluster}"
+
+    def _user_key(self, user_id: str, part: str) -> str:
+        return f"{self.prefix}:u:{{{user_id}}}:{part}"
+
+    def _user_keys(self, user_id: str) -> list[str]:
+        return [self._user_key(user_id, p) for p in ("state", "seen", "clicks", "events")]
+
+    def _rec_key(self, rec_id: str) -> str:
+        return f"{self.prefix}:rec:{{{rec_id}}}"
+
+    @property
+    def _clusters_key(self) -> str:
+        return f"{self.prefix}:{{clusters}}"
+
+    @property
+    def _arms_version_key(self) -> str:
+        return f"{self.prefix}:{{arms}}:version"
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def ping(self) -> bool:
+        """Return True when Redis answers."""
+        return bool(await self._redis.ping())
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self._redis.aclose()
+
+    @_unavailable_on_redis_errors
+    async def flush(self) -> None:
+        """Delete every key of this database (tests and `import --replace` only)."""
+        await self._redis.flushdb()
+
+    # -- catalog ----------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def upsert_items(
+        self, items: Sequence[tuple[str, dict[str, Any], Sequence[float] | None]]
+    ) -> int:
+        """Write (item_id, meta, embedding) triples atomically; return the catalog dim (0 = none).
+
+        Raises DimensionMismatch (nothing written) if an embedding disagrees with the stored dim.
+        """
+        dims = {len(e) for _, _, e in items if e is not None}
+        if len(dims) > 1:
+            first, *_ = sorted(dims)
+            raise DimensionMismatch(first, max(dims))
+        new_dim = dims.pop() if dims else 0
+        argv: list[Any] = [new_dim]
+        for item_id, meta, embedding in items:
+            argv += [item_id, json.dumps(meta, separators=(",", ":")), _embedding_bytes(embedding)]
+        keys = [self._items_key("meta"), self._items_key("emb"), self._items_key("info")]
+        ok, dim = await self._upsert_items(keys=keys, args=argv)
+        if not ok:
+            raise DimensionMismatch(int(dim), new_dim)
+        return int(dim)
+
+    @_unavailable_on_redis_errors
+    async def get_item(self, item_id: str) -> ItemRecord | None:
+        """Return one item, or None if it is not in the catalog."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._items_key("meta"), item_id)
+            pipe.hget(self._items_key("emb"), item_id)
+            meta, emb = await pipe.execute()
+        return None if meta is None else _item_record(item_id, meta, emb)
+
+    @_unavailable_on_redis_errors
+    async def delete_item(self, item_id: str) -> bool:
+        """Remove an item from the catalog (its counts stay); return whether it existed."""
+        keys = [self._items_key("meta"), self._items_key("emb"), self._items_key("info")]
+        return bool(await self._delete_item(keys=keys, args=[item_id]))
+
+    @_unavailable_on_redis_errors
+    async def existing_items(self, item_ids: Sequence[str]) -> set[str]:
+        """Return the subset of item_ids that are in the catalog."""
+        if not item_ids:
+            return set()
+        found = await self._redis.hmget(self._items_key("meta"), list(item_ids))
+        return {i for i, meta in zip(item_ids, found, strict=True) if meta is not None}
+
+    @_unavailable_on_redis_errors
+    async def catalog_dim(self) -> int:
+        """Return the catalog's embedding dimension, 0 before the first embedding."""
+        return int(await self._redis.hget(self._items_key("info"), "dim") or 0)
+
+    @_unavailable_on_redis_errors
+    async def load_items(self) -> tuple[int, list[ItemRecord]]:
+        """Return (catalog version, every item), read in one transaction."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hget(self._items_key("info"), "version")
+            pipe.hgetall(self._items_key("meta"))
+            pipe.hgetall(self._items_key("emb"))
+            version, metas, embs = await pipe.execute()
+        items = [
+            _item_record(_decode(item_id), meta, embs.get(item_id))
+            for item_id, meta in metas.items()
+        ]
+        return int(version or 0), items
+
+    # -- snapshot reads ---------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def versions(self) -> Versions:
+        """Return the change counters of catalog, counts and clusters in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self._items_key("info"), "version")
+            pipe.get(self._arms_version_key)
+            pipe.hget(self._clusters_key, "gen")
+            items, arms, gen = await pipe.execute()
+        return Versions(int(items or 0), int(arms or 0), int(gen or 0))
+
+    @_unavailable_on_redis_errors
+    async def load_clusters(self) -> ClusterModel:
+        """Return the current cluster model (generation 0, one cluster, before any fit)."""
+        raw = await self._redis.hgetall(self._clusters_key)
+        if not raw:
+            return ClusterModel()
+        fields = {_decode(k): v for k, v in raw.items()}
+        k, dim = int(fields["k"]), int(fields["dim"])
+        centers = np.frombuffer(fields["centers"], dtype="<f4").astype(np.float64)
+        return ClusterModel(
+            gen=int(fields["gen"]),
+            k=k,
+            centers=centers.reshape(k, dim),
+            inertia=float(fields["inertia"]),
+            sizes=json.loads(fields["sizes"]),
+            fitted_at=float(fields["fitted_at"]),
+        )
+
+    @_unavailable_on_redis_errors
+    async def load_counts(
+        self, gen: int, k: int
+    ) -> tuple[int, list[tuple[dict[str, int], dict[str, int]]]]:
+        """Return (counts version, [(impressions, clicks)] for clusters 0..k-1 then global)."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.get(self._arms_version_key)
+            for cluster in [*range(k), None]:
+                g = None if cluster is None else gen
+                pipe.hgetall(self._arms_key("imp", g, cluster))
+                pipe.hgetall(self._arms_key("clk", g, cluster))
+            version, *hashes = await pipe.execute()
+        pairs = [(_counts(hashes[i]), _counts(hashes[i + 1])) for i in range(0, len(hashes), 2)]
+        return int(version or 0), pairs
+
+    @_unavailable_on_redis_errors
+    async def arm_counts(self, item_id: str, gen: int, k: int) -> list[tuple[int, int]]:
+        """Return [(impressions, clicks)] of one item for clusters 0..k-1 then global."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for cluster in [*range(k), None]:
+                g = None if cluster is None else gen
+                pipe.hget(self._arms_key("imp", g, cluster), item_id)
+                pipe.hget(self._arms_key("clk", g, cluster), item_id)
+            raw = await pipe.execute()
+        return [(int(raw[i] or 0), int(raw[i + 1] or 0)) for i in range(0, len(raw), 2)]
+
+    # -- users and served lists -------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def read_users(self, user_ids: Iterable[str], history_n: int) -> dict[str, UserState]:
+        """Return the state of each user (empty state for unknown users), one round trip."""
+        user_ids = list(dict.fromkeys(user_ids))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for user_id in user_ids:
+                state, seen, clicks, _ = self._user_keys(user_id)
+                pipe.hgetall(state)
+                pipe.lrange(clicks, 0, history_n - 1)
+                pipe.hgetall(seen)
+            raw = await pipe.execute()
+        users = {}
+        for i, user_id in enumerate(user_ids):
+            state, clicks, seen = raw[3 * i : 3 * i + 3]
+            users[user_id] = _user_state(state, clicks, seen)
+        return users
+
+    @_unavailable_on_redis_errors
+    async def read_rec_logs(self, rec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Return the logged served lists that still exist, by rec_id."""
+        if not rec_ids:
+            return {}
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for rec_id in rec_ids:
+                pipe.get(self._rec_key(rec_id))
+            raw = await pipe.execute()
+        return {r: json.loads(v) for r, v in zip(rec_ids, raw, strict=True) if v is not None}
+
+    @_unavailable_on_redis_errors
+    async def log_recommendation(
+        self,
+        rec_id: str,
+        record: dict[str, Any],
+        ttl_s: int,
+        user_id: str,
+        assignment: tuple[int, str] | None,
+        user_ttl_s: int,
+    ) -> None:
+        """Store a served list under rec_id and, if given, cache the user's (cluster, key)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.set(self._rec_key(rec_id), json.dumps(record, separators=(",", ":")), ex=ttl_s)
+            if assignment is not None:
+                cluster, assigned = assignment
+                state = self._user_key(user_id, "state")
+                pipe.hset(state, mapping={"cluster": cluster, "assigned": assigned})
+                pipe.expire(state, user_ttl_s)
+            await pipe.execute()
+
+    # -- feedback ---------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def record_feedback(
+        self,
+        arm_events: Sequence[ArmEvent],
+        user_events: dict[str, list[UserEvent]],
+        *,
+        now: float,
+        retention_s: int,
+        half_life_s: float,
+        history_n: int,
+        user_ttl_s: int,
+    ) -> list[bool]:
+        """Apply a validated batch; return, per arm event, whether it was new (not a replay).
+
+        Counts and user state live in different slots, so each has its own dedupe and
+        script; both are sent in one round trip. A failure between them is repaired by
+        the client's retry: each side skips what it already applied.
+        """
+        count_keys = [self._arms_version_key]
+        count_args: list[Any] = [retention_s]
+        for event in arm_events:
+            count_keys += [
+                f"{self.prefix}:{{arms}}:ev:{event.event_id}",
+                self._arms_key(_hash_kind(event.kind), event.gen, event.cluster),
+                self._arms_key(_hash_kind(event.kind)),
+            ]
+            count_args.append(event.item_id)
+        calls: list[tuple[Any, list[str], list[Any]]] = [
+            (self._record_counts, count_keys, count_args)
+        ]
+        for user_id, events in user_events.items():
+            # Impressions first: a batch with both an impression and a click of one
+            # item must end with the item not penalised.
+            ordered = sorted(events, key=lambda e: e.kind != "impression")
+            args: list[Any] = [now, half_life_s, history_n, retention_s, user_ttl_s]
+            for event in ordered:
+                args += [event.event_id, event.kind, event.item_id]
+            calls.append((self._record_user, self._user_keys(user_id), args))
+        flags, *_ = await self._eval_many(calls)
+        return [bool(f) for f in flags]
+
+    async def _eval_many(self, calls: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
+        """Run scripts by EVALSHA in one round trip; return their results in order."""
+        for attempt in (1, 2):
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for script, keys, args in calls:
+                    pipe.evalsha(script.sha, len(keys), *keys, *args)
+                try:
+                    return list(await pipe.execute())
+                except NoScriptError:
+                    # Redis restarted and lost its script cache. Scripts that did run
+                    # skip their events on the retry, because every script dedupes.
+                    if attempt == 2:
+                        raise
+            for script in {id(c[0]): c[0] for c in calls}.values():
+                await self._redis.script_load(script.script)
+        raise AssertionError("unreachable")
+
+    # -- clusters ---------------------------------------------------------------------
+
+    @_unavailable_on_redis_errors
+    async def user_histories(self, limit: int, history_n: int) -> dict[str, list[str]]:
+        """Return up to `limit` users' click histories (SCAN order), for a k-means fit."""
+        histories: dict[str, list[str]] = {}
+        pattern = f"{self.prefix}:u:{{*}}:clicks"
+        batch: list[str] = []
+
+        async def flush() -> None:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key in batch:
+                    pipe.lrange(key, 0, history_n - 1)
+                lists = await pipe.execute()
+            for key, items in zip(batch, lists, strict=True):
+                user_id = key[key.index("{") + 1 : key.rindex("}")]
+                if items:
+                    histories[user_id] = [_decode(i) for i in items]
+            batch.clear()
+
+        async for raw_key in self._redis.scan_iter(match=pattern, count=1000):
+            batch.append(_decode(raw_key))
+            if len(batch) >= 1000:
+                await flush()
+            if len(histories) + len(batch) >= limit:
+                break
+        if batch:
+            await flush()
+        return dict(list(histories.items())[:limit])
+
+    @_unavailable_on_redis_errors
+    async def save_clusters(
+        self, centers: np.ndarray, inertia: float, sizes: list[int]
+    ) -> ClusterModel:
+        """Store new centres as the next generation; return the stored model."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(self._clusters_key, "gen", 1)
+            pipe.hset(
+                self._clusters_key,
+                mapping={
+                    "k": centers.shape[0],
+                    "dim": centers.shape[1],
+                    "centers": np.asarray(centers, dtype="<f4").tobytes(),
+                    "inertia": repr(float(inertia)),
+                    "sizes": json.dumps(sizes),
+                    "fitted_at": repr(time.time()),
+                },
+            )
+            gen, _ = await pipe.execute()
+        return ClusterModel(
+            gen=int(gen),
+            k=int(centers.shape[0]),
+            centers=np.asarray(centers, dtype=np.float64),
+            inertia=float(inertia),
+            sizes=sizes,
+            fitted_at=time.time(),
+        )
+
+
+def _hash_kind(kind: str) -> str:
+    return "clk" if kind == "click" else "imp"
+
+
+def _user_state(
+    state: dict[bytes, bytes], clicks: list[bytes], seen: dict[bytes, bytes]
+) -> UserState:
+    fields = {_decode(k): _decode(v) for k, v in state.items()}
+    parsed_seen = {}
+    for item, value in seen.items():
+        unclicked, _, updated = _decode(value).partition("|")
+        parsed_seen[_decode(item)] = (float(unclicked), float(updated))
+    cluster = fields.get("cluster")
+    return UserState(
+        hist=int(fields.get("hist", 0)),
+        cluster=None if cluster is None else int(cluster),
+        assigned=fields.get("assigned"),
+        clicks=[_decode(c) for c in clicks],
+        seen=parsed_seen,
+    )

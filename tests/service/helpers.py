@@ -1,0 +1,44 @@
+"""Small builders for request bodies used across service tests."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import httpx
+
+_event_ids = itertools.count()
+
+
+def event(kind: str, user: str, item: str, rec_id: str | None = None, **extra: Any) -> dict:
+    """Return a feedback event with a fresh event_id."""
+    body = {"event_id": f"e{next(_event_ids)}", "type": kind, "user_id": user, "item_id": item}
+    if rec_id is not None:
+        body["rec_id"] = rec_id
+    body.update(extra)
+    return body
+
+
+async def add_items(
+    client: httpx.AsyncClient, ids: list[str], embeddings: list[list[float]] | None = None
+) -> None:
+    """Create items in one bulk call, asserting success."""
+    items = [
+        {"item_id": item_id, "embedding": None if embeddings is None else embeddings[n]}
+        for n, item_id in enumerate(ids)
+    ]
+    response = await client.post("/v1/items/bulk", json={"items": items})
+    assert response.status_code == 200, response.text
+
+
+async def send(client: httpx.AsyncClient, events: list[dict], **kwargs: Any) -> httpx.Response:
+    """Post a feedback batch."""
+    return await client.post("/v1/feedback", json={"events": events}, **kwargs)
+
+
+async def arm(client: httpx.AsyncClient, item_id: str) -> dict:
+    """Return /v1/arms/{item_id}, asserting success."""
+    response = await client.get(f"/v1/arms/{item_id}")
+    assert response.status_code == 200, response.text
+    body: dict = response.json()
+    return body

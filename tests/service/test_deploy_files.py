@@ -1,0 +1,26 @@
+"""docker-compose.yml keeps the production shape (no Docker engine is available in CI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_compose_runs_redis_with_aof_and_the_api_after_it_is_healthy():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    redis, api = compose["services"]["redis"], compose["services"]["api"]
+    command = redis["command"]
+    assert command[command.index("--appendonly") + 1] == "yes"
+    assert "redis-cli" in redis["healthcheck"]["test"] and "ping" in redis["healthcheck"]["test"]
+    assert api["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert api["environment"]["BANDITREC_REDIS_URL"].startswith("redis://redis:")
+    assert api["build"] == "."
+    assert (ROOT / "Dockerfile").read_text().count("banditrec") >= 1
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    assert "make test" in (ROOT / "README.md").read_text()

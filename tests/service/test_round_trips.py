@@ -1,0 +1,53 @@
+"""Recommend costs a fixed number of Redis commands, whatever the catalog size."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as redis
+
+from tests.service.helpers import add_items, event, send
+
+pytestmark = pytest.mark.anyio
+
+
+async def _commands(url: str) -> int:
+    client = redis.Redis.from_url(url)
+    try:
+        stats = await client.info("commandstats")
+        return sum(v["calls"] for k, v in stats.items() if k != "cmdstat_info")
+    finally:
+        await client.aclose()
+
+
+async def _commands_per_recommend(running, url: str, n_items: int) -> float:
+    for start in range(0, n_items, 1000):
+        await add_items(running.client, [f"i{n}" for n in range(start, min(n_items, start + 1000))])
+    await send(running.client, [event("impression", "u", "i0"), event("click", "u", "i1")])
+    await running.refresh()
+    before = await _commands(url)
+    for n in range(20):
+        response = await running.client.post("/v1/recommend", json={"user_id": "u", "k": 10})
+        assert len(response.json()["items"]) == 10, n
+    return (await _commands(url) - before) / 20
+
+
+async def test_recommend_round_trips_do_not_grow_with_the_catalog(start, redis_url):
+    # A long snapshot period keeps the background refresh out of the count.
+    small = await _commands_per_recommend(
+        await start(snapshot_ms=600_000, stale_after_s=700), redis_url, 20
+    )
+    large = await _commands_per_recommend(
+        await start(snapshot_ms=600_000, stale_after_s=700), redis_url, 5000
+    )
+    # 3 pipelined reads of user state + 1 log write (+1 cached-cluster write at most).
+    assert small == large <= 5
+
+
+async def test_openapi_documents_the_error_shape(svc):
+    spec = (await svc.client.get("/openapi.json")).json()
+    feedback = spec["paths"]["/v1/feedback"]["post"]["responses"]
+    assert feedback["422"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorResponse"
+    )
+    assert "examples" in str(spec["components"]["schemas"]["FeedbackBatch"])
+    assert (await svc.client.get("/docs")).status_code == 200
