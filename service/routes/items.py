@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, Path
 
 from service.deps import RecommenderDep, StoreDep, WriteAccess
@@ -20,11 +21,18 @@ def _meta(item: ItemBody, now: float) -> dict[str, object]:
     return {"tags": item.tags, "pools": item.pools, "active": item.active, "updated": now}
 
 
+def _as_stored(embedding: object) -> list[float] | None:
+    # Embeddings are kept as float32; show each value as the shortest decimal that
+    # round-trips to that float32 (0.9, not 0.8999999761581421), in PUT and GET alike.
+    if embedding is None:
+        return None
+    return [float(str(x)) for x in np.asarray(embedding, dtype=np.float32)]
+
+
 def _out(record: ItemRecord) -> ItemOut:
-    embedding = None if record.embedding is None else [float(x) for x in record.embedding]
     return ItemOut(
         item_id=record.item_id,
-        embedding=embedding,
+        embedding=_as_stored(record.embedding),
         tags=record.tags,
         pools=record.pools,
         active=record.active,
@@ -40,7 +48,8 @@ async def put_item(
     now = time.time()
     await store.upsert_items([(item_id, _meta(item, now), item.embedding)])
     await recommender.refresh_after_write()
-    return ItemOut(item_id=item_id, updated=now, **item.model_dump())
+    fields = item.model_dump() | {"embedding": _as_stored(item.embedding)}
+    return ItemOut(item_id=item_id, updated=now, **fields)
 
 
 @router.post("/bulk", dependencies=[WriteAccess])
