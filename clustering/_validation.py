@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-import numbers
 import reprlib
 
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
+
+# The integer and Generator checks are the same for both pure packages: one definition.
+from bandits._validation import generator, positive_int
+
+__all__ = ["finite_matrix", "generator", "labels_1d", "positive_int"]
 
 
 def finite_matrix(name: str, value: npt.ArrayLike) -> NDArray[np.float64]:
@@ -35,19 +39,3 @@ def labels_1d(name: str, value: npt.ArrayLike) -> NDArray[np.generic]:
     if labels.dtype.kind in "fc" and not bool(np.all(np.isfinite(labels))):
         raise ValueError(f"{name} must not contain NaN or inf, got {reprlib.repr(labels)}")
     return labels
-
-
-def positive_int(name: str, value: object) -> int:
-    """Return ``value`` as an int, or raise ValueError if it is not an integer >= 1."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-    return int(value)
-
-
-def generator(name: str, value: object) -> np.random.Generator:
-    """Return ``value`` unchanged, or raise ValueError if it is not a numpy Generator."""
-    if not isinstance(value, np.random.Generator):
-        raise ValueError(
-            f"{name} must be a numpy.random.Generator (np.random.default_rng(seed)), got {value!r}"
-        )
-    return value
