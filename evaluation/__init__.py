@@ -1,0 +1,1 @@
+"""Offline evaluation: simulated worlds and policies, beyond-accuracy metrics, OPE."""
