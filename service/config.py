@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     user_ttl_s: int = Field(
         90 * 86400, ge=3600, le=3650 * 86400, description="Idle time before user state expires."
     )
+    propensity_samples: int = Field(
+        32,
+        ge=0,
+        le=1000,
+        description="Monte-Carlo draws per recommend to log each served item's propensity "
+        "(0 disables; cost grows with samples x candidates).",
+    )
     fit_max_users: int = Field(
         200_000, ge=8, le=10_000_000, description="Users sampled for a k-means fit."
     )

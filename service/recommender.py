@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import numpy as np
 
-from bandits import beta_interval, beta_mean, beta_params, decayed_counts, rank, seen_decay
+from bandits import (
+    beta_interval,
+    beta_mean,
+    beta_params,
+    decayed_counts,
+    inclusion_probabilities,
+    rank,
+    seen_decay,
+)
 from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
 from service.config import Settings
 from service.errors import ApiError
@@ -204,19 +214,35 @@ class Recommender:
             row = min(cluster, snap.posteriors.alpha.shape[0] - 2)
             alpha = snap.posteriors.alpha[row, positions]
             beta = snap.posteriors.beta[row, positions]
-            top, scores = rank(alpha, beta, request.k, self._rng, multipliers[positions])
+            factors = multipliers[positions]
+            top, scores = rank(alpha, beta, request.k, self._rng, factors)
+            propensities: list[float | None] = [None] * len(top)
+            if self.settings.propensity_samples:
+                propensities = inclusion_probabilities(
+                    alpha,
+                    beta,
+                    request.k,
+                    self._rng,
+                    self.settings.propensity_samples,
+                    top,
+                    factors,
+                ).tolist()
             ids = snap.catalog.item_ids
             items = [
-                ScoredItem(item_id=ids[p], score=float(s))
-                for p, s in zip(positions[top], scores, strict=True)
+                ScoredItem(item_id=ids[p], score=float(s), propensity=q)
+                for p, s, q in zip(positions[top], scores, propensities, strict=True)
             ]
         rec_id = uuid.uuid4().hex
         record = {
             "user_id": request.user_id,
             "gen": snap.clusters.gen,
             "cluster": cluster,
-            "items": [i.item_id for i in items],
             "ts": now,
+            "k": request.k,
+            "n_candidates": len(positions),
+            "items": [i.item_id for i in items],
+            "scores": [i.score for i in items],
+            "propensities": [i.propensity for i in items],
         }
         try:
             await self.store.log_recommendation(
@@ -267,6 +293,7 @@ class Recommender:
         snap = self.snapshot
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
+        outcomes: dict[str, set[str]] = {}
         for i, event in enumerate(events):
             gen, cluster = snap.clusters.gen, None
             rec = recs.get(event.rec_id) if event.rec_id is not None else None
@@ -287,6 +314,8 @@ class Recommender:
                     )
                 if rec["gen"] == gen:
                     cluster = int(rec["cluster"])
+                kind = "imp" if event.type == "impression" else "clk"
+                outcomes.setdefault(str(event.rec_id), set()).add(f"{kind}:{event.item_id}")
             if cluster is None:
                 # No rec (or it was served under an older clustering): the user's cluster now.
                 cluster, _, _ = self._assign(snap, users[event.user_id])
@@ -302,12 +331,33 @@ class Recommender:
             half_life_s=self.settings.seen_half_life_s,
             history_n=self.settings.history_n,
             user_ttl_s=self.settings.user_ttl_s,
+            outcomes=outcomes,
+            outcome_ttl_s=self.settings.rec_log_ttl_s,
         )
         for event, new in zip(events, flags, strict=True):
             outcome = "accepted" if new else "duplicate"
             self.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
         accepted = sum(flags)
         return FeedbackResult(accepted=accepted, duplicates=len(flags) - accepted)
+
+    # -- logs -------------------------------------------------------------------------
+
+    async def export_logs(
+        self, since: float | None, until: float | None, limit: int
+    ) -> AsyncIterator[str]:
+        """Yield served lists joined with their feedback, one NDJSON line each."""
+        await self.store.ping()  # fail with 503 before the stream starts, not inside it
+        sent = 0
+        async for batch in self.store.served_lists():
+            for served in batch:
+                if (since is not None and served["ts"] < since) or (
+                    until is not None and served["ts"] >= until
+                ):
+                    continue
+                yield json.dumps(_served_line(served), separators=(",", ":")) + "\n"
+                sent += 1
+                if sent >= limit:
+                    return
 
     # -- inspection -------------------------------------------------------------------
 
@@ -444,3 +494,33 @@ def _embedded_rows(catalog: Catalog, item_ids: list[str]) -> list[int]:
     """Return catalog positions of the given items that have an embedding."""
     rows = (catalog.index.get(i) for i in item_ids)
     return [r for r in rows if r is not None and catalog.has_embedding[r]]
+
+
+def _served_line(served: dict[str, Any]) -> dict[str, Any]:
+    """Return one export line: the served list, each item with its propensity and outcome."""
+    outcomes = served["outcomes"]
+    n = len(served["items"])
+    scores = served.get("scores") or [None] * n
+    propensities = served.get("propensities") or [None] * n
+    return {
+        "rec_id": served["rec_id"],
+        "user_id": served["user_id"],
+        "gen": served["gen"],
+        "cluster": served["cluster"],
+        "ts": served["ts"],
+        "k": served.get("k", n),
+        "n_candidates": served.get("n_candidates"),
+        "items": [
+            {
+                "item_id": item,
+                "position": position,
+                "score": score,
+                "propensity": propensity,
+                "impression": f"imp:{item}" in outcomes,
+                "click": f"clk:{item}" in outcomes,
+            }
+            for position, (item, score, propensity) in enumerate(
+                zip(served["items"], scores, propensities, strict=True)
+            )
+        ],
+    }

@@ -76,10 +76,15 @@ class RecommendRequest(Strict):
 
 
 class ScoredItem(BaseModel):
-    """One ranked item and the score it was ranked by (sample x seen decay)."""
+    """One ranked item, the score it was ranked by (sample x seen decay), and its propensity."""
 
     item_id: str
     score: float
+    propensity: float | None = Field(
+        None,
+        description="Estimated chance that this request's policy puts the item in its top k "
+        "(Monte-Carlo; null when BANDITREC_PROPENSITY_SAMPLES=0).",
+    )
 
 
 class RecommendResponse(BaseModel):

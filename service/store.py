@@ -16,13 +16,14 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:u:{USER}:seen                hash  item_id -> "unclicked|updated_at" (decayed lazily)
     P:u:{USER}:events              zset  event_ids already applied to this user, scored by time
     P:rec:{REC_ID}                 str   JSON of a served list, expires after the rec-log TTL
+    P:rec:{REC_ID}:out             hash  imp:ITEM / clk:ITEM = 1 once feedback named the list
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
@@ -287,6 +288,9 @@ class Store:
     def _rec_key(self, rec_id: str) -> str:
         return f"{self.prefix}:rec:{{{rec_id}}}"
 
+    def _outcome_key(self, rec_id: str) -> str:
+        return f"{self.prefix}:rec:{{{rec_id}}}:out"
+
     @property
     def _clusters_key(self) -> str:
         return f"{self.prefix}:{{clusters}}"
@@ -496,8 +500,13 @@ class Store:
         half_life_s: float,
         history_n: int,
         user_ttl_s: int,
+        outcomes: dict[str, set[str]] | None = None,
+        outcome_ttl_s: int = 0,
     ) -> list[bool]:
         """Apply a validated batch; return, per arm event, whether it was new (not a replay).
+
+        `outcomes` maps logged rec_ids to fields (imp:ITEM, clk:ITEM) to flag on the served
+        list, for off-policy evaluation; flags are idempotent, so replays change nothing.
 
         Counts and user state live in different slots, so each has its own dedupe and
         script; both are sent in one round trip. A failure between them is repaired by
@@ -523,15 +532,25 @@ class Store:
             for event in ordered:
                 args += [event.event_id, event.kind, event.item_id]
             calls.append((self._record_user, self._user_keys(user_id), args))
-        flags, *_ = await self._eval_many(calls)
+        commands = [
+            ("HSET", self._outcome_key(rec_id), *[x for f in sorted(fields) for x in (f, 1)])
+            for rec_id, fields in (outcomes or {}).items()
+        ] + [("EXPIRE", self._outcome_key(rec_id), outcome_ttl_s) for rec_id in outcomes or {}]
+        flags, *_ = await self._eval_many(calls, commands)
         return [bool(f) for f in flags]
 
-    async def _eval_many(self, calls: Sequence[tuple[Any, list[str], list[Any]]]) -> list[Any]:
-        """Run scripts by EVALSHA in one round trip; return their results in order."""
+    async def _eval_many(
+        self,
+        calls: Sequence[tuple[Any, list[str], list[Any]]],
+        commands: Sequence[tuple[Any, ...]] = (),
+    ) -> list[Any]:
+        """Run scripts by EVALSHA, then idempotent commands, in one round trip; return results."""
         for attempt in (1, 2):
             async with self._redis.pipeline(transaction=False) as pipe:
                 for script, keys, args in calls:
                     pipe.evalsha(script.sha, len(keys), *keys, *args)
+                for command in commands:
+                    pipe.execute_command(*command)
                 try:
                     return list(await pipe.execute())
                 except NoScriptError:
@@ -542,6 +561,39 @@ class Store:
             for script in {id(c[0]): c[0] for c in calls}.values():
                 await self._redis.script_load(script.script)
         raise AssertionError("unreachable")
+
+    async def served_lists(self, batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
+        """Yield batches of logged served lists (SCAN order), each with its `outcomes` fields."""
+        keys: list[str] = []
+        try:
+            # The pattern ends in '}' so the ':out' hashes are not listed as lists.
+            pattern = f"{self.prefix}:rec:{{*}}"
+            async for raw_key in self._redis.scan_iter(match=pattern, count=1000):
+                keys.append(_decode(raw_key))
+                if len(keys) >= batch:
+                    yield await self._served_batch(keys)
+                    keys = []
+            if keys:
+                yield await self._served_batch(keys)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    async def _served_batch(self, keys: list[str]) -> list[dict[str, Any]]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(key)
+                pipe.hgetall(f"{key}:out")
+            raw = await pipe.execute()
+        lists = []
+        for n, key in enumerate(keys):
+            record, outcomes = raw[2 * n], raw[2 * n + 1]
+            if record is None:  # expired between SCAN and GET
+                continue
+            served = json.loads(record)
+            served["rec_id"] = key[key.index("{") + 1 : key.rindex("}")]
+            served["outcomes"] = {_decode(f) for f in outcomes}
+            lists.append(served)
+        return lists
 
     # -- clusters ---------------------------------------------------------------------
 

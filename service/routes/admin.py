@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import StreamingResponse
 
 from service.deps import RecommenderDep, WriteAccess
 from service.schemas import FitRequest, FitResult
@@ -14,3 +18,32 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[WriteAccess
 async def fit_clusters(request: FitRequest, recommender: RecommenderDep) -> FitResult:
     """Fit k-means on users' vectors and start a new clustering generation."""
     return await recommender.fit_clusters(request)
+
+
+@router.get(
+    "/logs/export",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/x-ndjson": {}}}},
+)
+async def export_logs(
+    recommender: RecommenderDep,
+    since: Annotated[float | None, Query(ge=0, description="Unix time, inclusive.")] = None,
+    until: Annotated[float | None, Query(ge=0, description="Unix time, exclusive.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000_000)] = 1_000_000,
+) -> StreamingResponse:
+    """Stream logged served lists with propensities and feedback outcomes as NDJSON.
+
+    One line per list still within the rec-log TTL, in no particular order:
+    {rec_id, user_id, gen, cluster, ts, k, n_candidates,
+     items: [{item_id, position, score, propensity, impression, click}]}.
+    """
+    lines = recommender.export_logs(since, until, limit)
+    first = await anext(lines, None)  # surfaces a Redis outage as 503, not a cut stream
+
+    async def stream() -> AsyncIterator[str]:
+        if first is not None:
+            yield first
+            async for line in lines:
+                yield line
+
+    return StreamingResponse(stream(), media_type="application/x-ndjson")

@@ -38,6 +38,7 @@ async def test_redis_down_then_back(tmp_path):
             assert (await client.get("/readyz")).status_code == 503
             assert (await client.get("/healthz")).status_code == 200
             assert (await client.put("/v1/items/d", json={})).status_code == 503
+            assert (await client.get("/v1/admin/logs/export")).status_code == 503
 
             server.start()
             assert (await client.get("/readyz")).status_code == 200
