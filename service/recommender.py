@@ -192,12 +192,17 @@ class Recommender:
         snap = self.snapshot
         stale = not snap.loaded or snap.age_s() > self.settings.stale_after_s
         now = time.time()
+        user: UserState | None = None
         try:
-            users = await self.store.read_users([request.user_id], self.settings.history_n)
-            user: UserState | None = users[request.user_id]
+            user, items_version, gen = await self.store.read_user_and_layout(
+                request.user_id, self.settings.history_n
+            )
+            if items_version != snap.catalog.version or gen != snap.clusters.gen:
+                # Another worker changed the catalog or the clustering: catch up first.
+                await self.refresh()
         except StoreUnavailable:
-            user, stale = None, True
-        snap = self.snapshot  # read_users yielded; a refresh may have landed meanwhile
+            stale = True
+        snap = self.snapshot  # we yielded; a refresh may have landed meanwhile
         if user is not None:
             cluster, assigned, changed = self._assign(snap, user)
             self._remember_cluster(request.user_id, cluster)

@@ -210,3 +210,15 @@ async def test_health_endpoints(svc):
     assert (await svc.client.get("/healthz")).json() == {"status": "ok"}
     ready = await svc.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["status"] == "ok"
+
+
+async def test_a_worker_catches_up_with_catalog_changes_made_through_another(start):
+    # Two apps on one Redis stand for two workers; their periodic refresh is far away.
+    first = await start(snapshot_ms=600_000, stale_after_s=700)
+    second = await start(snapshot_ms=600_000, stale_after_s=700)
+    await add_items(first.client, ["a", "b"])
+    got = (await second.client.post("/v1/recommend", json={"user_id": "u", "k": 5})).json()
+    assert sorted(i["item_id"] for i in got["items"]) == ["a", "b"]
+    assert (await first.client.delete("/v1/items/a")).status_code == 204
+    got = (await second.client.post("/v1/recommend", json={"user_id": "u", "k": 5})).json()
+    assert [i["item_id"] for i in got["items"]] == ["b"]
