@@ -158,8 +158,10 @@ class Recommender:
 
     # -- recommend --------------------------------------------------------------------
 
-    async def _candidates(self, snap: Snapshot, request: RecommendRequest) -> np.ndarray:
-        """Return catalog positions of the items this request may be served."""
+    async def _candidates(
+        self, snap: Snapshot, request: RecommendRequest
+    ) -> tuple[Snapshot, np.ndarray]:
+        """Return the snapshot used and the positions, in its catalog, of servable items."""
         catalog = snap.catalog
         if request.candidates is not None:
             unknown = [i for i in request.candidates if i not in catalog.index]
@@ -185,7 +187,7 @@ class Recommender:
         if request.exclude:
             excluded = [catalog.index[i] for i in request.exclude if i in catalog.index]
             positions = positions[~np.isin(positions, excluded)]
-        return positions
+        return snap, positions
 
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Rank candidates for the user with their cluster's bandit and seen decay."""
@@ -208,8 +210,8 @@ class Recommender:
             self._remember_cluster(request.user_id, cluster)
         else:
             cluster, assigned, changed = self._clusters_by_user.get(request.user_id, 0), "", False
-        positions = await self._candidates(snap, request)
-        snap = self.snapshot
+        # Positions index this snapshot's arrays only: never re-read self.snapshot below.
+        snap, positions = await self._candidates(snap, request)
         items: list[ScoredItem] = []
         if len(positions) and snap.posteriors is not None:
             multipliers = np.ones(len(snap.catalog))
