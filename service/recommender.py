@@ -156,6 +156,14 @@ class Recommender:
         unclicked = decayed_counts(counts, now - updated, self.settings.seen_half_life_s)
         return positions.astype(np.intp), seen_decay(unclicked, self.settings.seen_gamma)
 
+    async def _read_users_current(self, user_ids: list[str]) -> dict[str, UserState]:
+        """Return users' state, first catching up if another worker changed catalog or clusters."""
+        users, items_version, gen = await self.store.read_users(user_ids, self.settings.history_n)
+        snap = self.snapshot
+        if items_version != snap.catalog.version or gen != snap.clusters.gen:
+            await self.refresh()
+        return users
+
     # -- recommend --------------------------------------------------------------------
 
     async def _candidates(
@@ -196,12 +204,7 @@ class Recommender:
         now = time.time()
         user: UserState | None = None
         try:
-            user, items_version, gen = await self.store.read_user_and_layout(
-                request.user_id, self.settings.history_n
-            )
-            if items_version != snap.catalog.version or gen != snap.clusters.gen:
-                # Another worker changed the catalog or the clustering: catch up first.
-                await self.refresh()
+            user = (await self._read_users_current([request.user_id]))[request.user_id]
         except StoreUnavailable:
             stale = True
         snap = self.snapshot  # we yielded; a refresh may have landed meanwhile
@@ -296,7 +299,7 @@ class Recommender:
                     f"events[{i}].item_id",
                 )
         recs = await self.store.read_rec_logs(rec_ids)
-        users = await self.store.read_users((e.user_id for e in events), self.settings.history_n)
+        users = await self._read_users_current([e.user_id for e in events])
         snap = self.snapshot
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
@@ -428,7 +431,7 @@ class Recommender:
 
     async def user(self, user_id: str) -> UserOut:
         """Return the user's cluster, recent clicks and seen-decay state."""
-        user = (await self.store.read_users([user_id], self.settings.history_n))[user_id]
+        user = (await self._read_users_current([user_id]))[user_id]
         snap = self.snapshot
         cluster, _, _ = self._assign(snap, user)
         now = time.time()

@@ -440,42 +440,29 @@ class Store:
     # -- users and served lists -------------------------------------------------------
 
     @_unavailable_on_redis_errors
-    async def read_users(self, user_ids: Iterable[str], history_n: int) -> dict[str, UserState]:
-        """Return the state of each user (empty state for unknown users), one round trip."""
-        users, _ = await self._read_users(list(dict.fromkeys(user_ids)), history_n, False)
-        return users
+    async def read_users(
+        self, user_ids: Iterable[str], history_n: int
+    ) -> tuple[dict[str, UserState], int, int]:
+        """Return (users' state, catalog version, clustering generation) in one round trip.
 
-    @_unavailable_on_redis_errors
-    async def read_user_and_layout(
-        self, user_id: str, history_n: int
-    ) -> tuple[UserState, int, int]:
-        """Return (user state, catalog version, clustering generation) in one round trip.
-
-        The two counters let a worker notice catalog or clustering changes made through
-        another worker before it serves, at no extra round trip.
+        Unknown users get an empty state. The two counters let a worker notice catalog or
+        clustering changes made through another worker before it acts, at no extra trip.
         """
-        users, (items, gen) = await self._read_users([user_id], history_n, True)
-        return users[user_id], items, gen
-
-    async def _read_users(
-        self, user_ids: list[str], history_n: int, with_layout: bool
-    ) -> tuple[dict[str, UserState], tuple[int, int]]:
+        user_ids = list(dict.fromkeys(user_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 state, seen, clicks, _ = self._user_keys(user_id)
                 pipe.hgetall(state)
                 pipe.lrange(clicks, 0, history_n - 1)
                 pipe.hgetall(seen)
-            if with_layout:
-                pipe.hget(self._items_key("info"), "version")
-                pipe.hget(self._clusters_key, "gen")
-            raw = await pipe.execute()
+            pipe.hget(self._items_key("info"), "version")
+            pipe.hget(self._clusters_key, "gen")
+            *raw, items_version, gen = await pipe.execute()
         users = {}
         for i, user_id in enumerate(user_ids):
             state, clicks, seen = raw[3 * i : 3 * i + 3]
             users[user_id] = _user_state(state, clicks, seen)
-        layout = (int(raw[-2] or 0), int(raw[-1] or 0)) if with_layout else (0, 0)
-        return users, layout
+        return users, int(items_version or 0), int(gen or 0)
 
     @_unavailable_on_redis_errors
     async def read_rec_logs(self, rec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:

@@ -81,3 +81,16 @@ async def test_fit_needs_enough_users(svc):
     response = await svc.client.post("/v1/admin/clusters/fit", json={"k": 8})
     assert response.status_code == 422
     assert response.json()["error"]["field"] == "k"
+
+
+async def test_feedback_through_another_worker_credits_the_new_generation(start):
+    first = await start(snapshot_ms=600_000, stale_after_s=700)
+    second = await start(snapshot_ms=600_000, stale_after_s=700)
+    await _two_taste_world(first)
+    fit = await first.client.post("/v1/admin/clusters/fit", json={"k": 2, "seed": 1})
+    assert fit.json()["gen"] == 1
+    # The second worker has not refreshed since the fit; its feedback must still use gen 1.
+    await send(second.client, [event("click", "xfan0", "x1")])
+    arms = await arm(second.client, "x1")
+    assert arms["gen"] == 1
+    assert sum(c["clicks"] for c in arms["clusters"]) == 1
