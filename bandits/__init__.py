@@ -1,16 +1,22 @@
 """Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
 
+from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
+from bandits.prior import catalog_prior
 from bandits.propensity import inclusion_probabilities
+from bandits.quotas import fill_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
     "beta_interval",
     "beta_mean",
     "beta_params",
+    "catalog_prior",
     "decayed_counts",
+    "fill_quotas",
     "inclusion_probabilities",
+    "mix_posteriors",
     "rank",
     "sample_scores",
     "seen_decay",

@@ -1,0 +1,36 @@
+"""Empirical-Bayes priors: what a new arm should believe before its first impression."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import NDArray
+
+from bandits._validation import nonnegative, real_scalar, same_shape
+
+FloatArray = NDArray[np.float64]
+
+
+def catalog_prior(
+    impressions: npt.ArrayLike, clicks: npt.ArrayLike, strength: float
+) -> tuple[float, float]:
+    """Return (a0, b0): a Beta prior at the catalog's pooled CTR worth ``strength`` impressions.
+
+    A brand-new item starting here is tried (its draws spread around the catalog mean) but
+    not flooded the way Beta(1, 1), with mean 0.5, floods a catalog whose CTRs are ~5%.
+    With no impressions anywhere the mean is 0.5.
+
+    >>> catalog_prior([100, 300], [10, 10], strength=20)
+    (1.0, 19.0)
+    """
+    impressions_ = nonnegative("impressions", impressions)
+    clicks_ = nonnegative("clicks", clicks)
+    same_shape(("impressions", "clicks"), impressions_, clicks_)
+    strength_ = real_scalar("strength", strength)
+    if strength_ <= 0:
+        raise ValueError(f"strength must be > 0, got {strength!r}")
+    shown = float(impressions_.sum())
+    mean = min(float(clicks_.sum()) / shown, 1.0) if shown > 0 else 0.5
+    # Keep both shapes > 0 even for an all-click or no-click catalog.
+    mean = float(np.clip(mean, 1e-6, 1.0 - 1e-6))
+    return mean * strength_, (1.0 - mean) * strength_

@@ -1,0 +1,69 @@
+"""Pool quotas: reserve places in a list for items from given pools, then fill by score."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import numpy.typing as npt
+from numpy.typing import NDArray
+
+from bandits._validation import float_array, positive_int
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.intp]
+
+
+def fill_quotas(
+    scores: npt.ArrayLike,
+    pools: Sequence[npt.ArrayLike],
+    quotas: Sequence[int],
+    k: int,
+) -> IndexArray:
+    """Return up to k arm indices: each pool's best ``quota`` arms first, the rest by score.
+
+    Pools are index arrays into ``scores``; they are served in the order given and an arm
+    already taken by an earlier pool is not taken twice. A pool with fewer arms than its
+    quota gives what it has. The result is ordered by score, best first, so reserved arms
+    are interleaved where their scores put them.
+
+    >>> fill_quotas([0.9, 0.8, 0.1, 0.2, 0.7], [[2, 3]], [1], 3)
+    array([0, 1, 3])
+    """
+    scores_ = float_array("scores", scores)
+    if scores_.ndim != 1 or bool(np.any(np.isnan(scores_))):
+        raise ValueError(f"scores must be a 1-D array of numbers, got shape {scores_.shape}")
+    if len(pools) != len(quotas):
+        raise ValueError(f"pools and quotas must pair up; got {len(pools)} and {len(quotas)}")
+    members = []
+    for n, pool in enumerate(pools):
+        indices = np.asarray(pool)
+        if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
+            raise ValueError(f"pools[{n}] must be a 1-D array of arm indices")
+        if indices.size and (indices.min() < 0 or indices.max() >= scores_.size):
+            raise ValueError(f"pools[{n}] has indices outside [0, {scores_.size})")
+        members.append(indices.astype(np.intp))
+    for n, quota in enumerate(quotas):
+        if isinstance(quota, bool) or not isinstance(quota, (int, np.integer)) or quota < 0:
+            raise ValueError(f"quotas[{n}] must be an integer >= 0, got {quota!r}")
+    return _fill_quotas(scores_, members, [int(q) for q in quotas], positive_int("k", k))
+
+
+def _fill_quotas(
+    scores: FloatArray, pools: list[IndexArray], quotas: list[int], k: int
+) -> IndexArray:
+    taken = np.zeros(scores.size, dtype=bool)
+    room = k
+    for pool, quota in zip(pools, quotas, strict=True):
+        free = pool[~taken[pool]]
+        want = min(quota, room, free.size)
+        if want:
+            best = free[np.lexsort((free, -scores[free]))[:want]]
+            taken[best] = True
+            room -= want
+    if room:
+        rest = np.flatnonzero(~taken)
+        if rest.size:
+            taken[rest[np.lexsort((rest, -scores[rest]))[:room]]] = True
+    chosen = np.flatnonzero(taken)
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
