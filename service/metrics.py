@@ -43,6 +43,11 @@ class Metrics:
         self.snapshot_refreshes = Counter(
             "banditrec_snapshot_refreshes_total", "Successful refreshes.", registry=self.registry
         )
+        self.snapshot_full_reloads = Counter(
+            "banditrec_snapshot_full_reloads_total",
+            "Refreshes that reloaded every count because deltas were missing or too many.",
+            registry=self.registry,
+        )
         self.snapshot_failures = Counter(
             "banditrec_snapshot_failures_total", "Failed refreshes.", registry=self.registry
         )

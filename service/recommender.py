@@ -44,13 +44,22 @@ from service.schemas import (
     UserOut,
 )
 from service.snapshot import Catalog, Posteriors, Snapshot
-from service.store import ArmEvent, Store, StoreUnavailable, UserEvent, UserState
+from service.store import (
+    ArmEvent,
+    ClusterModel,
+    Store,
+    StoreUnavailable,
+    UserEvent,
+    UserState,
+)
 
 log = logging.getLogger("banditrec")
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
 _MAX_CLOCK_SKEW_S = 300.0
 _USER_CACHE_SIZE = 100_000
+# Change entries applied per refresh; a worker further behind reloads in full instead.
+_MAX_CHANGES = 10_000
 # k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
 _FIT_STARTS = 4
 
@@ -83,19 +92,25 @@ class Recommender:
                 clusters = await self.store.load_clusters()
                 centers = None if clusters.centers is None else normalize_rows(clusters.centers)
             posteriors = old.posteriors
-            if (
-                posteriors is None
-                or catalog is not old.catalog
-                or clusters is not old.clusters
-                or versions.arms != posteriors.version
-            ):
-                version, counts = await self.store.load_counts(clusters.gen, clusters.k)
-                posteriors = Posteriors.build(
-                    version, catalog, counts, self.settings.prior_a, self.settings.prior_b
-                )
+            prior = self.settings.prior_a, self.settings.prior_b
+            if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
+                posteriors = await self._load_posteriors(catalog, clusters)
+            elif versions.arms != posteriors.version:
+                # Only counts moved: apply the feedback batches since our version.
+                changes = await self.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
+                advanced = posteriors.apply(changes, catalog, *prior)
+                if advanced is None or advanced.version < versions.arms:
+                    self.metrics.snapshot_full_reloads.inc()
+                    advanced = await self._load_posteriors(catalog, clusters)
+                posteriors = advanced
             self.snapshot = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
             self.metrics.snapshot_refreshes.inc()
             return self.snapshot
+
+    async def _load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
+        state = await self.store.load_counts(clusters.gen, clusters.k)
+        prior_a, prior_b = self.settings.prior_a, self.settings.prior_b
+        return Posteriors.build(state, clusters.gen, catalog, prior_a, prior_b)
 
     async def refresh_after_write(self) -> None:
         """Make this worker read its own catalog writes; other workers follow within a period."""
@@ -411,8 +426,8 @@ class Recommender:
                 f"cluster {cluster} does not exist; the current clustering has k={clusters.k}",
                 "cluster",
             )
-        _, all_counts = await self.store.load_counts(clusters.gen, clusters.k)
-        impressions, clicks = all_counts[-1 if cluster is None else cluster]
+        state = await self.store.load_counts(clusters.gen, clusters.k)
+        impressions, clicks = state.counts[-1 if cluster is None else cluster]
         catalog = self.snapshot.catalog
         ids = sorted(set(impressions) | set(clicks) | set(catalog.item_ids))
         imp = np.array([impressions.get(i, 0) for i in ids], dtype=np.float64)

@@ -9,7 +9,7 @@ import numpy as np
 
 from bandits import beta_params
 from clustering import normalize_rows
-from service.store import ClusterModel, ItemRecord
+from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,30 +56,74 @@ class Catalog:
 
 @dataclass(frozen=True, slots=True)
 class Posteriors:
-    """Beta parameters per (cluster, item) plus the global row, aligned with a catalog."""
+    """Counts and Beta parameters per (cluster, item) plus the global row, aligned with a catalog.
+
+    Rows 0..k-1 are the clusters of generation `gen`; the last row is the global arm.
+    """
 
     version: int
-    alpha: np.ndarray  # (k + 1, n_items); the last row is the global arm
+    stream_id: str
+    gen: int
+    impressions: np.ndarray  # (k + 1, n_items)
+    clicks: np.ndarray
+    alpha: np.ndarray
     beta: np.ndarray
 
     @classmethod
     def build(
-        cls,
-        version: int,
-        catalog: Catalog,
-        counts: list[tuple[dict[str, int], dict[str, int]]],
-        prior_a: float,
-        prior_b: float,
+        cls, state: CountsState, gen: int, catalog: Catalog, prior_a: float, prior_b: float
     ) -> Posteriors:
-        """Return posteriors for every catalog item from per-cluster (impressions, clicks)."""
-        impressions = np.zeros((len(counts), len(catalog)))
+        """Return posteriors for every catalog item from a full read of the counts."""
+        impressions = np.zeros((len(state.counts), len(catalog)))
         clicks = np.zeros_like(impressions)
         index = catalog.index
-        for row, (imp, clk) in enumerate(counts):
+        for row, (imp, clk) in enumerate(state.counts):
             _fill(impressions[row], imp, index)
             _fill(clicks[row], clk, index)
         alpha, beta = beta_params(impressions, clicks, prior_a, prior_b)
-        return cls(version, alpha, beta)
+        return cls(state.version, state.stream_id, gen, impressions, clicks, alpha, beta)
+
+    def apply(
+        self, changes: list[CountChange], catalog: Catalog, prior_a: float, prior_b: float
+    ) -> Posteriors | None:
+        """Return these posteriors advanced by consecutive changes, or None if one is missing."""
+        expected = self.version
+        rows: list[int] = []
+        columns: list[int] = []
+        kinds: list[bool] = []
+        k = self.impressions.shape[0] - 1
+        for change in changes:
+            expected += 1
+            if change.version != expected:
+                return None  # trimmed or out of order: the caller reloads in full
+            for gen, cluster, kind, item in change.deltas:
+                column = catalog.index.get(item)
+                if column is None:
+                    continue  # not (or no longer) in the catalog
+                is_click = kind == "clk"
+                rows.append(k)
+                columns.append(column)
+                kinds.append(is_click)
+                if int(gen) == self.gen and int(cluster) < k:
+                    rows.append(int(cluster))
+                    columns.append(column)
+                    kinds.append(is_click)
+        impressions, clicks = self.impressions.copy(), self.clicks.copy()
+        if rows:
+            at = np.array(rows), np.array(columns)
+            is_click = np.array(kinds)
+            np.add.at(clicks, (at[0][is_click], at[1][is_click]), 1.0)
+            np.add.at(impressions, (at[0][~is_click], at[1][~is_click]), 1.0)
+        alpha, beta = beta_params(impressions, clicks, prior_a, prior_b)
+        return Posteriors(
+            changes[-1].version if changes else self.version,
+            changes[-1].stream_id if changes else self.stream_id,
+            self.gen,
+            impressions,
+            clicks,
+            alpha,
+            beta,
+        )
 
 
 def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:

@@ -9,6 +9,7 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:{arms}:imp:G:C / clk:G:C     hash  item_id -> impressions / clicks, generation G, cluster C
     P:{arms}:imp:global / clk:global     the same over every cluster and generation
     P:{arms}:version               int   bumped by every feedback batch that changed a count
+    P:{arms}:changes               stream one entry per such batch: v (version), d (its deltas)
     P:{arms}:ev:EVENT_ID           str   dedupe marker, expires after the retention
     P:{clusters}                   hash  gen, k, dim, centers (float32), inertia, sizes, fitted_at
     P:u:{USER}:state               hash  hist (clicks so far), cluster, assigned (its gen:hist)
@@ -38,6 +39,8 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 GLOBAL = "global"
+# Change entries older than this are trimmed; a worker further behind reloads in full.
+CHANGES_RETENTION_S = 120
 
 
 class StoreUnavailable(RuntimeError):
@@ -99,25 +102,31 @@ end
 return removed
 """
 
-# Dedupe and count in one script, so no crash can separate the two.
-# KEYS[1] = arms version; then per event: dedupe key, cluster hash, global hash.
-# ARGV[1] = retention seconds; then per event: item_id. Returns 1/0 per event.
+# Dedupe and count in one script, so no crash can separate the two. Accepted events are
+# also appended, as one stream entry per batch, so snapshots can apply deltas.
+# KEYS[1] = arms version, KEYS[2] = changes stream; then per event: dedupe key, cluster
+# hash, global hash. ARGV[1] = retention seconds, ARGV[2] = oldest stream id to keep;
+# then per event: item_id, delta token. Returns 1/0 per event.
 _RECORD_COUNTS = """
 local ttl = tonumber(ARGV[1])
 local flags = {}
-local changed = 0
-for i = 2, #ARGV do
-  local k = 2 + (i - 2) * 3
+local deltas = {}
+for i = 3, #ARGV, 2 do
+  local k = 3 + (i - 3) / 2 * 3
   if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
     redis.call('HINCRBY', KEYS[k + 1], ARGV[i], 1)
     redis.call('HINCRBY', KEYS[k + 2], ARGV[i], 1)
     flags[#flags + 1] = 1
-    changed = 1
+    deltas[#deltas + 1] = ARGV[i + 1]
   else
     flags[#flags + 1] = 0
   end
 end
-if changed == 1 then redis.call('INCR', KEYS[1]) end
+if #deltas > 0 then
+  local version = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*',
+             'v', version, 'd', table.concat(deltas, '\\n'))
+end
 return flags
 """
 
@@ -202,6 +211,24 @@ class Versions:
     items: int
     arms: int
     clusters: int
+
+
+@dataclass(frozen=True, slots=True)
+class CountsState:
+    """All counts at one version, and the id of the change entry that produced it."""
+
+    version: int
+    stream_id: str
+    counts: list[tuple[dict[str, int], dict[str, int]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CountChange:
+    """One feedback batch's accepted deltas: (gen, cluster, imp|clk, item_id) each +1."""
+
+    stream_id: str
+    version: int
+    deltas: list[tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,6 +325,10 @@ class Store:
     @property
     def _arms_version_key(self) -> str:
         return f"{self.prefix}:{{arms}}:version"
+
+    @property
+    def _changes_key(self) -> str:
+        return f"{self.prefix}:{{arms}}:changes"
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -412,19 +443,31 @@ class Store:
         )
 
     @_unavailable_on_redis_errors
-    async def load_counts(
-        self, gen: int, k: int
-    ) -> tuple[int, list[tuple[dict[str, int], dict[str, int]]]]:
-        """Return (counts version, [(impressions, clicks)] for clusters 0..k-1 then global)."""
+    async def load_counts(self, gen: int, k: int) -> CountsState:
+        """Return every count of clusters 0..k-1 then global, and the change stream position."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._arms_version_key)
+            pipe.xrevrange(self._changes_key, count=1)
             for cluster in [*range(k), None]:
                 g = None if cluster is None else gen
                 pipe.hgetall(self._arms_key("imp", g, cluster))
                 pipe.hgetall(self._arms_key("clk", g, cluster))
-            version, *hashes = await pipe.execute()
+            version, last, *hashes = await pipe.execute()
         pairs = [(_counts(hashes[i]), _counts(hashes[i + 1])) for i in range(0, len(hashes), 2)]
-        return int(version or 0), pairs
+        # The transaction makes the last entry the one that produced `version` (or none yet).
+        stream_id = _decode(last[0][0]) if last else "0-0"
+        return CountsState(int(version or 0), stream_id, pairs)
+
+    @_unavailable_on_redis_errors
+    async def read_changes(self, after_id: str, limit: int) -> list[CountChange]:
+        """Return up to `limit` change entries newer than `after_id`, oldest first."""
+        raw = await self._redis.xrange(self._changes_key, min=f"({after_id}", count=limit)
+        changes = []
+        for entry_id, fields in raw:
+            fields = {_decode(k): _decode(v) for k, v in fields.items()}
+            deltas = [tuple(token.split("|", 3)) for token in fields["d"].split("\n")]
+            changes.append(CountChange(_decode(entry_id), int(fields["v"]), deltas))
+        return changes
 
     @_unavailable_on_redis_errors
     async def arm_counts(self, item_id: str, gen: int, k: int) -> list[tuple[int, int]]:
@@ -520,15 +563,17 @@ class Store:
         script; both are sent in one round trip. A failure between them is repaired by
         the client's retry: each side skips what it already applied.
         """
-        count_keys = [self._arms_version_key]
-        count_args: list[Any] = [retention_s]
+        count_keys = [self._arms_version_key, self._changes_key]
+        oldest_ms = int((now - CHANGES_RETENTION_S) * 1000)
+        count_args: list[Any] = [retention_s, f"{oldest_ms}-0"]
         for event in arm_events:
+            kind = _hash_kind(event.kind)
             count_keys += [
                 f"{self.prefix}:{{arms}}:ev:{event.event_id}",
-                self._arms_key(_hash_kind(event.kind), event.gen, event.cluster),
-                self._arms_key(_hash_kind(event.kind)),
+                self._arms_key(kind, event.gen, event.cluster),
+                self._arms_key(kind),
             ]
-            count_args.append(event.item_id)
+            count_args += [event.item_id, f"{event.gen}|{event.cluster}|{kind}|{event.item_id}"]
         calls: list[tuple[Any, list[str], list[Any]]] = [
             (self._record_counts, count_keys, count_args)
         ]
