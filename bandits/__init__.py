@@ -5,7 +5,7 @@ from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
 from bandits.prior import catalog_prior
 from bandits.propensity import inclusion_probabilities
-from bandits.quotas import fill_quotas
+from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
@@ -18,6 +18,7 @@ __all__ = [
     "inclusion_probabilities",
     "mix_posteriors",
     "rank",
+    "rank_with_quotas",
     "sample_scores",
     "seen_decay",
     "top_k",

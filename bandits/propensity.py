@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits._validation import beta_shapes, generator, nonnegative, positive_int, same_shape
+from bandits.quotas import fill_quotas
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -20,8 +23,13 @@ def inclusion_probabilities(
     n_samples: int,
     served: npt.ArrayLike,
     multipliers: npt.ArrayLike | None = None,
+    pools: Sequence[npt.ArrayLike] = (),
+    quotas: Sequence[int] = (),
 ) -> FloatArray:
     """Return, for each served arm, the estimated chance that a TS draw puts it in the top k.
+
+    With ``pools`` and ``quotas`` the list is the one :func:`bandits.fill_quotas` builds
+    from each draw (one small loop over the draws, since quotas are sequential).
 
     The estimate is (1 + hits) / (n_samples + 1): the draw that actually served the list
     is one more sample from the same policy, and it included every served arm, so the
@@ -46,7 +54,13 @@ def inclusion_probabilities(
     if multipliers is not None:
         factors = nonnegative("multipliers", multipliers)
         same_shape(("alpha", "multipliers"), alpha_, factors)
-    hits = _hits(alpha_, beta_, k_, generator("rng", rng), samples, factors)
+    if len(pools) != len(quotas):
+        raise ValueError(f"pools and quotas must pair up; got {len(pools)} and {len(quotas)}")
+    rng_ = generator("rng", rng)
+    if pools:
+        hits = _quota_hits(alpha_, beta_, k_, rng_, samples, factors, pools, quotas)
+    else:
+        hits = _hits(alpha_, beta_, k_, rng_, samples, factors)
     return (1.0 + hits[served_.astype(np.intp)]) / (samples + 1.0)
 
 
@@ -68,3 +82,23 @@ def _hits(
     # Ties at the k-th score are measure-zero for continuous draws; argpartition is enough.
     chosen = np.argpartition(-draws, k - 1, axis=1)[:, :k]
     return np.bincount(chosen.ravel(), minlength=n).astype(np.float64)
+
+
+def _quota_hits(
+    alpha: FloatArray,
+    beta: FloatArray,
+    k: int,
+    rng: np.random.Generator,
+    n_samples: int,
+    multipliers: FloatArray | None,
+    pools: Sequence[npt.ArrayLike],
+    quotas: Sequence[int],
+) -> FloatArray:
+    """Return how many of n_samples quota-filled TS lists include each arm."""
+    draws = rng.beta(alpha, beta, size=(n_samples, alpha.size))
+    if multipliers is not None:
+        draws *= multipliers
+    hits = np.zeros(alpha.size)
+    for row in draws:
+        hits[fill_quotas(row, pools, quotas, k)] += 1.0
+    return hits

@@ -8,7 +8,14 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import float_array, positive_int
+from bandits._validation import (
+    beta_shapes,
+    float_array,
+    generator,
+    nonnegative,
+    positive_int,
+    same_shape,
+)
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -67,3 +74,35 @@ def _fill_quotas(
             taken[rest[np.lexsort((rest, -scores[rest]))[:room]]] = True
     chosen = np.flatnonzero(taken)
     return chosen[np.lexsort((chosen, -scores[chosen]))]
+
+
+def rank_with_quotas(
+    alpha: npt.ArrayLike,
+    beta: npt.ArrayLike,
+    k: int,
+    rng: np.random.Generator,
+    pools: Sequence[npt.ArrayLike],
+    quotas: Sequence[int],
+    multipliers: npt.ArrayLike | None = None,
+) -> tuple[IndexArray, FloatArray]:
+    """Return (indices, scores) of a Thompson-sampled list that honours pool quotas.
+
+    One Beta draw per arm (times its multiplier), then :func:`fill_quotas`: each pool's
+    best-sampled arms take their reserved places, the rest go to the best of all.
+
+    >>> rng = np.random.default_rng(0)
+    >>> top, scores = rank_with_quotas([90.0, 80.0, 1.0], [10.0, 20.0, 99.0], 2, rng, [[2]], [1])
+    >>> sorted(top.tolist())
+    [0, 2]
+    """
+    alpha_, beta_ = beta_shapes(alpha, beta)
+    if alpha_.ndim != 1:
+        raise ValueError(f"alpha and beta must be 1-D, got shape {alpha_.shape}")
+    rng_ = generator("rng", rng)
+    scores = np.asarray(rng_.beta(alpha_, beta_), dtype=np.float64)
+    if multipliers is not None:
+        factors = nonnegative("multipliers", multipliers)
+        same_shape(("alpha", "multipliers"), alpha_, factors)
+        scores = scores * factors
+    top = fill_quotas(scores, pools, quotas, k)
+    return top, scores[top]

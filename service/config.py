@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     user_ttl_s: int = Field(
         90 * 86400, ge=3600, le=3650 * 86400, description="Idle time before user state expires."
     )
+    related_n: int = Field(
+        100, ge=1, le=10_000, description="Candidates of a related list: the N most similar."
+    )
     propensity_samples: int = Field(
         32,
         ge=0,

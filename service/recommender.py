@@ -21,9 +21,17 @@ from bandits import (
     decayed_counts,
     inclusion_probabilities,
     rank,
+    rank_with_quotas,
     seen_decay,
 )
-from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
+from clustering import (
+    KMeans,
+    assign_hard,
+    cluster_sizes,
+    most_similar,
+    normalize_rows,
+    user_vector,
+)
 from service.config import Settings
 from service.errors import ApiError
 from service.metrics import Metrics
@@ -185,24 +193,26 @@ class Recommender:
         self, snap: Snapshot, request: RecommendRequest
     ) -> tuple[Snapshot, np.ndarray]:
         """Return the snapshot used and the positions, in its catalog, of servable items."""
+        named = request.candidates or ([request.item_id] if request.item_id else [])
+        if any(i not in snap.catalog.index for i in named):
+            # The item may have been created since the last refresh.
+            with contextlib.suppress(StoreUnavailable):
+                snap = await self.refresh()
         catalog = snap.catalog
-        if request.candidates is not None:
-            unknown = [i for i in request.candidates if i not in catalog.index]
-            if unknown:
-                # The item may have been created since the last refresh.
-                with contextlib.suppress(StoreUnavailable):
-                    snap = await self.refresh()
-                    catalog = snap.catalog
-                    unknown = [i for i in request.candidates if i not in catalog.index]
-            if unknown:
-                shown = ", ".join(unknown[:5])
-                raise ApiError(
-                    422, "unknown_item", f"candidates not in the catalog: {shown}", "candidates"
-                )
+        unknown = [i for i in named if i not in catalog.index]
+        if unknown:
+            field = "candidates" if request.candidates else "item_id"
+            shown = ", ".join(unknown[:5])
+            raise ApiError(422, "unknown_item", f"not in the catalog: {shown}", field)
+        for name in [request.pool, *(request.pools or {})]:
+            if name is not None and name not in catalog.pools:
+                field = "pool" if name == request.pool else f"pools.{name}"
+                raise ApiError(422, "unknown_pool", f"no item is in pool {name!r}", field)
+        if request.surface == "related":
+            positions = self._related(catalog, catalog.index[str(request.item_id)], request.pool)
+        elif request.candidates is not None:
             positions = np.unique([catalog.index[i] for i in request.candidates])
         elif request.pool is not None:
-            if request.pool not in catalog.pools:
-                raise ApiError(422, "unknown_pool", f"no item is in pool {request.pool!r}", "pool")
             positions = catalog.pools[request.pool]
         else:
             positions = np.arange(len(catalog))
@@ -212,8 +222,28 @@ class Recommender:
             positions = positions[~np.isin(positions, excluded)]
         return snap, positions
 
+    def _related(self, catalog: Catalog, anchor: int, pool: str | None) -> np.ndarray:
+        """Return positions of the active items most similar to the anchor, best first."""
+        if not catalog.has_embedding[anchor]:
+            raise ApiError(
+                422,
+                "no_embedding",
+                f"item {catalog.item_ids[anchor]!r} has no embedding to find similar items by",
+                "item_id",
+            )
+        allowed = catalog.active & catalog.has_embedding
+        allowed[anchor] = False
+        if pool is not None:
+            in_pool = np.zeros(len(catalog), dtype=bool)
+            in_pool[catalog.pools[pool]] = True
+            allowed &= in_pool
+        return most_similar(
+            catalog.embeddings, catalog.embeddings[anchor], self.settings.related_n, allowed
+        )
+
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Rank candidates for the user with their cluster's bandit and seen decay."""
+        _check_combination(request)
         snap = self.snapshot
         stale = not snap.loaded or snap.age_s() > self.settings.stale_after_s
         now = time.time()
@@ -240,7 +270,17 @@ class Recommender:
             alpha = snap.posteriors.alpha[row, positions]
             beta = snap.posteriors.beta[row, positions]
             factors = multipliers[positions]
-            top, scores = rank(alpha, beta, request.k, self._rng, factors)
+            quotas = list((request.pools or {}).values())
+            pools = [
+                np.flatnonzero(np.isin(positions, snap.catalog.pools[name]))
+                for name in request.pools or {}
+            ]
+            if pools:
+                top, scores = rank_with_quotas(
+                    alpha, beta, request.k, self._rng, pools, quotas, factors
+                )
+            else:
+                top, scores = rank(alpha, beta, request.k, self._rng, factors)
             propensities: list[float | None] = [None] * len(top)
             if self.settings.propensity_samples:
                 propensities = inclusion_probabilities(
@@ -251,6 +291,8 @@ class Recommender:
                     self.settings.propensity_samples,
                     top,
                     factors,
+                    pools,
+                    quotas,
                 ).tolist()
             ids = snap.catalog.item_ids
             items = [
@@ -263,6 +305,9 @@ class Recommender:
             "gen": snap.clusters.gen,
             "cluster": cluster,
             "ts": now,
+            "surface": request.surface,
+            "item_id": request.item_id,
+            "pools": request.pools,
             "k": request.k,
             "n_candidates": len(positions),
             "items": [i.item_id for i in items],
@@ -533,6 +578,9 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
         "gen": served["gen"],
         "cluster": served["cluster"],
         "ts": served["ts"],
+        "surface": served.get("surface", "home"),
+        "item_id": served.get("item_id"),
+        "pools": served.get("pools"),
         "k": served.get("k", n),
         "n_candidates": served.get("n_candidates"),
         "items": [
@@ -549,3 +597,25 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+
+
+def _check_combination(request: RecommendRequest) -> None:
+    """Refuse field combinations that have no meaning, naming the field at fault."""
+    if request.surface == "related" and request.item_id is None:
+        raise ApiError(422, "invalid_request", "surface=related needs item_id", "item_id")
+    if request.surface == "home" and request.item_id is not None:
+        raise ApiError(
+            422, "invalid_request", "item_id is only used with surface=related", "item_id"
+        )
+    if request.surface == "related" and request.candidates is not None:
+        raise ApiError(
+            422,
+            "invalid_request",
+            "candidates cannot be combined with surface=related (it chooses its own)",
+            "candidates",
+        )
+    reserved = sum((request.pools or {}).values())
+    if reserved > request.k:
+        raise ApiError(
+            422, "invalid_request", f"pools reserve {reserved} places but k={request.k}", "pools"
+        )

@@ -65,14 +65,32 @@ class RecommendRequest(Strict):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"user_id": "u42", "k": 10, "exclude": ["i7"]}]},
+        json_schema_extra={
+            "examples": [
+                {"user_id": "u42", "k": 10, "exclude": ["i7"]},
+                {"user_id": "u42", "k": 5, "surface": "related", "item_id": "i7"},
+                {"user_id": "u42", "k": 10, "pools": {"new": 2, "drama": 3}},
+            ]
+        },
     )
 
     user_id: Id
     k: int = Field(10, ge=1, le=100)
+    surface: Literal["home", "related"] = Field(
+        "home",
+        description="home: all active items (or candidates/pool); related: the items most "
+        "similar to item_id by embedding.",
+    )
+    item_id: Id | None = Field(None, description="The item being viewed; surface=related only.")
     candidates: list[Id] | None = Field(None, min_length=1, max_length=MAX_CANDIDATES)
     exclude: list[Id] = Field(default_factory=list, max_length=MAX_CANDIDATES)
-    pool: Name | None = None
+    pool: Name | None = Field(None, description="Only items of this pool are candidates.")
+    pools: dict[Name, Annotated[int, Field(ge=1, le=100)]] | None = Field(
+        None,
+        max_length=16,
+        description="Places reserved per pool, filled in order by Thompson sampling within "
+        "the pool; the rest of the list is filled from all candidates.",
+    )
 
 
 class ScoredItem(BaseModel):

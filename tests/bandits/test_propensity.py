@@ -81,3 +81,26 @@ def test_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         inclusion_probabilities(**args)  # type: ignore[arg-type]
+
+
+def test_quota_propensities_match_how_often_the_quota_ranker_serves_an_arm() -> None:
+    """A weak arm in a reserved pool is served whenever the pool's quota needs it.
+
+    Arms 3 and 4 form the pool (quota 1, k 2); arm 4 is much weaker than arm 3, so it is
+    served only when its draw beats arm 3's. 4,000 lists vs 20,000-draw estimate, 0.03.
+    """
+    from bandits import rank_with_quotas
+
+    alpha = np.array([40.0, 35.0, 30.0, 4.0, 2.0])
+    beta = np.array([60.0, 65.0, 70.0, 96.0, 98.0])
+    pools, quotas = [np.array([3, 4])], [1]
+    rng = np.random.default_rng(5)
+    served = np.zeros(5)
+    for _ in range(4_000):
+        top, _ = rank_with_quotas(alpha, beta, 2, rng, pools, quotas)
+        served[top] += 1
+    estimate = inclusion_probabilities(
+        alpha, beta, 2, rng, 20_000, np.arange(5), None, pools, quotas
+    )
+    np.testing.assert_allclose(estimate, served / 4_000, atol=0.03)
+    assert estimate[3] + estimate[4] == pytest.approx(1.0, abs=0.01)  # the pool always has one
