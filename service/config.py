@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     prior_a: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to clicks.")
     prior_b: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to non-clicks.")
     history_n: int = Field(50, ge=1, le=1000, description="Clicked items kept per user.")
+    membership: Literal["soft", "hard"] = Field(
+        "soft",
+        description="soft: a user belongs to its top-m clusters with softmax weights; "
+        "hard: to its nearest cluster only.",
+    )
+    soft_temperature: float = Field(
+        0.1, gt=0, le=10, description="Softmax temperature over cosine similarities."
+    )
+    soft_top_m: int = Field(3, ge=1, le=16, description="Clusters a soft membership keeps.")
     seen_gamma: float = Field(
         0.5, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
     )

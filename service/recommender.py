@@ -20,6 +20,7 @@ from bandits import (
     beta_params,
     decayed_counts,
     inclusion_probabilities,
+    mix_posteriors,
     rank,
     rank_with_quotas,
     seen_decay,
@@ -34,11 +35,13 @@ from clustering import (
 )
 from service.config import Settings
 from service.errors import ApiError
+from service.membership import MICRO, Membership, embedded_rows, membership_of
 from service.metrics import Metrics
 from service.schemas import (
     Arm,
     ArmList,
     ClusterArm,
+    ClusterWeight,
     FeedbackBatch,
     FeedbackResult,
     FitRequest,
@@ -83,8 +86,8 @@ class Recommender:
         self._rng = np.random.default_rng(seed)
         self._refresh_lock = asyncio.Lock()
         self._fit_lock = asyncio.Lock()
-        # Last known cluster per user, so recommend can still personalise while Redis is down.
-        self._clusters_by_user: OrderedDict[str, int] = OrderedDict()
+        # Last known membership per user, so recommend still personalises while Redis is down.
+        self._memberships: OrderedDict[str, Membership] = OrderedDict()
 
     # -- snapshot ---------------------------------------------------------------------
 
@@ -145,28 +148,25 @@ class Recommender:
 
     # -- users ------------------------------------------------------------------------
 
-    def _assign(self, snap: Snapshot, user: UserState) -> tuple[int, str, bool]:
-        """Return (cluster, cache key, whether the cached value was stale) for a user."""
-        key = f"{snap.clusters.gen}:{user.hist}"
-        if user.cluster is not None and user.assigned == key and user.cluster < snap.clusters.k:
-            return user.cluster, key, False
-        return self._cluster_of(snap, user.clicks), key, True
+    def _membership(self, snap: Snapshot, user: UserState) -> tuple[Membership, str, bool]:
+        """Return (membership, cache key, whether the cached value was stale) for a user."""
+        key = f"{snap.clusters.gen}:{user.hist}:{self.settings.membership}"
+        if user.membership is not None and user.assigned == key:
+            cached = Membership.decode(user.membership)
+            if cached.fits(snap.clusters.k):
+                return cached, key, False
+        return self._membership_of(snap, user.clicks), key, True
 
-    def _cluster_of(self, snap: Snapshot, clicks: list[str]) -> int:
-        if snap.unit_centers is None:
-            return 0
-        catalog = snap.catalog
-        rows = _embedded_rows(catalog, clicks)
-        if not rows or catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
-            return 0
-        vector = user_vector(catalog.embeddings[rows])
-        return int(assign_hard(vector[None, :], snap.unit_centers)[0])
+    def _membership_of(self, snap: Snapshot, clicks: list[str]) -> Membership:
+        settings = self.settings
+        soft = settings.membership == "soft"
+        return membership_of(snap, clicks, soft, settings.soft_temperature, settings.soft_top_m)
 
-    def _remember_cluster(self, user_id: str, cluster: int) -> None:
-        self._clusters_by_user[user_id] = cluster
-        self._clusters_by_user.move_to_end(user_id)
-        if len(self._clusters_by_user) > _USER_CACHE_SIZE:
-            self._clusters_by_user.popitem(last=False)
+    def _remember(self, user_id: str, membership: Membership) -> None:
+        self._memberships[user_id] = membership
+        self._memberships.move_to_end(user_id)
+        if len(self._memberships) > _USER_CACHE_SIZE:
+            self._memberships.popitem(last=False)
 
     def _seen_multipliers(
         self, catalog: Catalog, seen: dict[str, tuple[float, float]], now: float
@@ -254,10 +254,12 @@ class Recommender:
             stale = True
         snap = self.snapshot  # we yielded; a refresh may have landed meanwhile
         if user is not None:
-            cluster, assigned, changed = self._assign(snap, user)
-            self._remember_cluster(request.user_id, cluster)
+            membership, assigned, changed = self._membership(snap, user)
+            self._remember(request.user_id, membership)
         else:
-            cluster, assigned, changed = self._clusters_by_user.get(request.user_id, 0), "", False
+            membership, assigned, changed = self._memberships.get(request.user_id), "", False
+        if membership is None or not membership.fits(snap.clusters.k):
+            membership = Membership()
         # Positions index this snapshot's arrays only: never re-read self.snapshot below.
         snap, positions = await self._candidates(snap, request)
         items: list[ScoredItem] = []
@@ -266,9 +268,7 @@ class Recommender:
             if user is not None:
                 seen_at, seen_mult = self._seen_multipliers(snap.catalog, user.seen, now)
                 multipliers[seen_at] = seen_mult
-            row = min(cluster, snap.posteriors.alpha.shape[0] - 2)
-            alpha = snap.posteriors.alpha[row, positions]
-            beta = snap.posteriors.beta[row, positions]
+            alpha, beta = _posteriors_for(snap, membership, positions)
             factors = multipliers[positions]
             quotas = list((request.pools or {}).values())
             pools = [
@@ -303,7 +303,8 @@ class Recommender:
         record = {
             "user_id": request.user_id,
             "gen": snap.clusters.gen,
-            "cluster": cluster,
+            "cluster": membership.top,
+            "membership": membership.encode(),
             "ts": now,
             "surface": request.surface,
             "item_id": request.item_id,
@@ -321,14 +322,21 @@ class Recommender:
                 self.settings.rec_log_ttl_s,
                 request.user_id,
                 # Users without clicks are always cluster 0: nothing worth caching.
-                (cluster, assigned) if changed and user is not None and user.hist else None,
+                (membership.encode(), assigned)
+                if changed and user is not None and user.hist
+                else None,
                 self.settings.user_ttl_s,
             )
         except StoreUnavailable:
             stale = True
         self.metrics.recommendations.labels(stale=str(stale).lower()).inc()
         return RecommendResponse(
-            rec_id=rec_id, user_id=request.user_id, cluster=cluster, items=items, stale=stale
+            rec_id=rec_id,
+            user_id=request.user_id,
+            cluster=membership.top,
+            membership=_weights_out(membership),
+            items=items,
+            stale=stale,
         )
 
     # -- feedback ---------------------------------------------------------------------
@@ -365,7 +373,7 @@ class Recommender:
         user_events: dict[str, list[UserEvent]] = {}
         outcomes: dict[str, set[str]] = {}
         for i, event in enumerate(events):
-            gen, cluster = snap.clusters.gen, None
+            gen, membership = snap.clusters.gen, None
             rec = recs.get(event.rec_id) if event.rec_id is not None else None
             if rec is not None:
                 if rec["user_id"] != event.user_id:
@@ -383,13 +391,14 @@ class Recommender:
                         f"events[{i}].item_id",
                     )
                 if rec["gen"] == gen:
-                    cluster = int(rec["cluster"])
+                    membership = Membership.decode(rec.get("membership") or f"{rec['cluster']}:1")
                 kind = "imp" if event.type == "impression" else "clk"
                 outcomes.setdefault(str(event.rec_id), set()).add(f"{kind}:{event.item_id}")
-            if cluster is None:
-                # No rec (or it was served under an older clustering): the user's cluster now.
-                cluster, _, _ = self._assign(snap, users[event.user_id])
-            arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, cluster))
+            if membership is None or not membership.fits(snap.clusters.k):
+                # No rec (or it was served under an older clustering): the user's clusters now.
+                membership, _, _ = self._membership(snap, users[event.user_id])
+            shares = tuple(membership.micro_weights())
+            arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, shares))
             user_events.setdefault(event.user_id, []).append(
                 UserEvent(event.event_id, event.type, event.item_id)
             )
@@ -437,8 +446,8 @@ class Recommender:
         mean = beta_mean(alpha, beta)
         return [
             {
-                "impressions": int(impressions[i]),
-                "clicks": int(clicks[i]),
+                "impressions": _count_out(impressions[i]),
+                "clicks": _count_out(clicks[i]),
                 "alpha": float(alpha[i]),
                 "beta": float(beta[i]),
                 "mean": float(mean[i]),
@@ -450,7 +459,8 @@ class Recommender:
     async def item_arms(self, item_id: str) -> ItemArms:
         """Return the item's global arm and its arm in each current cluster, read from Redis."""
         clusters = await self.store.load_clusters()
-        counts = np.array(await self.store.arm_counts(item_id, clusters.gen, clusters.k))
+        counts = np.array(await self.store.arm_counts(item_id, clusters.gen, clusters.k), float)
+        counts[:-1] /= MICRO
         if not counts.any() and await self.store.get_item(item_id) is None:
             raise ApiError(404, "not_found", f"item {item_id!r} has no arm", "item_id")
         *per_cluster, global_arm = self._arm(counts[:, 0], counts[:, 1])
@@ -475,8 +485,9 @@ class Recommender:
         impressions, clicks = state.counts[-1 if cluster is None else cluster]
         catalog = self.snapshot.catalog
         ids = sorted(set(impressions) | set(clicks) | set(catalog.item_ids))
-        imp = np.array([impressions.get(i, 0) for i in ids], dtype=np.float64)
-        clk = np.array([clicks.get(i, 0) for i in ids], dtype=np.float64)
+        scale = 1.0 if cluster is None else 1.0 / MICRO
+        imp = np.array([impressions.get(i, 0) for i in ids], dtype=np.float64) * scale
+        clk = np.array([clicks.get(i, 0) for i in ids], dtype=np.float64) * scale
         alpha, beta = beta_params(imp, clk, self.settings.prior_a, self.settings.prior_b)
         # Best mean first; ties by id so pages are stable.
         order = np.lexsort((np.arange(len(ids)), -beta_mean(alpha, beta)))
@@ -493,7 +504,7 @@ class Recommender:
         """Return the user's cluster, recent clicks and seen-decay state."""
         user = (await self._read_users_current([user_id]))[user_id]
         snap = self.snapshot
-        cluster, _, _ = self._assign(snap, user)
+        membership, _, _ = self._membership(snap, user)
         now = time.time()
         seen = []
         if user.seen:
@@ -509,7 +520,8 @@ class Recommender:
             seen.sort(key=lambda s: s.multiplier)
         return UserOut(
             user_id=user_id,
-            cluster=cluster,
+            cluster=membership.top,
+            membership=_weights_out(membership),
             gen=snap.clusters.gen,
             recent_clicks=user.clicks,
             seen=seen,
@@ -553,17 +565,11 @@ def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarr
     """Return one unit vector per user whose history has at least one embedded item."""
     vectors = []
     for clicks in histories.values():
-        rows = _embedded_rows(catalog, clicks)
+        rows = embedded_rows(catalog, clicks)
         if rows:
             vectors.append(user_vector(catalog.embeddings[rows]))
     dim = catalog.embeddings.shape[1]
     return np.array(vectors) if vectors else np.zeros((0, dim))
-
-
-def _embedded_rows(catalog: Catalog, item_ids: list[str]) -> list[int]:
-    """Return catalog positions of the given items that have an embedding."""
-    rows = (catalog.index.get(i) for i in item_ids)
-    return [r for r in rows if r is not None and catalog.has_embedding[r]]
 
 
 def _served_line(served: dict[str, Any]) -> dict[str, Any]:
@@ -619,3 +625,29 @@ def _check_combination(request: RecommendRequest) -> None:
         raise ApiError(
             422, "invalid_request", f"pools reserve {reserved} places but k={request.k}", "pools"
         )
+
+
+def _posteriors_for(
+    snap: Snapshot, membership: Membership, positions: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (alpha, beta) at the candidate positions for a (possibly mixed) membership."""
+    assert snap.posteriors is not None
+    rows = list(membership.clusters)
+    alpha = snap.posteriors.alpha[rows][:, positions]
+    beta = snap.posteriors.beta[rows][:, positions]
+    if len(rows) == 1:
+        return alpha[0], beta[0]
+    # One Beta per arm whose counts are the weight-mixed cluster counts (bandits.mixing).
+    return mix_posteriors(alpha, beta, np.array(membership.weights))
+
+
+def _weights_out(membership: Membership) -> list[ClusterWeight]:
+    return [
+        ClusterWeight(cluster=c, weight=w)
+        for c, w in zip(membership.clusters, membership.weights, strict=True)
+    ]
+
+
+def _count_out(value: float) -> int | float:
+    # Global counts are whole events; a cluster's can be fractional under soft membership.
+    return int(value) if float(value).is_integer() else round(float(value), 6)

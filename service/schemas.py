@@ -105,12 +105,20 @@ class ScoredItem(BaseModel):
     )
 
 
+class ClusterWeight(BaseModel):
+    """One cluster of a user's membership and its weight."""
+
+    cluster: int
+    weight: float
+
+
 class RecommendResponse(BaseModel):
-    """A served list; name rec_id in feedback to credit the cluster it was served for."""
+    """A served list; name rec_id in feedback to credit the clusters it was served for."""
 
     rec_id: str
     user_id: str
-    cluster: int
+    cluster: int = Field(description="The heaviest cluster of the user's membership.")
+    membership: list[ClusterWeight]
     items: list[ScoredItem]
     stale: bool
 
@@ -156,10 +164,10 @@ class FeedbackResult(BaseModel):
 
 
 class Arm(BaseModel):
-    """Counts and Beta posterior of one arm."""
+    """Counts and Beta posterior of one arm (cluster counts are fractional when soft)."""
 
-    impressions: int
-    clicks: int
+    impressions: int | float
+    clicks: int | float
     alpha: float
     beta: float
     mean: float
@@ -212,6 +220,7 @@ class UserOut(BaseModel):
 
     user_id: str
     cluster: int
+    membership: list[ClusterWeight]
     gen: int
     recent_clicks: list[str]
     seen: list[SeenItem]

@@ -11,6 +11,9 @@ from bandits import beta_params
 from clustering import normalize_rows
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 
+# Cluster counts are stored in millionths of an event (see service.membership).
+MICRO = 1_000_000
+
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
@@ -64,7 +67,9 @@ class Posteriors:
     version: int
     stream_id: str
     gen: int
-    impressions: np.ndarray  # (k + 1, n_items)
+    # (k + 1, n_items) in stored units: millionths of an event in cluster rows, events in
+    # the global row. Whole numbers, so deltas and full reads agree to the bit.
+    impressions: np.ndarray
     clicks: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
@@ -80,7 +85,7 @@ class Posteriors:
         for row, (imp, clk) in enumerate(state.counts):
             _fill(impressions[row], imp, index)
             _fill(clicks[row], clk, index)
-        alpha, beta = beta_params(impressions, clicks, prior_a, prior_b)
+        alpha, beta = _params(impressions, clicks, prior_a, prior_b)
         return cls(state.version, state.stream_id, gen, impressions, clicks, alpha, beta)
 
     def apply(
@@ -90,31 +95,38 @@ class Posteriors:
         expected = self.version
         rows: list[int] = []
         columns: list[int] = []
+        amounts: list[float] = []
         kinds: list[bool] = []
         k = self.impressions.shape[0] - 1
         for change in changes:
             expected += 1
             if change.version != expected:
                 return None  # trimmed or out of order: the caller reloads in full
-            for gen, cluster, kind, item in change.deltas:
+            for gen, shares, kind, item in change.deltas:
                 column = catalog.index.get(item)
                 if column is None:
                     continue  # not (or no longer) in the catalog
                 is_click = kind == "clk"
                 rows.append(k)
                 columns.append(column)
+                amounts.append(1.0)
                 kinds.append(is_click)
-                if int(gen) == self.gen and int(cluster) < k:
-                    rows.append(int(cluster))
-                    columns.append(column)
-                    kinds.append(is_click)
+                if int(gen) != self.gen:
+                    continue
+                for share in shares.split(","):
+                    cluster, millionths = share.split(":")
+                    if int(cluster) < k:
+                        rows.append(int(cluster))
+                        columns.append(column)
+                        amounts.append(float(millionths))
+                        kinds.append(is_click)
         impressions, clicks = self.impressions.copy(), self.clicks.copy()
         if rows:
-            at = np.array(rows), np.array(columns)
-            is_click = np.array(kinds)
-            np.add.at(clicks, (at[0][is_click], at[1][is_click]), 1.0)
-            np.add.at(impressions, (at[0][~is_click], at[1][~is_click]), 1.0)
-        alpha, beta = beta_params(impressions, clicks, prior_a, prior_b)
+            at_row, at_column = np.array(rows), np.array(columns)
+            amount, is_click = np.array(amounts), np.array(kinds)
+            np.add.at(clicks, (at_row[is_click], at_column[is_click]), amount[is_click])
+            np.add.at(impressions, (at_row[~is_click], at_column[~is_click]), amount[~is_click])
+        alpha, beta = _params(impressions, clicks, prior_a, prior_b)
         return Posteriors(
             changes[-1].version if changes else self.version,
             changes[-1].stream_id if changes else self.stream_id,
@@ -124,6 +136,15 @@ class Posteriors:
             alpha,
             beta,
         )
+
+
+def _params(
+    impressions: np.ndarray, clicks: np.ndarray, prior_a: float, prior_b: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return Beta parameters from counts in stored units (cluster rows in millionths)."""
+    scale = np.full((impressions.shape[0], 1), 1.0 / MICRO)
+    scale[-1] = 1.0
+    return beta_params(impressions * scale, clicks * scale, prior_a, prior_b)
 
 
 def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:

@@ -6,13 +6,14 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:{items}:meta                 hash  item_id -> JSON {tags, pools, active, updated}
     P:{items}:emb                  hash  item_id -> float32 bytes of the embedding
     P:{items}:info                 hash  dim, version (bumped on every catalog change)
-    P:{arms}:imp:G:C / clk:G:C     hash  item_id -> impressions / clicks, generation G, cluster C
+    P:{arms}:imp:G:C / clk:G:C     hash  item_id -> impressions / clicks in millionths (soft
+                                         membership credits a share), generation G, cluster C
     P:{arms}:imp:global / clk:global     the same over every cluster and generation
     P:{arms}:version               int   bumped by every feedback batch that changed a count
     P:{arms}:changes               stream one entry per such batch: v (version), d (its deltas)
     P:{arms}:ev:EVENT_ID           str   dedupe marker, expires after the retention
     P:{clusters}                   hash  gen, k, dim, centers (float32), inertia, sizes, fitted_at
-    P:u:{USER}:state               hash  hist (clicks so far), cluster, assigned (its gen:hist)
+    P:u:{USER}:state               hash  hist (clicks so far), membership, assigned (its gen:hist)
     P:u:{USER}:clicks              list  last N clicked item_ids, newest first
     P:u:{USER}:seen                hash  item_id -> "unclicked|updated_at" (decayed lazily)
     P:u:{USER}:events              zset  event_ids already applied to this user, scored by time
@@ -104,23 +105,29 @@ return removed
 
 # Dedupe and count in one script, so no crash can separate the two. Accepted events are
 # also appended, as one stream entry per batch, so snapshots can apply deltas.
-# KEYS[1] = arms version, KEYS[2] = changes stream; then per event: dedupe key, cluster
-# hash, global hash. ARGV[1] = retention seconds, ARGV[2] = oldest stream id to keep;
-# then per event: item_id, delta token. Returns 1/0 per event.
+# KEYS[1] = arms version, KEYS[2] = changes stream; then per event: dedupe key, global
+# hash, and one hash per credited cluster. ARGV[1] = retention seconds, ARGV[2] = oldest
+# stream id to keep; then per event: item_id, delta token, m, and m shares (millionths).
+# Returns 1/0 per event.
 _RECORD_COUNTS = """
 local ttl = tonumber(ARGV[1])
 local flags = {}
 local deltas = {}
-for i = 3, #ARGV, 2 do
-  local k = 3 + (i - 3) / 2 * 3
-  if redis.call('SET', KEYS[k], '1', 'NX', 'EX', ttl) then
-    redis.call('HINCRBY', KEYS[k + 1], ARGV[i], 1)
-    redis.call('HINCRBY', KEYS[k + 2], ARGV[i], 1)
+local ki, ai = 3, 3
+while ai <= #ARGV do
+  local item, token, m = ARGV[ai], ARGV[ai + 1], tonumber(ARGV[ai + 2])
+  if redis.call('SET', KEYS[ki], '1', 'NX', 'EX', ttl) then
+    redis.call('HINCRBY', KEYS[ki + 1], item, 1)
+    for j = 1, m do
+      redis.call('HINCRBY', KEYS[ki + 1 + j], item, ARGV[ai + 2 + j])
+    end
     flags[#flags + 1] = 1
-    deltas[#deltas + 1] = ARGV[i + 1]
+    deltas[#deltas + 1] = token
   else
     flags[#flags + 1] = 0
   end
+  ki = ki + 2 + m
+  ai = ai + 3 + m
 end
 if #deltas > 0 then
   local version = redis.call('INCR', KEYS[1])
@@ -198,7 +205,7 @@ class UserState:
     """What the service keeps about one user."""
 
     hist: int = 0
-    cluster: int | None = None
+    membership: str | None = None
     assigned: str | None = None
     clicks: list[str] = field(default_factory=list)
     seen: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -224,7 +231,7 @@ class CountsState:
 
 @dataclass(frozen=True, slots=True)
 class CountChange:
-    """One feedback batch's accepted deltas: (gen, cluster, imp|clk, item_id) each +1."""
+    """One feedback batch's accepted deltas: (gen, "cluster:millionths,...", imp|clk, item_id)."""
 
     stream_id: str
     version: int
@@ -233,13 +240,16 @@ class CountChange:
 
 @dataclass(frozen=True, slots=True)
 class ArmEvent:
-    """One deduplicated counter update: event_id credits item in (gen, cluster)."""
+    """One deduplicated counter update: event_id credits item in generation gen's clusters.
+
+    `shares` are (cluster, millionths of the event) pairs summing to one million.
+    """
 
     event_id: str
     kind: str
     item_id: str
     gen: int
-    cluster: int
+    shares: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -525,16 +535,16 @@ class Store:
         record: dict[str, Any],
         ttl_s: int,
         user_id: str,
-        assignment: tuple[int, str] | None,
+        assignment: tuple[str, str] | None,
         user_ttl_s: int,
     ) -> None:
-        """Store a served list under rec_id and, if given, cache the user's (cluster, key)."""
+        """Store a served list under rec_id and, if given, cache the user's (membership, key)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._rec_key(rec_id), json.dumps(record, separators=(",", ":")), ex=ttl_s)
             if assignment is not None:
-                cluster, assigned = assignment
+                membership, assigned = assignment
                 state = self._user_key(user_id, "state")
-                pipe.hset(state, mapping={"cluster": cluster, "assigned": assigned})
+                pipe.hset(state, mapping={"membership": membership, "assigned": assigned})
                 pipe.expire(state, user_ttl_s)
             await pipe.execute()
 
@@ -568,12 +578,11 @@ class Store:
         count_args: list[Any] = [retention_s, f"{oldest_ms}-0"]
         for event in arm_events:
             kind = _hash_kind(event.kind)
-            count_keys += [
-                f"{self.prefix}:{{arms}}:ev:{event.event_id}",
-                self._arms_key(kind, event.gen, event.cluster),
-                self._arms_key(kind),
-            ]
-            count_args += [event.item_id, f"{event.gen}|{event.cluster}|{kind}|{event.item_id}"]
+            count_keys += [f"{self.prefix}:{{arms}}:ev:{event.event_id}", self._arms_key(kind)]
+            count_keys += [self._arms_key(kind, event.gen, c) for c, _ in event.shares]
+            shares = ",".join(f"{c}:{n}" for c, n in event.shares)
+            count_args += [event.item_id, f"{event.gen}|{shares}|{kind}|{event.item_id}"]
+            count_args += [len(event.shares), *(n for _, n in event.shares)]
         calls: list[tuple[Any, list[str], list[Any]]] = [
             (self._record_counts, count_keys, count_args)
         ]
@@ -719,10 +728,9 @@ def _user_state(
     for item, value in seen.items():
         unclicked, _, updated = _decode(value).partition("|")
         parsed_seen[_decode(item)] = (float(unclicked), float(updated))
-    cluster = fields.get("cluster")
     return UserState(
         hist=int(fields.get("hist", 0)),
-        cluster=None if cluster is None else int(cluster),
+        membership=fields.get("membership"),
         assigned=fields.get("assigned"),
         clicks=[_decode(c) for c in clicks],
         seen=parsed_seen,

@@ -1,0 +1,71 @@
+"""A user's membership in clusters: one cluster (hard) or a few with weights (soft)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from clustering import assign_hard, assign_soft, user_vector
+
+# Cluster counts are stored in millionths of an event, so that soft credit is an integer
+# and the shares of one event add up to exactly one.
+from service.snapshot import MICRO, Catalog, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """Clusters and weights (summing to 1), heaviest first."""
+
+    clusters: tuple[int, ...] = (0,)
+    weights: tuple[float, ...] = (1.0,)
+
+    @property
+    def top(self) -> int:
+        """Return the heaviest cluster."""
+        return self.clusters[0]
+
+    def encode(self) -> str:
+        """Return the compact form stored in Redis: 'cluster:weight,...'."""
+        return ",".join(f"{c}:{w:.6g}" for c, w in zip(self.clusters, self.weights, strict=True))
+
+    @classmethod
+    def decode(cls, text: str) -> Membership:
+        """Return the membership stored by encode()."""
+        pairs = [part.split(":") for part in text.split(",")]
+        weights = [float(w) for _, w in pairs]
+        total = sum(weights)  # 6 significant digits each: renormalise to an exact 1
+        return cls(tuple(int(c) for c, _ in pairs), tuple(w / total for w in weights))
+
+    def micro_weights(self) -> list[tuple[int, int]]:
+        """Return (cluster, millionths) pairs that sum to exactly MICRO."""
+        shares = [int(w * MICRO) for w in self.weights]
+        shares[0] += MICRO - sum(shares)
+        return [(c, s) for c, s in zip(self.clusters, shares, strict=True) if s > 0]
+
+    def fits(self, k: int) -> bool:
+        """Return whether every cluster exists in a clustering with k clusters."""
+        return all(c < k for c in self.clusters)
+
+
+def membership_of(
+    snap: Snapshot, clicks: list[str], soft: bool, temperature: float, top_m: int
+) -> Membership:
+    """Return the membership implied by a click history under the snapshot's clustering."""
+    if snap.unit_centers is None:
+        return Membership()
+    rows = embedded_rows(snap.catalog, clicks)
+    if not rows or snap.catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
+        return Membership()
+    vector = user_vector(snap.catalog.embeddings[rows])[None, :]
+    if not soft:
+        return Membership((int(assign_hard(vector, snap.unit_centers)[0]),))
+    weights = assign_soft(vector, snap.unit_centers, temperature, top_m)[0]
+    order = [int(c) for c in np.argsort(-weights, kind="stable") if weights[c] > 0]
+    return Membership(tuple(order), tuple(float(weights[c]) for c in order))
+
+
+def embedded_rows(catalog: Catalog, item_ids: list[str]) -> list[int]:
+    """Return catalog positions of the given items that have an embedding."""
+    rows = (catalog.index.get(i) for i in item_ids)
+    return [r for r in rows if r is not None and catalog.has_embedding[r]]
