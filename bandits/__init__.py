@@ -3,7 +3,7 @@
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
-from bandits.prior import catalog_prior
+from bandits.prior import catalog_prior, shrunk_priors
 from bandits.propensity import inclusion_probabilities
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
@@ -21,5 +21,6 @@ __all__ = [
     "rank_with_quotas",
     "sample_scores",
     "seen_decay",
+    "shrunk_priors",
     "top_k",
 ]

@@ -34,3 +34,37 @@ def catalog_prior(
     # Keep both shapes > 0 even for an all-click or no-click catalog.
     mean = float(np.clip(mean, 1e-6, 1.0 - 1e-6))
     return mean * strength_, (1.0 - mean) * strength_
+
+
+def shrunk_priors(
+    impressions: npt.ArrayLike,
+    clicks: npt.ArrayLike,
+    catalog_a: float,
+    catalog_b: float,
+    strength: float,
+) -> tuple[FloatArray, FloatArray]:
+    """Return per-item priors (a0, b0): each item's global posterior scaled to ``strength``.
+
+    The item's global counts are shrunk toward the catalog prior Beta(catalog_a, catalog_b),
+    and the resulting mean is given the weight of ``strength`` pseudo-impressions. A new
+    cluster's arm starts here: informed by what everyone did, but easily overruled by what
+    the cluster does. A brand-new item gets the catalog mean.
+
+    >>> a0, b0 = shrunk_priors([0, 90], [0, 9], 1.0, 19.0, 10.0)
+    >>> a0.round(3).tolist(), b0.round(3).tolist()
+    ([0.5, 0.909], [9.5, 9.091])
+    """
+    impressions_ = nonnegative("impressions", impressions)
+    clicks_ = nonnegative("clicks", clicks)
+    same_shape(("impressions", "clicks"), impressions_, clicks_)
+    a = real_scalar("catalog_a", catalog_a)
+    b = real_scalar("catalog_b", catalog_b)
+    strength_ = real_scalar("strength", strength)
+    if a <= 0 or b <= 0 or strength_ <= 0:
+        raise ValueError(
+            f"catalog_a, catalog_b and strength must be > 0, got {catalog_a}, {catalog_b}, "
+            f"{strength}"
+        )
+    misses = np.maximum(impressions_ - clicks_, 0.0)
+    mean = (a + clicks_) / (a + b + clicks_ + misses)
+    return mean * strength_, (1.0 - mean) * strength_

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.snapshot import Prior
+
 
 class Settings(BaseSettings):
     """Service settings; each field is the env var BANDITREC_<NAME>."""
@@ -39,8 +41,16 @@ class Settings(BaseSettings):
         10.0, gt=0, description="A snapshot older than this is reported as stale."
     )
 
-    prior_a: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to clicks.")
-    prior_b: float = Field(1.0, gt=0, le=1e6, description="Beta prior added to non-clicks.")
+    prior: Literal["catalog", "flat"] = Field(
+        "catalog",
+        description="catalog: empirical Bayes (new items start at the catalog CTR, new "
+        "cluster arms at the item's global posterior); flat: Beta(prior_a, prior_b).",
+    )
+    prior_strength: float = Field(
+        10.0, gt=0, le=1e6, description="Pseudo-impressions a catalog prior is worth."
+    )
+    prior_a: float = Field(1.0, gt=0, le=1e6, description="Flat prior added to clicks.")
+    prior_b: float = Field(1.0, gt=0, le=1e6, description="Flat prior added to non-clicks.")
     history_n: int = Field(50, ge=1, le=1000, description="Clicked items kept per user.")
     membership: Literal["soft", "hard"] = Field(
         "soft",
@@ -86,6 +96,11 @@ class Settings(BaseSettings):
         if self.stale_after_s * 1000 < self.snapshot_ms:
             raise ValueError("stale_after_s must be at least one snapshot period (snapshot_ms)")
         return self
+
+    @property
+    def prior_model(self) -> Prior:
+        """Return the arms' prior."""
+        return Prior(self.prior, self.prior_a, self.prior_b, self.prior_strength)
 
     @property
     def seen_half_life_s(self) -> float:

@@ -12,18 +12,21 @@ from clustering import assign_hard, assign_soft, user_vector
 # and the shares of one event add up to exactly one.
 from service.snapshot import MICRO, Catalog, Snapshot
 
+# The global arms' row: users the clustering cannot place are served the population's view.
+POPULATION_ROW = -1
+
 
 @dataclass(frozen=True, slots=True)
 class Membership:
-    """Clusters and weights (summing to 1), heaviest first."""
+    """Clusters and weights (summing to 1), heaviest first; POPULATION_ROW = global arms."""
 
     clusters: tuple[int, ...] = (0,)
     weights: tuple[float, ...] = (1.0,)
 
     @property
-    def top(self) -> int:
-        """Return the heaviest cluster."""
-        return self.clusters[0]
+    def top(self) -> int | None:
+        """Return the heaviest cluster, or None for the population."""
+        return None if self.clusters[0] == POPULATION_ROW else self.clusters[0]
 
     def encode(self) -> str:
         """Return the compact form stored in Redis: 'cluster:weight,...'."""
@@ -39,6 +42,8 @@ class Membership:
 
     def micro_weights(self) -> list[tuple[int, int]]:
         """Return (cluster, millionths) pairs that sum to exactly MICRO."""
+        if self.clusters == (POPULATION_ROW,):
+            return []  # every event is counted in the global arm anyway
         shares = [int(w * MICRO) for w in self.weights]
         shares[0] += MICRO - sum(shares)
         return [(c, s) for c, s in zip(self.clusters, shares, strict=True) if s > 0]
@@ -48,15 +53,18 @@ class Membership:
         return all(c < k for c in self.clusters)
 
 
+POPULATION = Membership((POPULATION_ROW,), (1.0,))
+
+
 def membership_of(
     snap: Snapshot, clicks: list[str], soft: bool, temperature: float, top_m: int
 ) -> Membership:
     """Return the membership implied by a click history under the snapshot's clustering."""
     if snap.unit_centers is None:
-        return Membership()
+        return Membership()  # before the first fit everyone shares cluster 0
     rows = embedded_rows(snap.catalog, clicks)
     if not rows or snap.catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
-        return Membership()
+        return POPULATION
     vector = user_vector(snap.catalog.embeddings[rows])[None, :]
     if not soft:
         return Membership((int(assign_hard(vector, snap.unit_centers)[0]),))

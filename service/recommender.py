@@ -17,7 +17,6 @@ import numpy as np
 from bandits import (
     beta_interval,
     beta_mean,
-    beta_params,
     decayed_counts,
     inclusion_probabilities,
     mix_posteriors,
@@ -54,7 +53,7 @@ from service.schemas import (
     SeenItem,
     UserOut,
 )
-from service.snapshot import Catalog, Posteriors, Snapshot
+from service.snapshot import Catalog, Posteriors, Snapshot, posterior_params
 from service.store import (
     ArmEvent,
     ClusterModel,
@@ -103,13 +102,12 @@ class Recommender:
                 clusters = await self.store.load_clusters()
                 centers = None if clusters.centers is None else normalize_rows(clusters.centers)
             posteriors = old.posteriors
-            prior = self.settings.prior_a, self.settings.prior_b
             if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
                 posteriors = await self._load_posteriors(catalog, clusters)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
                 changes = await self.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
-                advanced = posteriors.apply(changes, catalog, *prior)
+                advanced = posteriors.apply(changes, catalog, self.settings.prior_model)
                 if advanced is None or advanced.version < versions.arms:
                     self.metrics.snapshot_full_reloads.inc()
                     advanced = await self._load_posteriors(catalog, clusters)
@@ -120,8 +118,7 @@ class Recommender:
 
     async def _load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
         state = await self.store.load_counts(clusters.gen, clusters.k)
-        prior_a, prior_b = self.settings.prior_a, self.settings.prior_b
-        return Posteriors.build(state, clusters.gen, catalog, prior_a, prior_b)
+        return Posteriors.build(state, clusters.gen, catalog, self.settings.prior_model)
 
     async def refresh_after_write(self) -> None:
         """Make this worker read its own catalog writes; other workers follow within a period."""
@@ -440,8 +437,18 @@ class Recommender:
 
     # -- inspection -------------------------------------------------------------------
 
-    def _arm(self, impressions: np.ndarray, clicks: np.ndarray) -> list[dict[str, Any]]:
-        alpha, beta = beta_params(impressions, clicks, self.settings.prior_a, self.settings.prior_b)
+    def _params(self, impressions: np.ndarray, clicks: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return (alpha, beta) for rows of counts in events (last row global), as served."""
+        prior = self.settings.prior_model
+        posteriors = self.snapshot.posteriors
+        catalog = (
+            posteriors.catalog_prior if posteriors else prior.catalog(np.zeros(1), np.zeros(1))
+        )
+        return posterior_params(impressions, clicks, prior, catalog)
+
+    def _arm(
+        self, impressions: np.ndarray, clicks: np.ndarray, alpha: np.ndarray, beta: np.ndarray
+    ) -> list[dict[str, Any]]:
         lo, hi = beta_interval(alpha, beta)
         mean = beta_mean(alpha, beta)
         return [
@@ -463,7 +470,11 @@ class Recommender:
         counts[:-1] /= MICRO
         if not counts.any() and await self.store.get_item(item_id) is None:
             raise ApiError(404, "not_found", f"item {item_id!r} has no arm", "item_id")
-        *per_cluster, global_arm = self._arm(counts[:, 0], counts[:, 1])
+        impressions, clicks = counts[:, :1], counts[:, 1:]
+        alpha, beta = self._params(impressions, clicks)
+        *per_cluster, global_arm = self._arm(
+            impressions[:, 0], clicks[:, 0], alpha[:, 0], beta[:, 0]
+        )
         return ItemArms(
             item_id=item_id,
             gen=clusters.gen,
@@ -482,17 +493,19 @@ class Recommender:
                 "cluster",
             )
         state = await self.store.load_counts(clusters.gen, clusters.k)
-        impressions, clicks = state.counts[-1 if cluster is None else cluster]
-        catalog = self.snapshot.catalog
-        ids = sorted(set(impressions) | set(clicks) | set(catalog.item_ids))
+        (impressions, clicks) = state.counts[-1 if cluster is None else cluster]
+        global_imp, global_clk = state.counts[-1]
+        ids = sorted(set(impressions) | set(clicks) | set(self.snapshot.catalog.item_ids))
         scale = 1.0 if cluster is None else 1.0 / MICRO
-        imp = np.array([impressions.get(i, 0) for i in ids], dtype=np.float64) * scale
-        clk = np.array([clicks.get(i, 0) for i in ids], dtype=np.float64) * scale
-        alpha, beta = beta_params(imp, clk, self.settings.prior_a, self.settings.prior_b)
+        # Rows: the listed counts, then the global ones (cluster priors derive from them).
+        imp = np.array([[impressions.get(i, 0) * scale for i in ids], _row(global_imp, ids)])
+        clk = np.array([[clicks.get(i, 0) * scale for i in ids], _row(global_clk, ids)])
+        alpha, beta = (rows[0 if cluster is not None else 1] for rows in self._params(imp, clk))
+        listed_imp, listed_clk = imp[0], clk[0]
         # Best mean first; ties by id so pages are stable.
         order = np.lexsort((np.arange(len(ids)), -beta_mean(alpha, beta)))
         page = order[offset : offset + limit]
-        arms = self._arm(imp[page], clk[page])
+        arms = self._arm(listed_imp[page], listed_clk[page], alpha[page], beta[page])
         return ArmList(
             cluster=cluster,
             gen=clusters.gen,
@@ -642,6 +655,8 @@ def _posteriors_for(
 
 
 def _weights_out(membership: Membership) -> list[ClusterWeight]:
+    if membership.top is None:
+        return []
     return [
         ClusterWeight(cluster=c, weight=w)
         for c, w in zip(membership.clusters, membership.weights, strict=True)
@@ -651,3 +666,7 @@ def _weights_out(membership: Membership) -> list[ClusterWeight]:
 def _count_out(value: float) -> int | float:
     # Global counts are whole events; a cluster's can be fractional under soft membership.
     return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def _row(counts: dict[str, int], ids: list[str]) -> list[float]:
+    return [float(counts.get(i, 0)) for i in ids]

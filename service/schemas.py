@@ -117,7 +117,10 @@ class RecommendResponse(BaseModel):
 
     rec_id: str
     user_id: str
-    cluster: int = Field(description="The heaviest cluster of the user's membership.")
+    cluster: int | None = Field(
+        description="The heaviest cluster of the user's membership; null when the user has "
+        "no history the clustering can place, and is served the global arms."
+    )
     membership: list[ClusterWeight]
     items: list[ScoredItem]
     stale: bool
@@ -219,7 +222,7 @@ class UserOut(BaseModel):
     """What the service knows about a user."""
 
     user_id: str
-    cluster: int
+    cluster: int | None
     membership: list[ClusterWeight]
     gen: int
     recent_clicks: list[str]

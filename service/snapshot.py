@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandits import beta_params
+from bandits import beta_params, catalog_prior, shrunk_priors
 from clustering import normalize_rows
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 
@@ -73,11 +73,10 @@ class Posteriors:
     clicks: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
+    catalog_prior: tuple[float, float]
 
     @classmethod
-    def build(
-        cls, state: CountsState, gen: int, catalog: Catalog, prior_a: float, prior_b: float
-    ) -> Posteriors:
+    def build(cls, state: CountsState, gen: int, catalog: Catalog, prior: Prior) -> Posteriors:
         """Return posteriors for every catalog item from a full read of the counts."""
         impressions = np.zeros((len(state.counts), len(catalog)))
         clicks = np.zeros_like(impressions)
@@ -85,11 +84,13 @@ class Posteriors:
         for row, (imp, clk) in enumerate(state.counts):
             _fill(impressions[row], imp, index)
             _fill(clicks[row], clk, index)
-        alpha, beta = _params(impressions, clicks, prior_a, prior_b)
-        return cls(state.version, state.stream_id, gen, impressions, clicks, alpha, beta)
+        alpha, beta, catalog_prior_ = _params(impressions, clicks, prior)
+        return cls(
+            state.version, state.stream_id, gen, impressions, clicks, alpha, beta, catalog_prior_
+        )
 
     def apply(
-        self, changes: list[CountChange], catalog: Catalog, prior_a: float, prior_b: float
+        self, changes: list[CountChange], catalog: Catalog, prior: Prior
     ) -> Posteriors | None:
         """Return these posteriors advanced by consecutive changes, or None if one is missing."""
         expected = self.version
@@ -113,7 +114,7 @@ class Posteriors:
                 kinds.append(is_click)
                 if int(gen) != self.gen:
                     continue
-                for share in shares.split(","):
+                for share in filter(None, shares.split(",")):  # "" = population only
                     cluster, millionths = share.split(":")
                     if int(cluster) < k:
                         rows.append(int(cluster))
@@ -126,7 +127,7 @@ class Posteriors:
             amount, is_click = np.array(amounts), np.array(kinds)
             np.add.at(clicks, (at_row[is_click], at_column[is_click]), amount[is_click])
             np.add.at(impressions, (at_row[~is_click], at_column[~is_click]), amount[~is_click])
-        alpha, beta = _params(impressions, clicks, prior_a, prior_b)
+        alpha, beta, catalog_prior_ = _params(impressions, clicks, prior)
         return Posteriors(
             changes[-1].version if changes else self.version,
             changes[-1].stream_id if changes else self.stream_id,
@@ -135,16 +136,59 @@ class Posteriors:
             clicks,
             alpha,
             beta,
+            catalog_prior_,
         )
 
 
-def _params(
-    impressions: np.ndarray, clicks: np.ndarray, prior_a: float, prior_b: float
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What an arm believes before its own evidence: flat Beta(a, b), or from the catalog."""
+
+    kind: str = "catalog"  # "catalog": empirical Bayes; "flat": Beta(a, b) everywhere
+    a: float = 1.0
+    b: float = 1.0
+    strength: float = 10.0
+
+    def catalog(
+        self, global_impressions: np.ndarray, global_clicks: np.ndarray
+    ) -> tuple[float, float]:
+        """Return the prior of a brand-new item's global arm."""
+        if self.kind == "flat":
+            return self.a, self.b
+        return catalog_prior(global_impressions, global_clicks, self.strength)
+
+
+def posterior_params(
+    impressions: np.ndarray, clicks: np.ndarray, prior: Prior, catalog: tuple[float, float]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return Beta parameters from counts in stored units (cluster rows in millionths)."""
+    """Return (alpha, beta) for counts in events, rows = clusters then the global arm last.
+
+    Flat: Beta(a + clicks, b + misses) everywhere. Catalog: the global row starts from the
+    catalog prior; each cluster row starts from the item's global posterior scaled down to
+    `strength` pseudo-impressions, so new clusters and new items are tried, not flooded.
+    """
+    if prior.kind == "flat":
+        return beta_params(impressions, clicks, prior.a, prior.b)
+    misses = np.maximum(impressions - clicks, 0.0)
+    item_a, item_b = shrunk_priors(impressions[-1], clicks[-1], *catalog, prior.strength)
+    alpha = np.empty_like(impressions)
+    beta = np.empty_like(impressions)
+    alpha[:-1] = item_a + clicks[:-1]
+    beta[:-1] = item_b + misses[:-1]
+    alpha[-1] = catalog[0] + clicks[-1]
+    beta[-1] = catalog[1] + misses[-1]
+    return alpha, beta
+
+
+def _params(
+    impressions: np.ndarray, clicks: np.ndarray, prior: Prior
+) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
+    """Return (alpha, beta, catalog prior) from counts in stored units (clusters in millionths)."""
     scale = np.full((impressions.shape[0], 1), 1.0 / MICRO)
     scale[-1] = 1.0
-    return beta_params(impressions * scale, clicks * scale, prior_a, prior_b)
+    impressions, clicks = impressions * scale, clicks * scale
+    catalog = prior.catalog(impressions[-1], clicks[-1])
+    return (*posterior_params(impressions, clicks, prior, catalog), catalog)
 
 
 def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:

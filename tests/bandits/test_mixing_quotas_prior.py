@@ -91,3 +91,24 @@ def test_catalog_prior_rejects_bad_arguments() -> None:
         catalog_prior([1], [0], 0)
     with pytest.raises(ValueError, match="same shape"):
         catalog_prior([1, 2], [0], 1)
+
+
+def test_shrunk_priors_move_from_the_catalog_mean_toward_the_item_ctr() -> None:
+    from bandits import shrunk_priors
+
+    a, b = 0.5, 9.5  # catalog CTR 5%, worth 10 impressions
+    a0, b0 = shrunk_priors([0, 100, 10_000], [0, 20, 2_000], a, b, 10.0)
+    means = a0 / (a0 + b0)
+    assert means[0] == pytest.approx(0.05)  # brand new: the catalog mean
+    assert means[1] == pytest.approx(20.5 / 110)  # 100 impressions: mostly the item's 20%
+    assert means[2] == pytest.approx(0.2, abs=1e-3)  # lots of data: the item's own CTR
+    np.testing.assert_allclose(a0 + b0, 10.0)  # always worth `strength` impressions
+
+
+def test_shrunk_priors_reject_bad_arguments() -> None:
+    from bandits import shrunk_priors
+
+    with pytest.raises(ValueError, match="must be > 0"):
+        shrunk_priors([1], [0], 0.0, 1.0, 1.0)
+    with pytest.raises(ValueError, match="same shape"):
+        shrunk_priors([1, 2], [0], 1.0, 1.0, 1.0)

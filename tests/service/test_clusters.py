@@ -7,30 +7,15 @@ import pytest
 import redis.asyncio as redis
 
 from service.recommender import _posteriors_for
+from tests.service.clusters import two_taste_world
 from tests.service.helpers import add_items, arm, event, send
 
 pytestmark = pytest.mark.anyio
 
 
-async def _two_taste_world(svc) -> None:
-    """Items 'x*' point one way, 'y*' the other; users x-fans click x items, y-fans y items."""
-    rng = np.random.default_rng(3)
-    ids, embeddings = [], []
-    for side, direction in (("x", [1.0, 0.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0, 0.0])):
-        for n in range(10):
-            ids.append(f"{side}{n}")
-            embeddings.append(list(np.array(direction) + rng.normal(0, 0.1, 4)))
-    await add_items(svc.client, ids, embeddings)
-    events = []
-    for side in ("x", "y"):
-        for user in range(20):
-            events += [event("click", f"{side}fan{user}", f"{side}{n}") for n in range(5)]
-    await send(svc.client, events)
-
-
 async def test_fit_separates_tastes_and_assigns_users(start):
     svc = await start(membership="hard")
-    await _two_taste_world(svc)
+    await two_taste_world(svc)
     fit = await svc.client.post("/v1/admin/clusters/fit", json={"k": 2, "seed": 1})
     assert fit.status_code == 200, fit.text
     body = fit.json()
@@ -41,8 +26,9 @@ async def test_fit_separates_tastes_and_assigns_users(start):
     assert x_cluster != y_cluster
     for n in range(1, 20):
         assert (await svc.client.get(f"/v1/users/xfan{n}")).json()["cluster"] == x_cluster
-    # Users without history start in cluster 0.
-    assert (await svc.client.get("/v1/users/nobody")).json()["cluster"] == 0
+    # Users without history are served the population's (global) arms.
+    nobody = (await svc.client.get("/v1/users/nobody")).json()
+    assert nobody["cluster"] is None and nobody["membership"] == []
     # A recommend for a user is served (and logged) under their cluster.
     rec = (await svc.client.post("/v1/recommend", json={"user_id": "yfan3", "k": 3})).json()
     assert rec["cluster"] == y_cluster
@@ -56,7 +42,7 @@ async def test_fit_separates_tastes_and_assigns_users(start):
 @pytest.mark.parametrize("membership", ["hard", "soft"])
 async def test_per_cluster_bandits_rank_by_their_own_cluster(start, membership):
     svc = await start(membership=membership)
-    await _two_taste_world(svc)
+    await two_taste_world(svc)
     await svc.client.post("/v1/admin/clusters/fit", json={"k": 2, "seed": 1})
     # After the fit, x-fans click x0 half the time and ignore y0; y-fans the reverse.
     # Globally x0 and y0 look the same, so only per-cluster arms can tell them apart.
@@ -91,7 +77,7 @@ async def test_fit_needs_enough_users(svc):
 async def test_feedback_through_another_worker_credits_the_new_generation(start):
     first = await start(snapshot_ms=600_000, stale_after_s=700)
     second = await start(snapshot_ms=600_000, stale_after_s=700)
-    await _two_taste_world(first)
+    await two_taste_world(first)
     fit = await first.client.post("/v1/admin/clusters/fit", json={"k": 2, "seed": 1})
     assert fit.json()["gen"] == 1
     # The second worker has not refreshed since the fit; its feedback must still use gen 1.

@@ -28,7 +28,8 @@ async def test_recommend_returns_k_active_items_and_logs_them(svc):
     assert refused.json()["error"]["code"] == "item_not_served"
 
 
-async def test_counts_are_exact_after_impressions_and_clicks(svc):
+async def test_counts_are_exact_after_impressions_and_clicks(start):
+    svc = await start(prior="flat")
     await add_items(svc.client, ["a", "b"])
     await svc.refresh()
     rec = (await svc.client.post("/v1/recommend", json={"user_id": "u1", "k": 2})).json()
