@@ -61,6 +61,15 @@ class Settings(BaseSettings):
         0.1, gt=0, le=10, description="Softmax temperature over cosine similarities."
     )
     soft_top_m: int = Field(3, ge=1, le=16, description="Clusters a soft membership keeps.")
+    conversion_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Scores are sampled CTR x (conversions per click)^w; 0 optimises clicks.",
+    )
+    attribution_h: float = Field(
+        168.0, gt=0, le=24 * 90, description="A conversion is attributed to a click this recent."
+    )
     seen_gamma: float = Field(
         0.5, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
     )

@@ -42,6 +42,7 @@ from service.schemas import (
     ClusterArm,
     ClusterWeight,
     FeedbackBatch,
+    FeedbackEvent,
     FeedbackResult,
     FitRequest,
     FitResult,
@@ -53,7 +54,7 @@ from service.schemas import (
     SeenItem,
     UserOut,
 )
-from service.snapshot import Catalog, Posteriors, Snapshot, posterior_params
+from service.snapshot import Catalog, Posteriors, Snapshot, conversion_rate, posterior_params
 from service.store import (
     ArmEvent,
     ClusterModel,
@@ -267,6 +268,9 @@ class Recommender:
                 multipliers[seen_at] = seen_mult
             alpha, beta = _posteriors_for(snap, membership, positions)
             factors = multipliers[positions]
+            if self.settings.conversion_weight > 0:
+                rate = _conversion_rate_for(snap, membership, positions)
+                factors = factors * rate**self.settings.conversion_weight
             quotas = list((request.pools or {}).values())
             pools = [
                 np.flatnonzero(np.isin(positions, snap.catalog.pools[name]))
@@ -365,14 +369,23 @@ class Recommender:
                 )
         recs = await self.store.read_rec_logs(rec_ids)
         users = await self._read_users_current([e.user_id for e in events])
+        attributed = self._attribute_conversions(events, users, now)
+        missing = sorted(set(attributed.values()) - set(recs))
+        if missing:
+            recs |= await self.store.read_rec_logs(missing)
         snap = self.snapshot
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
         outcomes: dict[str, set[str]] = {}
         for i, event in enumerate(events):
             gen, membership = snap.clusters.gen, None
-            rec = recs.get(event.rec_id) if event.rec_id is not None else None
-            if rec is not None:
+            rec_id = event.rec_id or attributed.get(i)
+            rec = recs.get(rec_id) if rec_id is not None else None
+            if rec is not None and event.rec_id is None:
+                # A conversion credited through the user's last click on the item.
+                if rec["gen"] == gen:
+                    membership = _logged_membership(rec)
+            elif rec is not None:
                 if rec["user_id"] != event.user_id:
                     raise ApiError(
                         422,
@@ -388,16 +401,17 @@ class Recommender:
                         f"events[{i}].item_id",
                     )
                 if rec["gen"] == gen:
-                    membership = Membership.decode(rec.get("membership") or f"{rec['cluster']}:1")
-                kind = "imp" if event.type == "impression" else "clk"
-                outcomes.setdefault(str(event.rec_id), set()).add(f"{kind}:{event.item_id}")
+                    membership = _logged_membership(rec)
+            if rec is not None:
+                kind = {"impression": "imp", "click": "clk", "conversion": "cnv"}[event.type]
+                outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
             if membership is None or not membership.fits(snap.clusters.k):
                 # No rec (or it was served under an older clustering): the user's clusters now.
                 membership, _, _ = self._membership(snap, users[event.user_id])
             shares = tuple(membership.micro_weights())
             arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, shares))
             user_events.setdefault(event.user_id, []).append(
-                UserEvent(event.event_id, event.type, event.item_id)
+                UserEvent(event.event_id, event.type, event.item_id, event.rec_id)
             )
         flags = await self.store.record_feedback(
             arm_events,
@@ -415,6 +429,20 @@ class Recommender:
             self.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
         accepted = sum(flags)
         return FeedbackResult(accepted=accepted, duplicates=len(flags) - accepted)
+
+    def _attribute_conversions(
+        self, events: list[FeedbackEvent], users: dict[str, UserState], now: float
+    ) -> dict[int, str]:
+        """Return, by event position, the rec_id of the click each bare conversion follows."""
+        window = self.settings.attribution_h * 3600
+        found = {}
+        for i, event in enumerate(events):
+            if event.type != "conversion" or event.rec_id is not None:
+                continue
+            clicked_at, rec_id = users[event.user_id].last_clicks.get(event.item_id, (0.0, None))
+            if rec_id is not None and now - clicked_at <= window:
+                found[i] = rec_id
+        return found
 
     # -- logs -------------------------------------------------------------------------
 
@@ -447,14 +475,18 @@ class Recommender:
         return posterior_params(impressions, clicks, prior, catalog)
 
     def _arm(
-        self, impressions: np.ndarray, clicks: np.ndarray, alpha: np.ndarray, beta: np.ndarray
+        self, counts: np.ndarray, alpha: np.ndarray, beta: np.ndarray, rate: np.ndarray
     ) -> list[dict[str, Any]]:
+        """Return arm views from counts (3, n: impressions, clicks, conversions) and params."""
+        impressions, clicks, conversions = counts
         lo, hi = beta_interval(alpha, beta)
         mean = beta_mean(alpha, beta)
         return [
             {
                 "impressions": _count_out(impressions[i]),
                 "clicks": _count_out(clicks[i]),
+                "conversions": _count_out(conversions[i]),
+                "conversion_rate": float(rate[i]),
                 "alpha": float(alpha[i]),
                 "beta": float(beta[i]),
                 "mean": float(mean[i]),
@@ -470,11 +502,10 @@ class Recommender:
         counts[:-1] /= MICRO
         if not counts.any() and await self.store.get_item(item_id) is None:
             raise ApiError(404, "not_found", f"item {item_id!r} has no arm", "item_id")
-        impressions, clicks = counts[:, :1], counts[:, 1:]
+        impressions, clicks, conversions = counts[:, :1], counts[:, 1:2], counts[:, 2:]
         alpha, beta = self._params(impressions, clicks)
-        *per_cluster, global_arm = self._arm(
-            impressions[:, 0], clicks[:, 0], alpha[:, 0], beta[:, 0]
-        )
+        rate = conversion_rate(clicks, conversions, self.settings.prior_strength)
+        *per_cluster, global_arm = self._arm(counts.T, alpha[:, 0], beta[:, 0], rate[:, 0])
         return ItemArms(
             item_id=item_id,
             gen=clusters.gen,
@@ -493,19 +524,22 @@ class Recommender:
                 "cluster",
             )
         state = await self.store.load_counts(clusters.gen, clusters.k)
-        (impressions, clicks) = state.counts[-1 if cluster is None else cluster]
-        global_imp, global_clk = state.counts[-1]
-        ids = sorted(set(impressions) | set(clicks) | set(self.snapshot.catalog.item_ids))
+        listed = state.counts[-1 if cluster is None else cluster]
+        global_imp, global_clk, global_cnv = state.counts[-1]
+        ids = sorted(set(listed[0]) | set(listed[1]) | set(self.snapshot.catalog.item_ids))
         scale = 1.0 if cluster is None else 1.0 / MICRO
         # Rows: the listed counts, then the global ones (cluster priors derive from them).
-        imp = np.array([[impressions.get(i, 0) * scale for i in ids], _row(global_imp, ids)])
-        clk = np.array([[clicks.get(i, 0) * scale for i in ids], _row(global_clk, ids)])
-        alpha, beta = (rows[0 if cluster is not None else 1] for rows in self._params(imp, clk))
-        listed_imp, listed_clk = imp[0], clk[0]
+        imp = np.array([_row(listed[0], ids, scale), _row(global_imp, ids)])
+        clk = np.array([_row(listed[1], ids, scale), _row(global_clk, ids)])
+        cnv = np.array([_row(listed[2], ids, scale), _row(global_cnv, ids)])
+        row = 0 if cluster is not None else 1
+        alpha, beta = (rows[row] for rows in self._params(imp, clk))
+        rate = conversion_rate(clk, cnv, self.settings.prior_strength)[row]
+        listed_counts = np.array([imp[0], clk[0], cnv[0]])
         # Best mean first; ties by id so pages are stable.
         order = np.lexsort((np.arange(len(ids)), -beta_mean(alpha, beta)))
         page = order[offset : offset + limit]
-        arms = self._arm(listed_imp[page], listed_clk[page], alpha[page], beta[page])
+        arms = self._arm(listed_counts[:, page], alpha[page], beta[page], rate[page])
         return ArmList(
             cluster=cluster,
             gen=clusters.gen,
@@ -610,6 +644,7 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
                 "propensity": propensity,
                 "impression": f"imp:{item}" in outcomes,
                 "click": f"clk:{item}" in outcomes,
+                "conversion": f"cnv:{item}" in outcomes,
             }
             for position, (item, score, propensity) in enumerate(
                 zip(served["items"], scores, propensities, strict=True)
@@ -668,5 +703,20 @@ def _count_out(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 6)
 
 
-def _row(counts: dict[str, int], ids: list[str]) -> list[float]:
-    return [float(counts.get(i, 0)) for i in ids]
+def _row(counts: dict[str, int], ids: list[str], scale: float = 1.0) -> list[float]:
+    return [counts.get(i, 0) * scale for i in ids]
+
+
+def _logged_membership(rec: dict[str, Any]) -> Membership:
+    """Return the membership a served list was ranked for."""
+    return Membership.decode(rec.get("membership") or f"{rec['cluster']}:1")
+
+
+def _conversion_rate_for(
+    snap: Snapshot, membership: Membership, positions: np.ndarray
+) -> np.ndarray:
+    """Return conversions per click at the candidate positions, mixed like the posteriors."""
+    assert snap.posteriors is not None
+    rates = snap.posteriors.conversion_rate[list(membership.clusters)][:, positions]
+    mixed: np.ndarray = np.array(membership.weights) @ rates
+    return mixed

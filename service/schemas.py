@@ -127,10 +127,10 @@ class RecommendResponse(BaseModel):
 
 
 class FeedbackEvent(Strict):
-    """One thing a user did: saw an item (impression) or clicked it."""
+    """One thing a user did: saw an item, clicked it, or converted (bought, paid to read)."""
 
     event_id: Id
-    type: Literal["impression", "click"]
+    type: Literal["impression", "click", "conversion"]
     user_id: Id
     item_id: Id
     rec_id: Id | None = None
@@ -171,6 +171,10 @@ class Arm(BaseModel):
 
     impressions: int | float
     clicks: int | float
+    conversions: int | float
+    conversion_rate: float = Field(
+        description="Posterior mean of conversions per click (shrunk to the catalog's rate)."
+    )
     alpha: float
     beta: float
     mean: float

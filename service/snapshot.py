@@ -71,22 +71,47 @@ class Posteriors:
     # the global row. Whole numbers, so deltas and full reads agree to the bit.
     impressions: np.ndarray
     clicks: np.ndarray
+    conversions: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
     catalog_prior: tuple[float, float]
+    # Posterior mean of conversions per click, (k + 1, n_items), in events.
+    conversion_rate: np.ndarray
 
     @classmethod
     def build(cls, state: CountsState, gen: int, catalog: Catalog, prior: Prior) -> Posteriors:
         """Return posteriors for every catalog item from a full read of the counts."""
         impressions = np.zeros((len(state.counts), len(catalog)))
         clicks = np.zeros_like(impressions)
+        conversions = np.zeros_like(impressions)
         index = catalog.index
-        for row, (imp, clk) in enumerate(state.counts):
+        for row, (imp, clk, cnv) in enumerate(state.counts):
             _fill(impressions[row], imp, index)
             _fill(clicks[row], clk, index)
-        alpha, beta, catalog_prior_ = _params(impressions, clicks, prior)
+            _fill(conversions[row], cnv, index)
+        return cls._derive(
+            state.version, state.stream_id, gen, impressions, clicks, conversions, prior
+        )
+
+    @classmethod
+    def _derive(
+        cls,
+        version: int,
+        stream_id: str,
+        gen: int,
+        impressions: np.ndarray,
+        clicks: np.ndarray,
+        conversions: np.ndarray,
+        prior: Prior,
+    ) -> Posteriors:
+        scale = np.full((impressions.shape[0], 1), 1.0 / MICRO)
+        scale[-1] = 1.0
+        imp, clk, cnv = impressions * scale, clicks * scale, conversions * scale
+        catalog = prior.catalog(imp[-1], clk[-1])
+        alpha, beta = posterior_params(imp, clk, prior, catalog)
+        rate = conversion_rate(clk, cnv, prior.strength)
         return cls(
-            state.version, state.stream_id, gen, impressions, clicks, alpha, beta, catalog_prior_
+            version, stream_id, gen, impressions, clicks, conversions, alpha, beta, catalog, rate
         )
 
     def apply(
@@ -97,7 +122,7 @@ class Posteriors:
         rows: list[int] = []
         columns: list[int] = []
         amounts: list[float] = []
-        kinds: list[bool] = []
+        kinds: list[str] = []
         k = self.impressions.shape[0] - 1
         for change in changes:
             expected += 1
@@ -107,11 +132,10 @@ class Posteriors:
                 column = catalog.index.get(item)
                 if column is None:
                     continue  # not (or no longer) in the catalog
-                is_click = kind == "clk"
                 rows.append(k)
                 columns.append(column)
                 amounts.append(1.0)
-                kinds.append(is_click)
+                kinds.append(kind)
                 if int(gen) != self.gen:
                     continue
                 for share in filter(None, shares.split(",")):  # "" = population only
@@ -120,23 +144,23 @@ class Posteriors:
                         rows.append(int(cluster))
                         columns.append(column)
                         amounts.append(float(millionths))
-                        kinds.append(is_click)
-        impressions, clicks = self.impressions.copy(), self.clicks.copy()
+                        kinds.append(kind)
+        arrays = {"imp": self.impressions.copy(), "clk": self.clicks.copy()}
+        arrays["cnv"] = self.conversions.copy()
         if rows:
             at_row, at_column = np.array(rows), np.array(columns)
-            amount, is_click = np.array(amounts), np.array(kinds)
-            np.add.at(clicks, (at_row[is_click], at_column[is_click]), amount[is_click])
-            np.add.at(impressions, (at_row[~is_click], at_column[~is_click]), amount[~is_click])
-        alpha, beta, catalog_prior_ = _params(impressions, clicks, prior)
-        return Posteriors(
+            amount, kind_of = np.array(amounts), np.array(kinds)
+            for kind, target in arrays.items():
+                mask = kind_of == kind
+                np.add.at(target, (at_row[mask], at_column[mask]), amount[mask])
+        return Posteriors._derive(
             changes[-1].version if changes else self.version,
             changes[-1].stream_id if changes else self.stream_id,
             self.gen,
-            impressions,
-            clicks,
-            alpha,
-            beta,
-            catalog_prior_,
+            arrays["imp"],
+            arrays["clk"],
+            arrays["cnv"],
+            prior,
         )
 
 
@@ -180,15 +204,18 @@ def posterior_params(
     return alpha, beta
 
 
-def _params(
-    impressions: np.ndarray, clicks: np.ndarray, prior: Prior
-) -> tuple[np.ndarray, np.ndarray, tuple[float, float]]:
-    """Return (alpha, beta, catalog prior) from counts in stored units (clusters in millionths)."""
-    scale = np.full((impressions.shape[0], 1), 1.0 / MICRO)
-    scale[-1] = 1.0
-    impressions, clicks = impressions * scale, clicks * scale
-    catalog = prior.catalog(impressions[-1], clicks[-1])
-    return (*posterior_params(impressions, clicks, prior, catalog), catalog)
+def conversion_rate(clicks: np.ndarray, conversions: np.ndarray, strength: float) -> np.ndarray:
+    """Return the posterior mean of conversions per click, shrunk to the catalog's rate.
+
+    Conversions are rare and late, so an item's own rate is noisy: like CTR under the
+    catalog prior, it starts at the pooled rate, worth `strength` clicks.
+    """
+    pooled_a, pooled_b = catalog_prior(
+        clicks[-1], np.minimum(conversions[-1], clicks[-1]), strength
+    )
+    misses = np.maximum(clicks - conversions, 0.0)
+    rate: np.ndarray = (pooled_a + conversions) / (pooled_a + pooled_b + conversions + misses)
+    return rate
 
 
 def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:

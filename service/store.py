@@ -6,9 +6,10 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:{items}:meta                 hash  item_id -> JSON {tags, pools, active, updated}
     P:{items}:emb                  hash  item_id -> float32 bytes of the embedding
     P:{items}:info                 hash  dim, version (bumped on every catalog change)
-    P:{arms}:imp:G:C / clk:G:C     hash  item_id -> impressions / clicks in millionths (soft
-                                         membership credits a share), generation G, cluster C
-    P:{arms}:imp:global / clk:global     the same over every cluster and generation
+    P:{arms}:imp|clk|cnv:G:C       hash  item_id -> impressions / clicks / conversions in
+                                         millionths (soft membership credits a share),
+                                         generation G, cluster C
+    P:{arms}:imp|clk|cnv:global    hash  the same in whole events, over every cluster
     P:{arms}:version               int   bumped by every feedback batch that changed a count
     P:{arms}:changes               stream one entry per such batch: v (version), d (its deltas)
     P:{arms}:ev:EVENT_ID           str   dedupe marker, expires after the retention
@@ -17,6 +18,7 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:u:{USER}:clicks              list  last N clicked item_ids, newest first
     P:u:{USER}:seen                hash  item_id -> "unclicked|updated_at" (decayed lazily)
     P:u:{USER}:events              zset  event_ids already applied to this user, scored by time
+    P:u:{USER}:lastclick           hash  item_id -> "clicked_at|rec_id", to attribute conversions
     P:rec:{REC_ID}                 str   JSON of a served list, expires after the rec-log TTL
     P:rec:{REC_ID}:out             hash  imp:ITEM / clk:ITEM = 1 once feedback named the list
 """
@@ -137,9 +139,10 @@ end
 return flags
 """
 
-# One user's share of a batch: seen decay and click history, deduped per user.
-# KEYS: state, seen, clicks, events. ARGV: now, half_life_s, history_n, retention_s,
-# user_ttl_s, then (event_id, type, item_id) triples, impressions before clicks.
+# One user's share of a batch: seen decay, click history and last click per item (for
+# attributing conversions), deduped per user. KEYS: state, seen, clicks, events,
+# lastclick. ARGV: now, half_life_s, history_n, retention_s, user_ttl_s, then
+# (event_id, type, item_id, rec_id or '') quadruples, impressions before clicks.
 _RECORD_USER = """
 local now = tonumber(ARGV[1])
 local half_life = tonumber(ARGV[2])
@@ -148,10 +151,12 @@ local retention = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - retention)
 local clicked = 0
-for i = 6, #ARGV, 3 do
-  local event_id, kind, item = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 6, #ARGV, 4 do
+  local event_id, kind, item, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   if redis.call('ZADD', KEYS[4], 'NX', now, event_id) == 1 then
-    if kind == 'impression' then
+    if kind == 'conversion' then
+      -- a purchase changes neither what the user has seen nor their taste history
+    elseif kind == 'impression' then
       local n = 0
       local old = redis.call('HGET', KEYS[2], item)
       if old then
@@ -163,6 +168,7 @@ for i = 6, #ARGV, 3 do
     else
       redis.call('HDEL', KEYS[2], item)
       redis.call('LPUSH', KEYS[3], item)
+      redis.call('HSET', KEYS[5], item, string.format('%.3f|%s', now, rec))
       clicked = clicked + 1
     end
   end
@@ -171,7 +177,7 @@ if clicked > 0 then
   redis.call('LTRIM', KEYS[3], 0, history_n - 1)
   redis.call('HINCRBY', KEYS[1], 'hist', clicked)
 end
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
+for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
 return clicked
 """
 
@@ -209,6 +215,8 @@ class UserState:
     assigned: str | None = None
     clicks: list[str] = field(default_factory=list)
     seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # item_id -> (clicked_at, rec_id of the list it was clicked in, or None)
+    last_clicks: dict[str, tuple[float, str | None]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +234,7 @@ class CountsState:
 
     version: int
     stream_id: str
-    counts: list[tuple[dict[str, int], dict[str, int]]]
+    counts: list[tuple[dict[str, int], dict[str, int], dict[str, int]]]  # imp, clk, cnv
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,11 +262,12 @@ class ArmEvent:
 
 @dataclass(frozen=True, slots=True)
 class UserEvent:
-    """One event's effect on a user's seen decay and history."""
+    """One event's effect on a user's seen decay, history and last clicks."""
 
     event_id: str
     kind: str
     item_id: str
+    rec_id: str | None = None
 
 
 def _decode(value: bytes | str) -> str:
@@ -320,7 +329,8 @@ class Store:
         return f"{self.prefix}:u:{{{user_id}}}:{part}"
 
     def _user_keys(self, user_id: str) -> list[str]:
-        return [self._user_key(user_id, p) for p in ("state", "seen", "clicks", "events")]
+        parts = ("state", "seen", "clicks", "events", "lastclick")
+        return [self._user_key(user_id, p) for p in parts]
 
     def _rec_key(self, rec_id: str) -> str:
         return f"{self.prefix}:rec:{{{rec_id}}}"
@@ -460,10 +470,14 @@ class Store:
             pipe.xrevrange(self._changes_key, count=1)
             for cluster in [*range(k), None]:
                 g = None if cluster is None else gen
-                pipe.hgetall(self._arms_key("imp", g, cluster))
-                pipe.hgetall(self._arms_key("clk", g, cluster))
+                for kind in KINDS:
+                    pipe.hgetall(self._arms_key(kind, g, cluster))
             version, last, *hashes = await pipe.execute()
-        pairs = [(_counts(hashes[i]), _counts(hashes[i + 1])) for i in range(0, len(hashes), 2)]
+        n = len(KINDS)
+        pairs = [
+            (_counts(hashes[i]), _counts(hashes[i + 1]), _counts(hashes[i + 2]))
+            for i in range(0, len(hashes), n)
+        ]
         # The transaction makes the last entry the one that produced `version` (or none yet).
         stream_id = _decode(last[0][0]) if last else "0-0"
         return CountsState(int(version or 0), stream_id, pairs)
@@ -480,15 +494,15 @@ class Store:
         return changes
 
     @_unavailable_on_redis_errors
-    async def arm_counts(self, item_id: str, gen: int, k: int) -> list[tuple[int, int]]:
-        """Return [(impressions, clicks)] of one item for clusters 0..k-1 then global."""
+    async def arm_counts(self, item_id: str, gen: int, k: int) -> list[tuple[int, int, int]]:
+        """Return [(impressions, clicks, conversions)] of one item, clusters 0..k-1 then global."""
         async with self._redis.pipeline(transaction=False) as pipe:
             for cluster in [*range(k), None]:
                 g = None if cluster is None else gen
-                pipe.hget(self._arms_key("imp", g, cluster), item_id)
-                pipe.hget(self._arms_key("clk", g, cluster), item_id)
-            raw = await pipe.execute()
-        return [(int(raw[i] or 0), int(raw[i + 1] or 0)) for i in range(0, len(raw), 2)]
+                for kind in KINDS:
+                    pipe.hget(self._arms_key(kind, g, cluster), item_id)
+            raw = [int(v or 0) for v in await pipe.execute()]
+        return [(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), len(KINDS))]
 
     # -- users and served lists -------------------------------------------------------
 
@@ -504,17 +518,17 @@ class Store:
         user_ids = list(dict.fromkeys(user_ids))
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
-                state, seen, clicks, _ = self._user_keys(user_id)
+                state, seen, clicks, _, last_clicks = self._user_keys(user_id)
                 pipe.hgetall(state)
                 pipe.lrange(clicks, 0, history_n - 1)
                 pipe.hgetall(seen)
+                pipe.hgetall(last_clicks)
             pipe.hget(self._items_key("info"), "version")
             pipe.hget(self._clusters_key, "gen")
             *raw, items_version, gen = await pipe.execute()
         users = {}
         for i, user_id in enumerate(user_ids):
-            state, clicks, seen = raw[3 * i : 3 * i + 3]
-            users[user_id] = _user_state(state, clicks, seen)
+            users[user_id] = _user_state(*raw[4 * i : 4 * i + 4])
         return users, int(items_version or 0), int(gen or 0)
 
     @_unavailable_on_redis_errors
@@ -592,7 +606,7 @@ class Store:
             ordered = sorted(events, key=lambda e: e.kind != "impression")
             args: list[Any] = [now, half_life_s, history_n, retention_s, user_ttl_s]
             for event in ordered:
-                args += [event.event_id, event.kind, event.item_id]
+                args += [event.event_id, event.kind, event.item_id, event.rec_id or ""]
             calls.append((self._record_user, self._user_keys(user_id), args))
         commands = [
             ("HSET", self._outcome_key(rec_id), *[x for f in sorted(fields) for x in (f, 1)])
@@ -716,12 +730,18 @@ class Store:
         )
 
 
+KINDS = ("imp", "clk", "cnv")
+
+
 def _hash_kind(kind: str) -> str:
-    return "clk" if kind == "click" else "imp"
+    return {"impression": "imp", "click": "clk", "conversion": "cnv"}[kind]
 
 
 def _user_state(
-    state: dict[bytes, bytes], clicks: list[bytes], seen: dict[bytes, bytes]
+    state: dict[bytes, bytes],
+    clicks: list[bytes],
+    seen: dict[bytes, bytes],
+    last_clicks: dict[bytes, bytes],
 ) -> UserState:
     fields = {_decode(k): _decode(v) for k, v in state.items()}
     parsed_seen = {}
@@ -734,4 +754,10 @@ def _user_state(
         assigned=fields.get("assigned"),
         clicks=[_decode(c) for c in clicks],
         seen=parsed_seen,
+        last_clicks={
+            _decode(item): (float(at), rec or None)
+            for item, (at, _, rec) in (
+                (i, _decode(v).partition("|")) for i, v in last_clicks.items()
+            )
+        },
     )
