@@ -4,7 +4,7 @@ from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
 from bandits.prior import catalog_prior, shrunk_priors
-from bandits.propensity import inclusion_probabilities
+from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
@@ -16,6 +16,7 @@ __all__ = [
     "decayed_counts",
     "fill_quotas",
     "inclusion_probabilities",
+    "inclusion_shares",
     "mix_posteriors",
     "rank",
     "rank_with_quotas",

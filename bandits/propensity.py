@@ -64,6 +64,35 @@ def inclusion_probabilities(
     return (1.0 + hits[served_.astype(np.intp)]) / (samples + 1.0)
 
 
+def inclusion_shares(
+    alpha: npt.ArrayLike,
+    beta: npt.ArrayLike,
+    k: int,
+    rng: np.random.Generator,
+    n_samples: int,
+    multipliers: npt.ArrayLike | None = None,
+) -> FloatArray:
+    """Return every arm's share of n_samples Thompson draws that put it in the top k.
+
+    The plain Monte-Carlo estimate, for a policy that did not serve the list (e.g. the
+    target policy of an off-policy estimate); it can be 0.
+
+    >>> rng = np.random.default_rng(0)
+    >>> inclusion_shares([1.0, 900.0, 1.0], [900.0, 1.0, 900.0], 1, rng, 100).tolist()
+    [0.0, 1.0, 0.0]
+    """
+    alpha_, beta_ = beta_shapes(alpha, beta)
+    if alpha_.ndim != 1:
+        raise ValueError(f"alpha and beta must be 1-D, got shape {alpha_.shape}")
+    samples = positive_int("n_samples", n_samples)
+    factors = None
+    if multipliers is not None:
+        factors = nonnegative("multipliers", multipliers)
+        same_shape(("alpha", "multipliers"), alpha_, factors)
+    hits = _hits(alpha_, beta_, positive_int("k", k), generator("rng", rng), samples, factors)
+    return hits / samples
+
+
 def _hits(
     alpha: FloatArray,
     beta: FloatArray,

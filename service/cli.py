@@ -1,4 +1,5 @@
-"""The `banditrec` command: `banditrec serve` runs the API (with an embedded Redis if needed)."""
+"""The `banditrec` command: `serve` runs the API (with an embedded Redis if needed);
+`simulate` and `evaluate` prove that it learns (see docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import uvicorn
 
+from evaluation.cli import add_commands as add_evaluation_commands
 from service.config import Settings
 from service.embedded import EmbeddedRedis, EmbeddedRedisError
 
@@ -76,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve_cmd.add_argument("--port", type=int, help="port (default BANDITREC_PORT or 8000)")
     serve_cmd.add_argument("--workers", type=int, help="worker processes (default 1)")
     serve_cmd.set_defaults(run=serve)
+    add_evaluation_commands(commands)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

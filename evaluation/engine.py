@@ -1,0 +1,221 @@
+"""The in-process engine: drives one policy through the world step by step, recording a trace."""
+
+from __future__ import annotations
+
+import json
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, Any, NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bandits import inclusion_probabilities
+from evaluation.config import SimConfig
+from evaluation.policies import Arms, Policy, PolicySpec, Request, parse_policy
+from evaluation.tastes import Tastes
+from evaluation.world import World
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+_PROGRESS_EVERY = 1000
+
+
+class Traffic(NamedTuple):
+    """The arrivals and random draws every policy faces, so all see equal traffic."""
+
+    users: IndexArray  # (n_steps,)
+    click_draws: FloatArray  # (n_steps, k) uniform: clicked iff draw < true probability
+    seen_draws: FloatArray  # (n_steps, k) uniform: seen iff draw < position_decay ** j
+
+
+@dataclass
+class Trace:
+    """What one policy served and what happened, one row per step."""
+
+    name: str
+    groups: IndexArray  # (n_steps,) latent group of each arriving user
+    items: IndexArray  # (n_steps, k)
+    impressions: BoolArray  # (n_steps, k)
+    clicks: BoolArray  # (n_steps, k)
+    expected: FloatArray  # (n_steps,) expected clicks of the served list
+    best: FloatArray  # (n_steps,) expected clicks of the best list in the same state
+    below_median: NDArray[np.int64]  # (n_steps,) impressions of below-median items
+    seconds: float = 0.0
+    refits: list[dict[str, Any]] = field(default_factory=list)
+    # The policy's posterior counts at the end, and the clustering generation they belong to.
+    arms: Arms | None = None
+    gen: int = 0
+
+
+def make_traffic(world: World, config: SimConfig) -> Traffic:
+    """Return the seeded arrivals and draws for ``config``."""
+    rng = np.random.default_rng([config.seed, 1])
+    n, k = config.n_steps, config.k
+    users = rng.integers(world.n_users, size=n).astype(np.intp)
+    return Traffic(users, rng.random((n, k)), rng.random((n, k)))
+
+
+def policy_rng(config: SimConfig, name: str, stream: int) -> np.random.Generator:
+    """Return the generator for one policy's ``stream``, independent of the other policies."""
+    return np.random.default_rng([config.seed, stream, zlib.crc32(name.encode())])
+
+
+def below_median_mask(probs: FloatArray) -> BoolArray:
+    """Return, per (group, item), whether the item's true CTR is below the group's median."""
+    mask: BoolArray = probs < np.median(probs, axis=1, keepdims=True)
+    return mask
+
+
+def run_policy(
+    world: World,
+    config: SimConfig,
+    spec: PolicySpec,
+    traffic: Traffic,
+    *,
+    on_steps: Callable[[int], None] | None = None,
+    log_sink: IO[str] | None = None,
+    arms: Arms | None = None,
+    learn: bool = True,
+) -> Trace:
+    """Return the trace of ``spec`` run on ``world`` for the traffic's steps.
+
+    ``arms`` starts the policy from a given posterior state (and fixes the clusters to the
+    latent groups if ``config.true_clusters``); ``learn=False`` freezes it.
+    """
+    start = time.perf_counter()
+    n, k = traffic.click_draws.shape
+    policy = Policy(spec, world.n_items, k, policy_rng(config, spec.name, 7), config.mabwiser_batch)
+    cluster_rng = policy_rng(config, spec.name, 2)
+    propensity_rng = policy_rng(config, spec.name, 3)
+    groups_known = world.group_of_user if config.true_clusters else None
+    tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user)
+    tastes.read_before(world.prior_history)
+    if spec.per_cluster and config.true_clusters:
+        policy.new_generation(world.config.n_groups)
+    if arms is not None:
+        policy.arms = arms
+    policy.learning = learn
+    refits = set(config.refit_steps()) if spec.per_cluster and groups_known is None else set()
+    trace = Trace(
+        name=spec.name,
+        groups=world.group_of_user[traffic.users],
+        items=np.zeros((n, k), dtype=np.intp),
+        impressions=np.zeros((n, k), dtype=bool),
+        clicks=np.zeros((n, k), dtype=bool),
+        expected=np.zeros(n),
+        best=np.zeros(n),
+        below_median=np.zeros(n, dtype=np.int64),
+    )
+    unclicked = np.zeros((world.n_users, world.n_items))
+    last_visit = np.zeros(world.n_users)
+    log_fatigue = np.log(world.config.fatigue)
+    half_life = world.config.fatigue_half_life
+    examine = config.position_decay ** np.arange(k, dtype=np.float64)
+    probs, below = world.probs, below_median_mask(world.probs)
+    drift_step = n if world.config.drift_at is None else int(world.config.drift_at * n)
+    for t in range(n):
+        if t == drift_step:
+            probs, below = world.probs_after_drift, below_median_mask(world.probs_after_drift)
+        if t in refits:
+            info = tastes.refit(config.n_clusters, cluster_rng, t)
+            if info is not None:
+                trace.refits.append(info)
+                policy.new_generation(config.n_clusters)
+        user = int(traffic.users[t])
+        group = int(world.group_of_user[user])
+        seen_counts = unclicked[user]
+        # Lazy fading, as the service does: only the arriving user's counts are brought up to now.
+        seen_counts *= 2.0 ** (-(t - last_visit[user]) / half_life)
+        last_visit[user] = t
+        truth = probs[group] * np.exp(log_fatigue * seen_counts)
+        if groups_known is not None:
+            cluster = group
+        elif spec.per_cluster:
+            cluster = tastes.cluster(user)
+        else:
+            cluster = 0
+        request = Request(user, cluster, seen_counts, truth)
+        items, scores = policy.rank(request)
+        seen = traffic.seen_draws[t] < examine
+        click = seen & (traffic.click_draws[t] < truth[items])
+        trace.items[t] = items
+        trace.impressions[t] = seen
+        trace.clicks[t] = click
+        trace.expected[t] = truth[items] @ examine
+        trace.best[t] = -np.sort(-np.partition(truth, truth.size - k)[-k:]) @ examine
+        trace.below_median[t] = int(np.count_nonzero(below[group, items] & seen))
+        if log_sink is not None:
+            _write_log(log_sink, policy, request, items, scores, seen, click, t, tastes.gen,
+                       config.propensity_draws, propensity_rng)  # fmt: skip
+        seen_counts[items[seen & ~click]] += 1
+        seen_counts[items[click]] = 0
+        policy.learn(cluster, items, seen, click)
+        if click.any() and spec.per_cluster and groups_known is None:
+            tastes.clicked(user, items[click])
+        if on_steps is not None and (t + 1) % _PROGRESS_EVERY == 0:
+            on_steps(_PROGRESS_EVERY)
+    if on_steps is not None and n % _PROGRESS_EVERY:
+        on_steps(n % _PROGRESS_EVERY)
+    trace.seconds = time.perf_counter() - start
+    trace.arms, trace.gen = policy.arms, tastes.gen
+    return trace
+
+
+def run_named(
+    world: World,
+    config: SimConfig,
+    name: str,
+    traffic: Traffic,
+    log_path: str | None = None,
+) -> Trace:
+    """Return the trace of the policy named ``name``; for process pools (no callbacks)."""
+    spec = parse_policy(name, config.epsilon)
+    if log_path is None:
+        return run_policy(world, config, spec, traffic)
+    with open(log_path, "w") as sink:
+        return run_policy(world, config, spec, traffic, log_sink=sink)
+
+
+def _write_log(
+    sink: IO[str],
+    policy: Policy,
+    request: Request,
+    items: IndexArray,
+    scores: FloatArray,
+    seen: BoolArray,
+    click: BoolArray,
+    step: int,
+    gen: int,
+    n_draws: int,
+    rng: np.random.Generator,
+) -> None:
+    alpha, beta, multipliers = policy.ts_inputs(request)
+    propensity = inclusion_probabilities(alpha, beta, items.size, rng, n_draws, items, multipliers)
+    record = {
+        "rec_id": f"sim-{step:09d}",
+        "user_id": f"u{request.user}",
+        "gen": gen,
+        "cluster": request.cluster,
+        "ts": float(step),
+        "k": int(items.size),
+        "n_candidates": int(alpha.size),
+        "items": [
+            {
+                "item_id": f"i{item}",
+                "position": position,
+                "score": float(score),
+                "propensity": float(p),
+                "impression": bool(s),
+                "click": bool(c),
+            }
+            for position, (item, score, p, s, c) in enumerate(
+                zip(items.tolist(), scores.tolist(), propensity.tolist(), seen, click, strict=True)
+            )
+        ],
+    }
+    sink.write(json.dumps(record) + "\n")

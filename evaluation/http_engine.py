@@ -1,0 +1,182 @@
+"""The HTTP engine: the same world and traffic, served by a running banditrec service.
+
+Each step is one POST /v1/recommend and one POST /v1/feedback (impressions, then clicks, with
+the rec_id); clusters are refitted with POST /v1/admin/clusters/fit on the simulator's schedule.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+from evaluation.config import SimConfig
+from evaluation.engine import Trace, Traffic, below_median_mask
+from evaluation.world import World
+
+SERVICE_NAME = "service (http)"
+_BULK = 1000
+_READY_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    """Return a TCP port that was free a moment ago on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def launched_service(data_dir: Path, log_path: Path) -> Iterator[str]:
+    """Start `banditrec serve` on a free port with its own data folder; yield its base URL.
+
+    BANDITREC_* variables of the caller are dropped so an outside Redis is never touched;
+    snapshots refresh every 100 ms so the short simulated runs learn without a 1 s lag.
+    """
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITREC_")}
+    env |= {
+        "BANDITREC_DATA_DIR": str(data_dir),
+        "BANDITREC_PORT": str(port),
+        "BANDITREC_SNAPSHOT_MS": "100",
+        "BANDITREC_REDIS_APPENDFSYNC": "everysec",
+        "BANDITREC_LOG_LEVEL": "warning",
+    }
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("ab") as sink:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(base, process, log_path)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + _READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"banditrec serve exited early:\n{log_path.read_text()}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"banditrec serve was not ready within {_READY_TIMEOUT_S:.0f} s")
+
+
+def run_http(
+    world: World,
+    config: SimConfig,
+    traffic: Traffic,
+    base_url: str,
+    *,
+    on_steps: Callable[[int], None] | None = None,
+) -> Trace:
+    """Return the trace of the service at ``base_url`` serving the world's traffic."""
+    start = time.perf_counter()
+    n, k = traffic.click_draws.shape
+    trace = Trace(
+        name=SERVICE_NAME,
+        groups=world.group_of_user[traffic.users],
+        items=np.zeros((n, k), dtype=np.intp),
+        impressions=np.zeros((n, k), dtype=bool),
+        clicks=np.zeros((n, k), dtype=bool),
+        expected=np.zeros(n),
+        best=np.zeros(n),
+        below_median=np.zeros(n, dtype=np.int64),
+    )
+    unclicked = np.zeros((world.n_users, world.n_items))
+    last_visit = np.zeros(world.n_users)
+    log_fatigue = np.log(world.config.fatigue)
+    half_life = world.config.fatigue_half_life
+    examine = config.position_decay ** np.arange(k, dtype=np.float64)
+    drift_step = n if world.config.drift_at is None else int(world.config.drift_at * n)
+    probs, below = world.probs, below_median_mask(world.probs)
+    refits = set(config.refit_steps())
+    with httpx.Client(base_url=base_url, timeout=30) as http:
+        _upload_items(http, world)
+        for t in range(n):
+            if t == drift_step:
+                probs, below = world.probs_after_drift, below_median_mask(world.probs_after_drift)
+            if t in refits:
+                fit = http.post(
+                    "/v1/admin/clusters/fit", json={"k": config.n_clusters, "seed": config.seed}
+                )
+                if fit.status_code == 200:
+                    body = fit.json()
+                    trace.refits.append({"step": t, "gen": body["gen"], "n_users": body["n_users"]})
+                elif fit.status_code != 422:  # 422: not enough users with clicks yet
+                    fit.raise_for_status()
+            user = int(traffic.users[t])
+            group = int(world.group_of_user[user])
+            seen_counts = unclicked[user]
+            seen_counts *= 2.0 ** (-(t - last_visit[user]) / half_life)
+            last_visit[user] = t
+            truth = probs[group] * np.exp(log_fatigue * seen_counts)
+            response = http.post("/v1/recommend", json={"user_id": f"u{user}", "k": k})
+            response.raise_for_status()
+            rec = response.json()
+            items = np.array([int(i["item_id"][1:]) for i in rec["items"]], dtype=np.intp)
+            if items.size != k:
+                raise RuntimeError(f"the service served {items.size} items, expected k={k}")
+            seen = traffic.seen_draws[t] < examine
+            click = seen & (traffic.click_draws[t] < truth[items])
+            _send_feedback(http, rec["rec_id"], f"u{user}", items, seen, click)
+            trace.items[t] = items
+            trace.impressions[t] = seen
+            trace.clicks[t] = click
+            trace.expected[t] = truth[items] @ examine
+            trace.best[t] = -np.sort(-np.partition(truth, truth.size - k)[-k:]) @ examine
+            trace.below_median[t] = int(np.count_nonzero(below[group, items] & seen))
+            seen_counts[items[seen & ~click]] += 1
+            seen_counts[items[click]] = 0
+            if on_steps is not None and (t + 1) % 100 == 0:
+                on_steps(100)
+    trace.seconds = time.perf_counter() - start
+    return trace
+
+
+def _upload_items(http: httpx.Client, world: World) -> None:
+    items = [
+        {"item_id": f"i{i}", "embedding": [round(float(x), 6) for x in world.embeddings[i]]}
+        for i in range(world.n_items)
+    ]
+    for first in range(0, len(items), _BULK):
+        http.post("/v1/items/bulk", json={"items": items[first : first + _BULK]}).raise_for_status()
+
+
+def _send_feedback(
+    http: httpx.Client,
+    rec_id: str,
+    user_id: str,
+    items: np.ndarray,
+    seen: np.ndarray,
+    click: np.ndarray,
+) -> None:
+    events = [
+        {"event_id": f"{rec_id}-{kind}-{pos}", "type": kind, "user_id": user_id,
+         "item_id": f"i{item}", "rec_id": rec_id}
+        for kind, mask in (("impression", seen), ("click", click))
+        for pos, item in enumerate(items.tolist()) if mask[pos]
+    ]  # fmt: skip
+    if events:
+        http.post("/v1/feedback", json={"events": events}).raise_for_status()
