@@ -3,7 +3,7 @@
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
-from bandits.prior import catalog_prior, shrunk_priors
+from bandits.prior import catalog_prior, empirical_params, shrunk_priors
 from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
@@ -14,6 +14,7 @@ __all__ = [
     "beta_params",
     "catalog_prior",
     "decayed_counts",
+    "empirical_params",
     "fill_quotas",
     "inclusion_probabilities",
     "inclusion_shares",

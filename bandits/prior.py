@@ -68,3 +68,36 @@ def shrunk_priors(
     misses = np.maximum(impressions_ - clicks_, 0.0)
     mean = (a + clicks_) / (a + b + clicks_ + misses)
     return mean * strength_, (1.0 - mean) * strength_
+
+
+def empirical_params(
+    impressions: npt.ArrayLike,
+    clicks: npt.ArrayLike,
+    strength: float,
+    catalog: tuple[float, float] | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Return (alpha, beta) for (rows, n) counts whose last row is the global arm.
+
+    The global row starts from the catalog prior (``catalog``, or the pooled CTR of the
+    global row worth ``strength`` impressions); each other row starts from the item's
+    global posterior scaled down to ``strength`` (:func:`shrunk_priors`).
+
+    >>> alpha, beta = empirical_params([[0, 10], [100, 10]], [[0, 5], [10, 5]], 10.0)
+    >>> alpha.round(2).tolist(), beta.round(2).tolist()
+    ([[1.03, 8.18], [11.36, 6.36]], [[8.97, 11.82], [98.64, 13.64]])
+    """
+    impressions_ = nonnegative("impressions", impressions)
+    clicks_ = nonnegative("clicks", clicks)
+    same_shape(("impressions", "clicks"), impressions_, clicks_)
+    if impressions_.ndim != 2 or impressions_.shape[0] < 1:
+        raise ValueError(f"counts must be 2-D (rows, arms), got shape {impressions_.shape}")
+    a0, b0 = catalog or catalog_prior(impressions_[-1], clicks_[-1], strength)
+    item_a, item_b = shrunk_priors(impressions_[-1], clicks_[-1], a0, b0, strength)
+    misses = np.maximum(impressions_ - clicks_, 0.0)
+    alpha = np.empty_like(impressions_)
+    beta = np.empty_like(impressions_)
+    alpha[:-1] = item_a + clicks_[:-1]
+    beta[:-1] = item_b + misses[:-1]
+    alpha[-1] = a0 + clicks_[-1]
+    beta[-1] = b0 + misses[-1]
+    return alpha, beta

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandits import beta_params, catalog_prior, shrunk_priors
+from bandits import beta_params, catalog_prior, empirical_params
 from clustering import normalize_rows
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 
@@ -193,15 +193,7 @@ def posterior_params(
     """
     if prior.kind == "flat":
         return beta_params(impressions, clicks, prior.a, prior.b)
-    misses = np.maximum(impressions - clicks, 0.0)
-    item_a, item_b = shrunk_priors(impressions[-1], clicks[-1], *catalog, prior.strength)
-    alpha = np.empty_like(impressions)
-    beta = np.empty_like(impressions)
-    alpha[:-1] = item_a + clicks[:-1]
-    beta[:-1] = item_b + misses[:-1]
-    alpha[-1] = catalog[0] + clicks[-1]
-    beta[-1] = catalog[1] + misses[-1]
-    return alpha, beta
+    return empirical_params(impressions, clicks, prior.strength, catalog)
 
 
 def conversion_rate(clicks: np.ndarray, conversions: np.ndarray, strength: float) -> np.ndarray:
