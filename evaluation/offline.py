@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import beta_params, decayed_counts, inclusion_shares, seen_decay
+from bandits import decayed_counts, inclusion_shares, seen_decay
 from evaluation.ope import Estimate, estimate_ctr
-from evaluation.policies import PolicySpec
+from evaluation.policies import Arms, PolicySpec
 
 FloatArray = NDArray[np.float64]
 # Pseudo-impressions shrinking each arm's CTR towards the overall CTR in the reward model.
@@ -137,7 +137,8 @@ def evaluate_logs(
     if not spec.thompson:
         raise ValueError(f"the target must be a Thompson policy (*-ts*), got {spec.name!r}")
     index = {item: i for i, item in enumerate(state.item_ids)}
-    alpha, beta = beta_params(state.impressions, state.clicks, spec.prior_a, spec.prior_b)
+    # The same posteriors the target policy itself would sample (flat or catalog prior).
+    alpha, beta = Arms.params_for(spec, state.impressions, state.clicks)
     reward_model = _reward_model(state)
     columns: dict[str, list[float]] = {k: [] for k in ("list", "r", "logged", "target", "r_hat")}
     direct: list[float] = []

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import beta_params, rank, seen_decay, top_k
+from bandits import beta_params, empirical_params, rank, seen_decay, top_k
 from bandits._validation import real_scalar
 
 FloatArray = NDArray[np.float64]
@@ -23,9 +23,11 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
     "random": {"kind": "random"},
     "most-popular": {"kind": "popular"},
     "epsilon-greedy": {"kind": "egreedy", "per_cluster": True},
-    "global-ts": {"kind": "ts"},
-    "cluster-ts": {"kind": "ts", "per_cluster": True},
-    "cluster-ts-decay": {"kind": "ts", "per_cluster": True, "gamma": 0.5},
+    # The Thompson policies mirror the service's defaults: catalog prior worth 10
+    # impressions (BANDITREC_PRIOR=catalog), seen decay 0.7; ":prior=1/1" gives a flat prior.
+    "global-ts": {"kind": "ts", "prior_strength": 10.0},
+    "cluster-ts": {"kind": "ts", "per_cluster": True, "prior_strength": 10.0},
+    "cluster-ts-decay": {"kind": "ts", "per_cluster": True, "gamma": 0.7, "prior_strength": 10.0},
     "mabwiser-ts": {"kind": "mabwiser"},
     "oracle": {"kind": "oracle"},
 }
@@ -45,6 +47,9 @@ class PolicySpec:
     epsilon: float = 0.1
     prior_a: float = 1.0
     prior_b: float = 1.0
+    # None: flat Beta(prior_a, prior_b). A number: the service's catalog prior worth that
+    # many impressions, with cluster arms starting from the item's global posterior.
+    prior_strength: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -56,6 +61,11 @@ class PolicySpec:
         for name in ("prior_a", "prior_b"):
             if real_scalar(name, getattr(self, name)) <= 0.0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if (
+            self.prior_strength is not None
+            and real_scalar("prior_strength", self.prior_strength) <= 0.0
+        ):
+            raise ValueError(f"prior_strength must be > 0, got {self.prior_strength!r}")
 
     @property
     def thompson(self) -> bool:
@@ -69,7 +79,7 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20")
     ... # doctest: +NORMALIZE_WHITESPACE
     PolicySpec(name='cluster-ts-decay:gamma=0.3:prior=1/20', kind='ts', per_cluster=True,
-               gamma=0.3, epsilon=0.1, prior_a=1.0, prior_b=20.0)
+               gamma=0.3, epsilon=0.1, prior_a=1.0, prior_b=20.0, prior_strength=None)
     """
     base, *overrides = text.strip().split(":")
     if base not in BASE_POLICIES:
@@ -80,9 +90,13 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
         if not sep:
             raise ValueError(f"policy option must be key=value, got {override!r} in {text!r}")
         try:
-            if key == "prior":
+            if key == "prior" and value.startswith("catalog"):
+                # prior=catalog or prior=catalog/STRENGTH: the service's default prior.
+                _, _, strength = value.partition("/")
+                spec = replace(spec, prior_strength=float(strength or 10.0))
+            elif key == "prior":
                 a, b = value.split("/")
-                spec = replace(spec, prior_a=float(a), prior_b=float(b))
+                spec = replace(spec, prior_a=float(a), prior_b=float(b), prior_strength=None)
             elif key in ("gamma", "epsilon", "prior_a", "prior_b"):
                 fields: dict[str, Any] = {key: float(value)}
                 spec = replace(spec, **fields)
@@ -105,12 +119,33 @@ class Request(NamedTuple):
 class Arms:
     """Beta posteriors per (cluster, item) and a global row (the last), as the service keeps."""
 
-    def __init__(self, n_clusters: int, n_items: int, prior_a: float, prior_b: float) -> None:
+    def __init__(
+        self,
+        n_clusters: int,
+        n_items: int,
+        prior_a: float,
+        prior_b: float,
+        prior_strength: float | None = None,
+    ) -> None:
         self.prior_a = prior_a
         self.prior_b = prior_b
+        self.prior_strength = prior_strength
         self.impressions = np.zeros((n_clusters + 1, n_items))
         self.clicks = np.zeros((n_clusters + 1, n_items))
-        self.alpha, self.beta = beta_params(self.impressions, self.clicks, prior_a, prior_b)
+        self.alpha, self.beta = self._params(self.impressions, self.clicks)
+
+    def _params(self, impressions: FloatArray, clicks: FloatArray) -> tuple[FloatArray, FloatArray]:
+        if self.prior_strength is None:
+            return beta_params(impressions, clicks, self.prior_a, self.prior_b)
+        return empirical_params(impressions, clicks, self.prior_strength)
+
+    @staticmethod
+    def params_for(
+        spec: PolicySpec, impressions: FloatArray, clicks: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the (alpha, beta) a policy with this spec samples from these counts."""
+        arms = Arms(0, impressions.shape[1], spec.prior_a, spec.prior_b, spec.prior_strength)
+        return arms._params(impressions, clicks)
 
     def new_generation(self, n_clusters: int) -> None:
         """Start fresh per-cluster arms (a new clustering); the global row keeps its counts."""
@@ -119,7 +154,7 @@ class Arms:
         clicks = np.zeros((n_clusters + 1, n_items))
         impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
         self.impressions, self.clicks = impressions, clicks
-        self.alpha, self.beta = beta_params(impressions, clicks, self.prior_a, self.prior_b)
+        self.alpha, self.beta = self._params(impressions, clicks)
 
     def update(
         self, row: int, items: IndexArray, impressions: BoolArray, clicks: BoolArray
@@ -130,8 +165,12 @@ class Arms:
         for r in {row % self.alpha.shape[0], self.alpha.shape[0] - 1}:
             self.impressions[r, seen] += 1.0
             self.clicks[r, clicked] += 1.0
-            self.alpha[r, clicked] += 1.0
-            self.beta[r, unclicked] += 1.0
+            if self.prior_strength is None:
+                self.alpha[r, clicked] += 1.0
+                self.beta[r, unclicked] += 1.0
+        if self.prior_strength is not None:
+            # Every arm's prior moves with the global counts: recompute, as the service does.
+            self.alpha, self.beta = self._params(self.impressions, self.clicks)
 
 
 class Policy:
@@ -144,7 +183,7 @@ class Policy:
         self.n_items = n_items
         self.k = k
         self.rng = rng
-        self.arms = Arms(0, n_items, spec.prior_a, spec.prior_b)
+        self.arms = Arms(0, n_items, spec.prior_a, spec.prior_b, spec.prior_strength)
         self.learning = True
         self._peer: _MabwiserPeer | None = None
         if spec.kind == "mabwiser":

@@ -162,15 +162,19 @@ def plot_run(out_dir: Path, rows: list[dict[str, Any]]) -> None:
         ("ctr.png", "ctr", "moving CTR (per window)"),
         ("below_median.png", "below_median_share", "share of impressions below median CTR"),
     )
+    # Distinct colour and dash per policy: the default cycle repeats after 10 lines.
+    palette = [plt.get_cmap("tab20")(i) for i in range(20)]
+    dashes = ("-", "--", ":", "-.")
     for filename, key, title in plots:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
-        for name in names:
+        for n, name in enumerate(names):
             mine = [r for r in rows if r["policy"] == name]
             x = [r["step_end"] for r in mine]
             y = np.array([r[key] for r in mine], dtype=np.float64)
             if key == "ctr" and y.size >= 5:
                 y = np.convolve(y, np.ones(5) / 5, mode="same")
-            ax.plot(x, y, label=name, linewidth=1.2)
+            style = {"color": palette[(2 * n) % 20 + (n // 10) % 2], "linestyle": dashes[n % 4]}
+            ax.plot(x, y, label=name, linewidth=1.2, **style)
         ax.set_title(title)
         ax.set_xlabel("step (one served list)")
         ax.grid(alpha=0.3)

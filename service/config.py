@@ -71,7 +71,7 @@ class Settings(BaseSettings):
         168.0, gt=0, le=24 * 90, description="A conversion is attributed to a click this recent."
     )
     seen_gamma: float = Field(
-        0.5, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
+        0.7, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
     )
     seen_half_life_h: float = Field(
         24.0, gt=0, le=24 * 365, description="Half-life of unclicked-impression counts."
