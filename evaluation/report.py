@@ -173,8 +173,8 @@ def plot_run(out_dir: Path, rows: list[dict[str, Any]]) -> None:
             y = np.array([r[key] for r in mine], dtype=np.float64)
             if key == "ctr" and y.size >= 5:
                 y = np.convolve(y, np.ones(5) / 5, mode="same")
-            style = {"color": palette[(2 * n) % 20 + (n // 10) % 2], "linestyle": dashes[n % 4]}
-            ax.plot(x, y, label=name, linewidth=1.2, **style)
+            color = palette[(2 * n) % 20 + (n // 10) % 2]
+            ax.plot(x, y, label=name, linewidth=1.2, color=color, linestyle=dashes[n % 4])
         ax.set_title(title)
         ax.set_xlabel("step (one served list)")
         ax.grid(alpha=0.3)
