@@ -1,0 +1,140 @@
+"""Benchmark 6: Redis used_memory and worker RSS for 10k items x 8 clusters of arms."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import redis
+
+from bench import machine, roundtrips, server
+from service.store import Store
+
+N_ITEMS = 10_000
+K = 8
+DIM = 64
+_SETTLE_S = 1.5  # several snapshot periods (200 ms) for the worker to load what changed
+
+
+def _used_memory(client: redis.Redis) -> int:
+    return int(client.info("memory")["used_memory"])
+
+
+async def _fit(url: str, k: int, dim: int, seed: int) -> int:
+    store = Store(url)
+    try:
+        centers = np.random.default_rng(seed).standard_normal((k, dim))
+        model = await store.save_clusters(centers, 1.0, [0] * k)
+        return model.gen
+    finally:
+        await store.close()
+
+
+def _write_counts(client: redis.Redis, gen: int, n_items: int, k: int, seed: int) -> int:
+    """Fill imp/clk hashes of every (cluster, item) and the global row; return arms written.
+
+    Written with HSET on the documented key schema (README) rather than through feedback,
+    so that dedupe markers do not enter the figure; they are measured separately.
+    """
+    rng = np.random.default_rng(seed)
+    arms = 0
+    for cluster in [*range(k), None]:
+        suffix = "global" if cluster is None else f"{gen}:{cluster}"
+        impressions = rng.integers(1, 50_000, n_items)
+        clicks = rng.binomial(impressions, 0.05).tolist()
+        impressions = impressions.tolist()
+        pipe = client.pipeline(transaction=False)
+        for start in range(0, n_items, 1000):
+            stop = min(n_items, start + 1000)
+            ids = [f"i{i}" for i in range(start, stop)]
+            imp = dict(zip(ids, impressions[start:stop], strict=True))
+            clk = dict(zip(ids, clicks[start:stop], strict=True))
+            pipe.hset(f"br:{{arms}}:imp:{suffix}", mapping=imp)
+            pipe.hset(f"br:{{arms}}:clk:{suffix}", mapping=clk)
+        pipe.execute()
+        arms += n_items
+    client.incr("br:{arms}:version")
+    return arms
+
+
+def _worker_pid(srv: server.Server) -> int:
+    return srv.python_pids()[-1]
+
+
+def run(
+    work: Path,
+    n_items: int = N_ITEMS,
+    k: int = K,
+    dim: int = DIM,
+    events: int = 10_000,
+    settle_s: float = _SETTLE_S,
+) -> dict[str, Any]:
+    """Return Redis and worker memory after items, after arm counts, and per feedback event."""
+    load_before = machine.load()
+    with server.banditrec(work / "memory", appendfsync="everysec", snapshot_ms=200) as srv:
+        client = redis.Redis.from_url(srv.redis_url)
+        try:
+            pid = _worker_pid(srv)
+            time.sleep(settle_s)
+            empty = {"redis": _used_memory(client), **server.rss_bytes(pid)}
+            roundtrips.add_items(srv, n_items, dim)
+            time.sleep(settle_s)
+            with_items = {"redis": _used_memory(client), **server.rss_bytes(pid)}
+            gen = asyncio.run(_fit(srv.redis_url, k, dim, seed=2))
+            arms = _write_counts(client, gen, n_items, k, seed=3)
+            time.sleep(settle_s)
+            with_arms = {"redis": _used_memory(client), **server.rss_bytes(pid)}
+            with httpx.Client(base_url=srv.base_url, timeout=60) as http:
+                for start in range(0, events, 1000):
+                    batch = [
+                        {"event_id": f"m{n}", "type": "impression", "user_id": f"u{n % 1000}",
+                         "item_id": f"i{n % n_items}"}
+                        for n in range(start, min(events, start + 1000))
+                    ]  # fmt: skip
+                    http.post("/v1/feedback", json={"events": batch}).raise_for_status()
+            time.sleep(settle_s)
+            with_events = {"redis": _used_memory(client), **server.rss_bytes(pid)}
+        finally:
+            client.close()
+    items_redis = with_items["redis"] - empty["redis"]
+    arms_redis = with_arms["redis"] - with_items["redis"]
+    return {
+        "what": (
+            f"one banditrec worker; {n_items} items with dim-{dim} embeddings written through "
+            f"Store; then imp/clk counts for {k} clusters + the global row of every item "
+            "(HSET on the documented keys); then "
+            f"{events} impressions over 1000 users through POST /v1/feedback. used_memory "
+            "from INFO memory (redis-server built with libc malloc); RSS = VmRSS of the "
+            "uvicorn process after a few snapshot refreshes, VmHWM its peak."
+        ),
+        "stages": {
+            "empty": empty,
+            "items": with_items,
+            "arms": with_arms,
+            "events": with_events,
+        },
+        "redis_bytes": {
+            "items_total": items_redis,
+            "per_item": round(items_redis / n_items, 1),
+            "arms_total": arms_redis,
+            "arms_per_10k_items_x_8_clusters": round(arms_redis * (10_000 / n_items) * (8 / k)),
+            "per_arm_counted": round(arms_redis / arms, 1),
+            "per_feedback_event": round((with_events["redis"] - with_arms["redis"]) / events, 1),
+        },
+        "worker_rss_bytes": {
+            "items_delta": with_items["VmRSS"] - empty["VmRSS"],
+            "arms_delta": with_arms["VmRSS"] - with_items["VmRSS"],
+            "arms_delta_per_10k_items_x_8_clusters": round(
+                (with_arms["VmRSS"] - with_items["VmRSS"]) * (10_000 / n_items) * (8 / k)
+            ),
+            "total": with_arms["VmRSS"],
+            "peak": with_events["VmHWM"],
+        },
+        "target": None,
+        "load_before": load_before,
+        "load_after": machine.load(),
+    }

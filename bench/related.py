@@ -1,0 +1,138 @@
+"""Benchmark 2 (kernel only): cosine top-100 over item embeddings vs a bare matvec.
+
+This times a plain numpy implementation of the related surface's candidate step, not the
+service: the surface was not built when this benchmark was written (issue 5).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench import machine
+from bench.timing import compare
+
+K = 100
+DIM = 64
+SIZES = (10_000, 100_000)
+
+
+def unit_rows(matrix: np.ndarray) -> np.ndarray:
+    """Return the rows scaled to unit length (zero rows stay zero)."""
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms > 0.0, norms, 1.0)
+
+
+def cosine_top_k(
+    unit_items: np.ndarray, query: np.ndarray, k: int, exclude: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (positions, cosines) of the k items most similar to ``query``, best first."""
+    norm = np.linalg.norm(query)
+    scores = unit_items @ (query / norm if norm > 0.0 else query)
+    if exclude is not None:
+        scores[exclude] = -np.inf
+    k = min(k, scores.size)
+    top = np.argpartition(-scores, k - 1)[:k]
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return top, scores[top]
+
+
+def measure(n: int, max_s: float, seed: int) -> dict[str, Any]:
+    """Return one size's per-call times (µs), calls and ratios, in this process."""
+    rng = np.random.default_rng(seed)
+    items64 = unit_rows(rng.standard_normal((n, DIM)))
+    items32 = items64.astype(np.float32)
+    queries = rng.integers(0, n, 64)
+    state = {"q": 0}
+
+    def next_query() -> int:
+        state["q"] = (state["q"] + 1) % queries.size
+        return int(queries[state["q"]])
+
+    def floor() -> object:
+        scores = items64 @ items64[next_query()]
+        return np.argpartition(-scores, K - 1)[:K]
+
+    def related() -> object:
+        i = next_query()
+        return cosine_top_k(items64, items64[i], K, exclude=i)
+
+    def related32() -> object:
+        i = next_query()
+        return cosine_top_k(items32, items32[i], K, exclude=i)
+
+    times = compare(
+        {"floor": floor, "cosine_top_k": related, "cosine_top_k_float32": related32},
+        rounds=7,
+        max_s=max_s,
+    )
+    return {
+        "us_per_call": {k: round(v["median_s"] * 1e6, 1) for k, v in times.items()},
+        "calls": {k: v["calls"] for k, v in times.items()},
+        "ratio_vs_floor": round(times["cosine_top_k"]["median_s"] / times["floor"]["median_s"], 3),
+        "float32_ratio_vs_floor": round(
+            times["cosine_top_k_float32"]["median_s"] / times["floor"]["median_s"], 3
+        ),
+    }
+
+
+def _measure_single_threaded(n: int, max_s: float, seed: int) -> dict[str, Any] | None:
+    """Return measure() from a child process whose BLAS may use one thread only."""
+    env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
+    code = (
+        "import json; from bench import related; "
+        f"print(json.dumps(related.measure({n}, {max_s}, {seed})))"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=root, capture_output=True, text=True,
+        timeout=max_s * 10 + 60,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return None
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def run(sizes: tuple[int, ...] = SIZES, max_s: float = 6.0, seed: int = 3) -> dict[str, Any]:
+    """Return per-call times of cosine_top_k and of the bare matvec + argpartition floor.
+
+    Each size is measured twice: in this process (BLAS with its default thread count)
+    and in a child with one BLAS thread, since on a busy small machine a threaded
+    matvec can wait for a descheduled helper thread far longer than it computes.
+    """
+    rows = []
+    load_before = machine.load()
+    for n in sizes:
+        row: dict[str, Any] = {"n_items": n, **measure(n, max_s, seed)}
+        row["one_blas_thread"] = _measure_single_threaded(n, max_s, seed)
+        rows.append(row)
+    return {
+        "what": (
+            "KERNEL ONLY (a plain numpy implementation in bench/, not the service's endpoint). "
+            f"cosine_top_k = bench.related.cosine_top_k over unit float64 rows, dim {DIM}, "
+            f"top {K}, query item excluded, result sorted; floor = items @ v + "
+            f"np.argpartition(-scores, {K - 1})[:{K}] (unsorted), same arrays, same run. "
+            "float32 variant for reference; one_blas_thread = the same in a child process "
+            "with OPENBLAS_NUM_THREADS=1."
+        ),
+        "k": K,
+        "dim": DIM,
+        "blas": _blas_name(),
+        "rows": rows,
+        "target": None,
+        "load_before": load_before,
+        "load_after": machine.load(),
+    }
+
+
+def _blas_name() -> str:
+    config = np.show_config(mode="dicts") or {}
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    return f"{blas.get('name')} {blas.get('version')}"

@@ -1,0 +1,119 @@
+"""Smoke tests: each benchmark runs at a tiny size and emits well-formed results.
+
+Speed itself is never asserted here (STYLE.md): only shapes, keys and sanity of values.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+from bench import loadgen, machine, related, report
+
+
+def _positive(values: dict) -> bool:
+    return all(isinstance(v, float | int) and v > 0 for v in values.values())
+
+
+def test_ranker_reports_ratios_against_floor_and_mabwiser():
+    from bench import ranker
+
+    result = ranker.run(sizes=(50,), max_s=0.3)
+    (row,) = result["rows"]
+    assert row["n_arms"] == 50
+    assert {"floor", "rank", "rank_kernel", "mabwiser_predict"} <= set(row["us_per_call"])
+    assert _positive(row["us_per_call"])
+    assert row["rank_over_floor"] > 0
+    assert row["speedup_vs_mabwiser_predict"] > 0
+    assert result["met"]["speedup_vs_mabwiser_at_10k"] is None  # 10k arms were not run
+    assert len(result["load_before"]) == 3
+    json.dumps(result)
+
+
+def test_cosine_top_k_matches_a_full_sort():
+    rng = np.random.default_rng(0)
+    items = related.unit_rows(rng.standard_normal((200, 8)))
+    top, scores = related.cosine_top_k(items, items[3], 10, exclude=3)
+    expected = np.argsort(-(items @ items[3]))
+    assert expected[0] == 3
+    assert top.tolist() == expected[1:11].tolist()
+    assert np.all(np.diff(scores) <= 0)
+
+
+def test_related_kernel_is_labelled_kernel_only():
+    result = related.run(sizes=(300,), max_s=0.3)
+    assert "KERNEL ONLY" in result["what"]
+    (row,) = result["rows"]
+    assert _positive(row["us_per_call"])
+    assert row["ratio_vs_floor"] > 0
+
+
+def test_percentiles_and_machine_facts():
+    assert loadgen.percentiles([]) == {"p50_ms": None, "p95_ms": None, "p99_ms": None}
+    assert loadgen.percentiles([1.0] * 99 + [100.0])["p50_ms"] == 1.0
+    facts = machine.facts()
+    assert facts["cores"] >= 1
+    assert facts["redis_server"][0].isdigit()
+    assert facts["versions"]["numpy"] == np.__version__
+
+
+def test_report_renders_tables_and_replaces_only_the_marked_section(tmp_path):
+    from bench import ranker
+
+    results = {
+        "machine": machine.facts(),
+        "benchmarks": {
+            "ranker": ranker.run(sizes=(30,), max_s=0.1),
+            "related_kernel": related.run(sizes=(200,), max_s=0.1),
+        },
+    }
+    tables = report.markdown(results)
+    assert "| 30 |" in tables
+    assert "Kernel only" in tables
+    doc = tmp_path / "performance.md"
+    doc.write_text(f"# Title\n\n{report.START}\nold\n{report.END}\n\nFindings stay.\n")
+    assert report.update_doc(doc, tables)
+    text = doc.read_text()
+    assert "old" not in text
+    assert text.startswith("# Title") and text.endswith("Findings stay.\n")
+
+
+@pytest.mark.slow
+def test_round_trips_and_memory_run_on_a_real_server(tmp_path):
+    from bench import memory, roundtrips
+
+    trips = roundtrips.run(tmp_path, sizes=(10, 30), calls=2)
+    assert [r["n_items"] for r in trips["rows"]] == [10, 30]
+    for row in trips["rows"]:
+        assert row["per_recommend_total"] > 0
+        assert row["per_feedback_batch_total"] > 0
+    assert isinstance(trips["met"], bool)
+
+    mem = memory.run(tmp_path, n_items=50, k=2, dim=4, events=50, settle_s=0.3)
+    # At this size the deltas are within allocator noise: check the shape, not the sign.
+    assert set(mem["stages"]) == {"empty", "items", "arms", "events"}
+    assert all(isinstance(v, int) for v in mem["redis_bytes"].values() if not isinstance(v, float))
+    assert all(stage["redis"] > 0 and stage["VmRSS"] > 0 for stage in mem["stages"].values())
+    json.dumps(mem)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("locust") is None, reason="bench extra not installed")
+def test_locust_runs_headless_against_a_real_server(tmp_path):
+    from bench import server
+
+    with server.hello_world(tmp_path) as hello:
+        result = loadgen.run_locust(
+            hello.base_url,
+            users=2,
+            duration_s=1,
+            csv_prefix=tmp_path / "smoke",
+            env={"BENCH_MODE": "recommend"},
+        )
+    assert result["requests"] > 0
+    assert result["failures"] == 0
+    assert result["p50_ms"] is not None and result["p50_ms"] <= result["p99_ms"]
+    assert (tmp_path / "smoke_stats.csv").exists()
