@@ -1,4 +1,7 @@
-"""Annotated dependency aliases, so routes read like sentences and tests can override them."""
+"""Annotated dependency aliases, so routes read like sentences and tests can override them.
+
+All are `async def`: a plain `def` dependency runs in the thread pool, a hop per request.
+"""
 
 from __future__ import annotations
 
@@ -14,25 +17,25 @@ from service.recommender import Recommender
 from service.store import Store
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     """Return the app's settings."""
     settings: Settings = request.app.state.settings
     return settings
 
 
-def get_store(request: Request) -> Store:
+async def get_store(request: Request) -> Store:
     """Return the app's Redis store."""
     store: Store = request.app.state.store
     return store
 
 
-def get_recommender(request: Request) -> Recommender:
+async def get_recommender(request: Request) -> Recommender:
     """Return the app's recommender."""
     recommender: Recommender = request.app.state.recommender
     return recommender
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """Return the app's metrics."""
     metrics: Metrics = request.app.state.metrics
     return metrics
@@ -44,7 +47,7 @@ RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def require_api_key(
+async def require_api_key(
     settings: SettingsDep,
     x_api_key: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:

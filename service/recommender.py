@@ -177,9 +177,13 @@ class Recommender:
         unclicked = decayed_counts(counts, now - updated, self.settings.seen_half_life_s)
         return positions.astype(np.intp), seen_decay(unclicked, self.settings.seen_gamma)
 
-    async def _read_users_current(self, user_ids: list[str]) -> dict[str, UserState]:
+    async def _read_users_current(
+        self, user_ids: list[str], with_seen: bool = True
+    ) -> dict[str, UserState]:
         """Return users' state, first catching up if another worker changed catalog or clusters."""
-        users, items_version, gen = await self.store.read_users(user_ids, self.settings.history_n)
+        users, items_version, gen = await self.store.read_users(
+            user_ids, self.settings.history_n, with_seen
+        )
         snap = self.snapshot
         if items_version != snap.catalog.version or gen != snap.clusters.gen:
             await self.refresh()
@@ -368,7 +372,7 @@ class Recommender:
                     f"events[{i}].item_id",
                 )
         recs = await self.store.read_rec_logs(rec_ids)
-        users = await self._read_users_current([e.user_id for e in events])
+        users = await self._read_users_current([e.user_id for e in events], with_seen=False)
         attributed = self._attribute_conversions(events, users, now)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
@@ -377,6 +381,7 @@ class Recommender:
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
         outcomes: dict[str, set[str]] = {}
+        current: dict[str, Membership] = {}
         for i, event in enumerate(events):
             gen, membership = snap.clusters.gen, None
             rec_id = event.rec_id or attributed.get(i)
@@ -406,8 +411,11 @@ class Recommender:
                 kind = {"impression": "imp", "click": "clk", "conversion": "cnv"}[event.type]
                 outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
             if membership is None or not membership.fits(snap.clusters.k):
-                # No rec (or it was served under an older clustering): the user's clusters now.
-                membership, _, _ = self._membership(snap, users[event.user_id])
+                # No rec (or it was served under an older clustering): the user's clusters now,
+                # computed once per user per batch.
+                if event.user_id not in current:
+                    current[event.user_id], _, _ = self._membership(snap, users[event.user_id])
+                membership = current[event.user_id]
             shares = tuple(membership.micro_weights())
             arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, shares))
             user_events.setdefault(event.user_id, []).append(

@@ -508,7 +508,7 @@ class Store:
 
     @_unavailable_on_redis_errors
     async def read_users(
-        self, user_ids: Iterable[str], history_n: int
+        self, user_ids: Iterable[str], history_n: int, with_seen: bool = True
     ) -> tuple[dict[str, UserState], int, int]:
         """Return (users' state, catalog version, clustering generation) in one round trip.
 
@@ -521,14 +521,16 @@ class Store:
                 state, seen, clicks, _, last_clicks = self._user_keys(user_id)
                 pipe.hgetall(state)
                 pipe.lrange(clicks, 0, history_n - 1)
-                pipe.hgetall(seen)
+                # Feedback never needs the seen hash, which can be large: skip reading it.
+                pipe.hgetall(seen) if with_seen else pipe.exists(seen)
                 pipe.hgetall(last_clicks)
             pipe.hget(self._items_key("info"), "version")
             pipe.hget(self._clusters_key, "gen")
             *raw, items_version, gen = await pipe.execute()
         users = {}
         for i, user_id in enumerate(user_ids):
-            users[user_id] = _user_state(*raw[4 * i : 4 * i + 4])
+            state, clicks, seen, last_clicks = raw[4 * i : 4 * i + 4]
+            users[user_id] = _user_state(state, clicks, seen if with_seen else {}, last_clicks)
         return users, int(items_version or 0), int(gen or 0)
 
     @_unavailable_on_redis_errors
