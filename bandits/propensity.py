@@ -105,9 +105,7 @@ def _hits(
     n = alpha.size
     if k >= n:
         return np.full(n, float(n_samples))
-    draws = rng.beta(alpha, beta, size=(n_samples, n))
-    if multipliers is not None:
-        draws *= multipliers
+    draws = _draws(alpha, beta, rng, n_samples, multipliers)
     # Ties at the k-th score are measure-zero for continuous draws; argpartition is enough.
     chosen = np.argpartition(-draws, k - 1, axis=1)[:, :k]
     return np.bincount(chosen.ravel(), minlength=n).astype(np.float64)
@@ -124,10 +122,22 @@ def _quota_hits(
     quotas: Sequence[int],
 ) -> FloatArray:
     """Return how many of n_samples quota-filled TS lists include each arm."""
-    draws = rng.beta(alpha, beta, size=(n_samples, alpha.size))
-    if multipliers is not None:
-        draws *= multipliers
+    draws = _draws(alpha, beta, rng, n_samples, multipliers)
     hits = np.zeros(alpha.size)
     for row in draws:
         hits[fill_quotas(row, pools, quotas, k)] += 1.0
     return hits
+
+
+def _draws(
+    alpha: FloatArray,
+    beta: FloatArray,
+    rng: np.random.Generator,
+    n_samples: int,
+    multipliers: FloatArray | None,
+) -> FloatArray:
+    """Return (n_samples, arms) Thompson scores: Beta draws times the arms' multipliers."""
+    draws = np.asarray(rng.beta(alpha, beta, size=(n_samples, alpha.size)), dtype=np.float64)
+    if multipliers is not None:
+        draws *= multipliers
+    return draws

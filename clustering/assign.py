@@ -22,6 +22,12 @@ def assign_hard(vectors: npt.ArrayLike, centers: npt.ArrayLike) -> IndexArray:
     >>> assign_hard([[0.9, 0.1], [0.0, 2.0], [0.0, 0.0]], [[1.0, 0.0], [0.0, 5.0]])
     array([0, 1, 0])
     """
+    vectors_, centers_ = _checked(vectors, centers)
+    return _assign_hard(vectors_, centers_)
+
+
+def _checked(vectors: npt.ArrayLike, centers: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Return both as finite 2-D arrays of one dimension, or raise ValueError."""
     vectors_ = finite_matrix("vectors", vectors)
     centers_ = finite_matrix("centers", centers)
     if centers_.shape[0] < 1:
@@ -31,7 +37,7 @@ def assign_hard(vectors: npt.ArrayLike, centers: npt.ArrayLike) -> IndexArray:
             f"vectors and centers must have the same dimension; "
             f"got {vectors_.shape[1]} and {centers_.shape[1]}"
         )
-    return _assign_hard(vectors_, centers_)
+    return vectors_, centers_
 
 
 def _assign_hard(vectors: FloatArray, centers: FloatArray) -> IndexArray:
@@ -52,15 +58,7 @@ def assign_soft(
     >>> w.round(3).tolist()
     [[0.731, 0.269, 0.0]]
     """
-    vectors_ = finite_matrix("vectors", vectors)
-    centers_ = finite_matrix("centers", centers)
-    if centers_.shape[0] < 1:
-        raise ValueError("centers must have at least one row, got shape (0, ...)")
-    if vectors_.shape[1] != centers_.shape[1]:
-        raise ValueError(
-            f"vectors and centers must have the same dimension; "
-            f"got {vectors_.shape[1]} and {centers_.shape[1]}"
-        )
+    vectors_, centers_ = _checked(vectors, centers)
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
         raise ValueError(f"temperature must be a number > 0, got {temperature!r}")
     if not 0.0 < float(temperature) < float("inf"):
