@@ -178,11 +178,14 @@ class Recommender:
         return positions.astype(np.intp), seen_decay(unclicked, self.settings.seen_gamma)
 
     async def _read_users_current(
-        self, user_ids: list[str], with_seen: bool = True
+        self, user_ids: list[str], *, for_feedback: bool = False
     ) -> dict[str, UserState]:
         """Return users' state, first catching up if another worker changed catalog or clusters."""
         users, items_version, gen = await self.store.read_users(
-            user_ids, self.settings.history_n, with_seen
+            user_ids,
+            self.settings.history_n,
+            with_seen=not for_feedback,
+            with_last_clicks=for_feedback,
         )
         snap = self.snapshot
         if items_version != snap.catalog.version or gen != snap.clusters.gen:
@@ -372,7 +375,7 @@ class Recommender:
                     f"events[{i}].item_id",
                 )
         recs = await self.store.read_rec_logs(rec_ids)
-        users = await self._read_users_current([e.user_id for e in events], with_seen=False)
+        users = await self._read_users_current([e.user_id for e in events], for_feedback=True)
         attributed = self._attribute_conversions(events, users, now)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:

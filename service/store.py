@@ -508,29 +508,40 @@ class Store:
 
     @_unavailable_on_redis_errors
     async def read_users(
-        self, user_ids: Iterable[str], history_n: int, with_seen: bool = True
+        self,
+        user_ids: Iterable[str],
+        history_n: int,
+        *,
+        with_seen: bool = True,
+        with_last_clicks: bool = False,
     ) -> tuple[dict[str, UserState], int, int]:
         """Return (users' state, catalog version, clustering generation) in one round trip.
 
         Unknown users get an empty state. The two counters let a worker notice catalog or
         clustering changes made through another worker before it acts, at no extra trip.
+        The seen hash (recommend needs it, feedback not) and the last clicks (feedback
+        needs them, recommend not) are read only when asked for.
         """
         user_ids = list(dict.fromkeys(user_ids))
+        per_user = 2 + with_seen + with_last_clicks
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 state, seen, clicks, _, last_clicks = self._user_keys(user_id)
                 pipe.hgetall(state)
                 pipe.lrange(clicks, 0, history_n - 1)
-                # Feedback never needs the seen hash, which can be large: skip reading it.
-                pipe.hgetall(seen) if with_seen else pipe.exists(seen)
-                pipe.hgetall(last_clicks)
+                if with_seen:
+                    pipe.hgetall(seen)
+                if with_last_clicks:
+                    pipe.hgetall(last_clicks)
             pipe.hget(self._items_key("info"), "version")
             pipe.hget(self._clusters_key, "gen")
             *raw, items_version, gen = await pipe.execute()
         users = {}
         for i, user_id in enumerate(user_ids):
-            state, clicks, seen, last_clicks = raw[4 * i : 4 * i + 4]
-            users[user_id] = _user_state(state, clicks, seen if with_seen else {}, last_clicks)
+            state, clicks, *rest = raw[per_user * i : per_user * (i + 1)]
+            seen = rest.pop(0) if with_seen else {}
+            last_clicks = rest.pop(0) if with_last_clicks else {}
+            users[user_id] = _user_state(state, clicks, seen, last_clicks)
         return users, int(items_version or 0), int(gen or 0)
 
     @_unavailable_on_redis_errors
