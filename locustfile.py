@@ -9,7 +9,8 @@ asks POST /v1/recommend for 10 items, then reports one impression per item shown
 click with the item's hidden click-through rate for the visitor's taste (about 5% over
 the catalog), naming the rec_id. An editor adds a new item every few seconds.
 
-Related-item ("viewer end") traffic is not modelled yet: that surface arrives with issue 5.
+One view in four is the "viewer end": after a click, the visitor asks for items related to
+the one they clicked (`surface: related`) and reports on that list the same way.
 
 Environment: LOAD_ITEMS (1000), LOAD_ITEM_PREFIX (load-i), LOAD_KNOWN_USERS (10000),
 LOAD_USER_PREFIX (load-u), LOAD_NEW_USER_SHARE (0.3), LOAD_CTR (0.05), LOAD_THINK_S
@@ -114,13 +115,32 @@ class Visitor(FastHttpUser):
             # The same taste bench.seed gave user n, so seeded history and clicks agree.
             self.taste = n % TASTES
         self.views_left = random.randint(2, 8)
+        self.last_clicked: str | None = None
 
-    @task
+    @task(3)
     def home(self) -> None:
+        self._recommend({"user_id": self.user_id, "k": 10}, "home")
+
+    @task(1)
+    def related(self) -> None:
+        # The "viewer end": more like the item this visitor last clicked.
+        if self.last_clicked is None:
+            self.home()
+            return
+        body = {
+            "user_id": self.user_id,
+            "k": 10,
+            "surface": "related",
+            "item_id": self.last_clicked,
+        }
+        self._recommend(body, "related")
+
+    def _recommend(self, body: dict[str, object], surface: str) -> None:
+        """Ask for a list, then report impressions and clicks (CTR from the taste model)."""
         with self.client.post(
             "/v1/recommend",
-            json={"user_id": self.user_id, "k": 10},
-            name="POST /v1/recommend [home]",
+            json=body,
+            name=f"POST /v1/recommend [{surface}]",
             catch_response=True,
         ) as response:
             if response.status_code != 200:
@@ -129,19 +149,21 @@ class Visitor(FastHttpUser):
             served = response.json()
         rec_id = served["rec_id"]
         shown = [item["item_id"] for item in served["items"]]
+        clicked = [item for item in shown if random.random() < catalog.ctr(item, self.taste)]
         events_ = [
             {"event_id": f"{rec_id}-{n}-imp", "type": "impression", "user_id": self.user_id,
              "item_id": item, "rec_id": rec_id}
             for n, item in enumerate(shown)
         ]  # fmt: skip
         events_ += [
-            {"event_id": f"{rec_id}-{n}-clk", "type": "click", "user_id": self.user_id,
+            {"event_id": f"{rec_id}-{item}-clk", "type": "click", "user_id": self.user_id,
              "item_id": item, "rec_id": rec_id}
-            for n, item in enumerate(shown)
-            if random.random() < catalog.ctr(item, self.taste)
+            for item in clicked
         ]  # fmt: skip
         if events_:
             self.client.post("/v1/feedback", json={"events": events_}, name="POST /v1/feedback")
+        if clicked:
+            self.last_clicked = clicked[0]
         self.views_left -= 1
         if self.views_left <= 0:
             self._arrive()
