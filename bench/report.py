@@ -68,7 +68,7 @@ def ranker(result: dict[str, Any]) -> str:
 
 
 def related(result: dict[str, Any]) -> str:
-    """Benchmark 2 table (kernel only)."""
+    """Benchmark 2 table (the service's candidate kernel, no HTTP or Redis)."""
     rows = []
     for r in result["rows"]:
         one = r.get("one_blas_thread") or {"us_per_call": {}, "ratio_vs_floor": None}
@@ -88,8 +88,8 @@ def related(result: dict[str, Any]) -> str:
     header = ["items", "cosine top-100 µs", "matvec+argpartition µs", "ratio", "float32 µs",
               "1 BLAS thread: cosine µs", "floor µs", "ratio", "float32 µs"]  # fmt: skip
     return (
-        "**Kernel only: a plain numpy implementation in bench/, not the service endpoint.**\n\n"
-        + _table(header, rows)
+        "**The service's kernel, `clustering.most_similar`, as the related surface calls it "
+        "(no HTTP or Redis).**\n\n" + _table(header, rows)
     )
 
 
@@ -187,7 +187,7 @@ def memory(result: dict[str, Any]) -> str:
 
 _SECTIONS = (
     ("ranker", "1. Core ranker (top-10, 20 seen items)", ranker),
-    ("related_kernel", "2. Related-item candidates (kernel only)", related),
+    ("related_kernel", "2. Related-item candidates (clustering.most_similar)", related),
     ("endpoint", "3. Recommend endpoint", endpoint),
     ("ingest", "4. Feedback ingest", ingest),
     ("round_trips", "5. Redis commands per call", roundtrips),

@@ -47,13 +47,19 @@ def most_similar(
 def _most_similar(
     items: FloatArray, query: FloatArray, n_top: int, allowed: NDArray[np.bool_] | None
 ) -> IndexArray:
-    rows = np.arange(items.shape[0]) if allowed is None else np.flatnonzero(allowed)
-    similarity = items[rows] @ query if allowed is not None else items @ query
-    if n_top < rows.size:
+    # Score every row and mask the scores: indexing the rows first would copy the matrix.
+    similarity = items @ query
+    n_allowed = similarity.size
+    if allowed is not None:
+        similarity[~allowed] = -np.inf
+        n_allowed = int(np.count_nonzero(allowed))
+    n_top = min(n_top, n_allowed)
+    if n_top == 0:
+        return np.zeros(0, dtype=np.intp)
+    if n_top < similarity.size:
         # argpartition is O(n); only the n_top kept are sorted.
         keep = np.argpartition(-similarity, n_top - 1)[:n_top]
     else:
-        keep = np.arange(rows.size)
-    ordered = keep[np.lexsort((keep, -similarity[keep]))]
-    result: IndexArray = rows[ordered]
+        keep = np.arange(similarity.size)
+    result: IndexArray = keep[np.lexsort((keep, -similarity[keep]))]
     return result

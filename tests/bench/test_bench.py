@@ -72,7 +72,7 @@ def test_report_renders_tables_and_replaces_only_the_marked_section(tmp_path):
     }
     tables = report.markdown(results)
     assert "| 30 |" in tables
-    assert "Kernel only" in tables
+    assert "clustering.most_similar" in tables
     doc = tmp_path / "performance.md"
     doc.write_text(f"# Title\n\n{report.START}\nold\n{report.END}\n\nFindings stay.\n")
     assert report.update_doc(doc, tables)
