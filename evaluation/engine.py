@@ -51,6 +51,20 @@ class Trace:
     arms: Arms | None = None
     gen: int = 0
 
+    @classmethod
+    def blank(cls, name: str, groups: IndexArray, n: int, k: int) -> Trace:
+        """Return a trace of n steps of k slots, all zero, to be filled step by step."""
+        return cls(
+            name=name,
+            groups=groups,
+            items=np.zeros((n, k), dtype=np.intp),
+            impressions=np.zeros((n, k), dtype=bool),
+            clicks=np.zeros((n, k), dtype=bool),
+            expected=np.zeros(n),
+            best=np.zeros(n),
+            below_median=np.zeros(n, dtype=np.int64),
+        )
+
 
 def make_traffic(world: World, config: SimConfig) -> Traffic:
     """Return the seeded arrivals and draws for ``config``."""
@@ -101,16 +115,7 @@ def run_policy(
         policy.arms = arms
     policy.learning = learn
     refits = set(config.refit_steps()) if spec.per_cluster and groups_known is None else set()
-    trace = Trace(
-        name=spec.name,
-        groups=world.group_of_user[traffic.users],
-        items=np.zeros((n, k), dtype=np.intp),
-        impressions=np.zeros((n, k), dtype=bool),
-        clicks=np.zeros((n, k), dtype=bool),
-        expected=np.zeros(n),
-        best=np.zeros(n),
-        below_median=np.zeros(n, dtype=np.int64),
-    )
+    trace = Trace.blank(spec.name, world.group_of_user[traffic.users], n, k)
     unclicked = np.zeros((world.n_users, world.n_items))
     last_visit = np.zeros(world.n_users)
     log_fatigue = np.log(world.config.fatigue)

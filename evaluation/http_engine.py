@@ -94,16 +94,7 @@ def run_http(
     """Return the trace of the service at ``base_url`` serving the world's traffic."""
     start = time.perf_counter()
     n, k = traffic.click_draws.shape
-    trace = Trace(
-        name=SERVICE_NAME,
-        groups=world.group_of_user[traffic.users],
-        items=np.zeros((n, k), dtype=np.intp),
-        impressions=np.zeros((n, k), dtype=bool),
-        clicks=np.zeros((n, k), dtype=bool),
-        expected=np.zeros(n),
-        best=np.zeros(n),
-        below_median=np.zeros(n, dtype=np.int64),
-    )
+    trace = Trace.blank(SERVICE_NAME, world.group_of_user[traffic.users], n, k)
     unclicked = np.zeros((world.n_users, world.n_items))
     last_visit = np.zeros(world.n_users)
     log_fatigue = np.log(world.config.fatigue)
