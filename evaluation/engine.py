@@ -66,6 +66,68 @@ class Trace:
         )
 
 
+class Reactions:
+    """The world's side of each step: fading fatigue, drift, and what the user sees and clicks.
+
+    Both engines use it, so a policy served in-process and the real service over HTTP face
+    exactly the same users.
+    """
+
+    def __init__(self, world: World, config: SimConfig, traffic: Traffic) -> None:
+        n, k = traffic.click_draws.shape
+        self.world = world
+        self.traffic = traffic
+        self.unclicked = np.zeros((world.n_users, world.n_items))
+        self.last_visit = np.zeros(world.n_users)
+        self.log_fatigue = np.log(world.config.fatigue)
+        self.half_life = world.config.fatigue_half_life
+        self.examine = config.position_decay ** np.arange(k, dtype=np.float64)
+        self.k = k
+        self.drift_step = n if world.config.drift_at is None else int(world.config.drift_at * n)
+        self.probs, self.below = world.probs, below_median_mask(world.probs)
+
+    def arrive(self, t: int) -> tuple[int, int, FloatArray, FloatArray]:
+        """Return (user, group, unclicked counts, true click probabilities) of step t."""
+        if t == self.drift_step:
+            self.probs = self.world.probs_after_drift
+            self.below = below_median_mask(self.probs)
+        user = int(self.traffic.users[t])
+        group = int(self.world.group_of_user[user])
+        seen_counts = self.unclicked[user]
+        # Lazy fading, as the service does: only the arriving user's counts are brought up to now.
+        seen_counts *= 2.0 ** (-(t - self.last_visit[user]) / self.half_life)
+        self.last_visit[user] = t
+        truth = self.probs[group] * np.exp(self.log_fatigue * seen_counts)
+        return user, group, seen_counts, truth
+
+    def react(self, t: int, truth: FloatArray, items: IndexArray) -> tuple[BoolArray, BoolArray]:
+        """Return which served items the user saw and which they clicked."""
+        seen = self.traffic.seen_draws[t] < self.examine
+        return seen, seen & (self.traffic.click_draws[t] < truth[items])
+
+    def record(
+        self,
+        trace: Trace,
+        t: int,
+        group: int,
+        truth: FloatArray,
+        items: IndexArray,
+        seen: BoolArray,
+        click: BoolArray,
+    ) -> None:
+        """Write step t into the trace and update the user's fatigue counts."""
+        trace.items[t] = items
+        trace.impressions[t] = seen
+        trace.clicks[t] = click
+        trace.expected[t] = truth[items] @ self.examine
+        k = self.k
+        trace.best[t] = -np.sort(-np.partition(truth, truth.size - k)[-k:]) @ self.examine
+        trace.below_median[t] = int(np.count_nonzero(self.below[group, items] & seen))
+        seen_counts = self.unclicked[int(self.traffic.users[t])]
+        seen_counts[items[seen & ~click]] += 1
+        seen_counts[items[click]] = 0
+
+
 def make_traffic(world: World, config: SimConfig) -> Traffic:
     """Return the seeded arrivals and draws for ``config``."""
     rng = np.random.default_rng([config.seed, 1])
@@ -116,28 +178,14 @@ def run_policy(
     policy.learning = learn
     refits = set(config.refit_steps()) if spec.per_cluster and groups_known is None else set()
     trace = Trace.blank(spec.name, world.group_of_user[traffic.users], n, k)
-    unclicked = np.zeros((world.n_users, world.n_items))
-    last_visit = np.zeros(world.n_users)
-    log_fatigue = np.log(world.config.fatigue)
-    half_life = world.config.fatigue_half_life
-    examine = config.position_decay ** np.arange(k, dtype=np.float64)
-    probs, below = world.probs, below_median_mask(world.probs)
-    drift_step = n if world.config.drift_at is None else int(world.config.drift_at * n)
+    reactions = Reactions(world, config, traffic)
     for t in range(n):
-        if t == drift_step:
-            probs, below = world.probs_after_drift, below_median_mask(world.probs_after_drift)
         if t in refits:
             info = tastes.refit(config.n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)
                 policy.new_generation(config.n_clusters)
-        user = int(traffic.users[t])
-        group = int(world.group_of_user[user])
-        seen_counts = unclicked[user]
-        # Lazy fading, as the service does: only the arriving user's counts are brought up to now.
-        seen_counts *= 2.0 ** (-(t - last_visit[user]) / half_life)
-        last_visit[user] = t
-        truth = probs[group] * np.exp(log_fatigue * seen_counts)
+        user, group, seen_counts, truth = reactions.arrive(t)
         if groups_known is not None:
             cluster = group
         elif spec.per_cluster:
@@ -146,19 +194,12 @@ def run_policy(
             cluster = 0
         request = Request(user, cluster, seen_counts, truth)
         items, scores = policy.rank(request)
-        seen = traffic.seen_draws[t] < examine
-        click = seen & (traffic.click_draws[t] < truth[items])
-        trace.items[t] = items
-        trace.impressions[t] = seen
-        trace.clicks[t] = click
-        trace.expected[t] = truth[items] @ examine
-        trace.best[t] = -np.sort(-np.partition(truth, truth.size - k)[-k:]) @ examine
-        trace.below_median[t] = int(np.count_nonzero(below[group, items] & seen))
+        seen, click = reactions.react(t, truth, items)
+        # The log reads the fatigue counts as the policy saw them, so write it first.
         if log_sink is not None:
             _write_log(log_sink, policy, request, items, scores, seen, click, t, tastes.gen,
                        config.propensity_draws, propensity_rng)  # fmt: skip
-        seen_counts[items[seen & ~click]] += 1
-        seen_counts[items[click]] = 0
+        reactions.record(trace, t, group, truth, items, seen, click)
         policy.learn(cluster, items, seen, click)
         if click.any() and spec.per_cluster and groups_known is None:
             tastes.clicked(user, items[click])

@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 
 from evaluation.config import SimConfig
-from evaluation.engine import Trace, Traffic, below_median_mask
+from evaluation.engine import Reactions, Trace, Traffic
 from evaluation.world import World
 
 SERVICE_NAME = "service (http)"
@@ -95,19 +95,11 @@ def run_http(
     start = time.perf_counter()
     n, k = traffic.click_draws.shape
     trace = Trace.blank(SERVICE_NAME, world.group_of_user[traffic.users], n, k)
-    unclicked = np.zeros((world.n_users, world.n_items))
-    last_visit = np.zeros(world.n_users)
-    log_fatigue = np.log(world.config.fatigue)
-    half_life = world.config.fatigue_half_life
-    examine = config.position_decay ** np.arange(k, dtype=np.float64)
-    drift_step = n if world.config.drift_at is None else int(world.config.drift_at * n)
-    probs, below = world.probs, below_median_mask(world.probs)
+    reactions = Reactions(world, config, traffic)
     refits = set(config.refit_steps())
     with httpx.Client(base_url=base_url, timeout=30) as http:
         _upload_items(http, world)
         for t in range(n):
-            if t == drift_step:
-                probs, below = world.probs_after_drift, below_median_mask(world.probs_after_drift)
             if t in refits:
                 fit = http.post(
                     "/v1/admin/clusters/fit", json={"k": config.n_clusters, "seed": config.seed}
@@ -117,29 +109,16 @@ def run_http(
                     trace.refits.append({"step": t, "gen": body["gen"], "n_users": body["n_users"]})
                 elif fit.status_code != 422:  # 422: not enough users with clicks yet
                     fit.raise_for_status()
-            user = int(traffic.users[t])
-            group = int(world.group_of_user[user])
-            seen_counts = unclicked[user]
-            seen_counts *= 2.0 ** (-(t - last_visit[user]) / half_life)
-            last_visit[user] = t
-            truth = probs[group] * np.exp(log_fatigue * seen_counts)
+            user, group, _, truth = reactions.arrive(t)
             response = http.post("/v1/recommend", json={"user_id": f"u{user}", "k": k})
             response.raise_for_status()
             rec = response.json()
             items = np.array([int(i["item_id"][1:]) for i in rec["items"]], dtype=np.intp)
             if items.size != k:
                 raise RuntimeError(f"the service served {items.size} items, expected k={k}")
-            seen = traffic.seen_draws[t] < examine
-            click = seen & (traffic.click_draws[t] < truth[items])
+            seen, click = reactions.react(t, truth, items)
             _send_feedback(http, rec["rec_id"], f"u{user}", items, seen, click)
-            trace.items[t] = items
-            trace.impressions[t] = seen
-            trace.clicks[t] = click
-            trace.expected[t] = truth[items] @ examine
-            trace.best[t] = -np.sort(-np.partition(truth, truth.size - k)[-k:]) @ examine
-            trace.below_median[t] = int(np.count_nonzero(below[group, items] & seen))
-            seen_counts[items[seen & ~click]] += 1
-            seen_counts[items[click]] = 0
+            reactions.record(trace, t, group, truth, items, seen, click)
             if on_steps is not None and (t + 1) % 100 == 0:
                 on_steps(100)
     trace.seconds = time.perf_counter() - start
