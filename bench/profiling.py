@@ -7,7 +7,6 @@ findings can quote seconds and shares instead of a picture.
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 from collections import defaultdict
@@ -15,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen, machine, seed, server
+from service.child import free_port, stop, wait_until_ready
 
 # Functions whose inclusive time we report by name (substring of "function  file").
 _WATCH = (
@@ -86,7 +86,7 @@ def summarise(session_path: Path, top: int = 25) -> dict[str, Any]:
 
 
 def _profiled(data: Path, label: str) -> tuple[subprocess.Popen[bytes], str, Path]:
-    port = server.free_port()
+    port = free_port()
     env = server._clean_env(
         {
             "BANDITREC_DATA_DIR": str(data),
@@ -103,7 +103,7 @@ def _profiled(data: Path, label: str) -> tuple[subprocess.Popen[bytes], str, Pat
             env=env, cwd=server.service_root(), stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base = f"http://{server.HOST}:{port}"
-    server._wait_ready(base, "/readyz", process, log)
+    wait_until_ready(f"{base}/readyz", process, log)
     return process, base, session
 
 
@@ -139,12 +139,7 @@ def run(
                 env={"BENCH_USERS": str(n_users), "BENCH_ITEMS": str(n_items), **env},
             )
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            stop(process, grace_s=60)  # pyinstrument writes its session on the way out
         summary = summarise(session) if session.exists() else {}
         text = out / f"{out_prefix}profile-{label}.txt"
         if session.exists():

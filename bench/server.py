@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from service.child import HOST, free_port, stop, wait_until_ready
 
-HOST = "127.0.0.1"
 # The settings `banditrec serve` passes to uvicorn; the hello-world app gets the same.
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools")
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -53,13 +49,6 @@ def export_tree(rev: str, work: Path) -> Path:
     ).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     return target
-
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -134,28 +123,6 @@ def _clean_env(extra: dict[str, str]) -> dict[str, str]:
     return env | extra
 
 
-def _wait_ready(base_url: str, path: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode}:\n{log.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{base_url}{path}", timeout=2).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"server at {base_url} not ready within 60 s:\n{log.read_text()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
 @contextlib.contextmanager
 def banditrec(
     data_dir: Path,
@@ -193,10 +160,10 @@ def banditrec(
         )
     server = Server(process, f"http://{HOST}:{port}", log, data_dir)
     try:
-        _wait_ready(server.base_url, "/readyz", process, log)
+        wait_until_ready(f"{server.base_url}/readyz", process, log)
         yield server
     finally:
-        _stop(process)
+        stop(process)
 
 
 @contextlib.contextmanager
@@ -215,7 +182,7 @@ def hello_world(log_dir: Path, *, log_level: str = "warning") -> Iterator[Server
         )
     server = Server(process, f"http://{HOST}:{port}", log)
     try:
-        _wait_ready(server.base_url, "/healthz", process, log)
+        wait_until_ready(f"{server.base_url}/healthz", process, log)
         yield server
     finally:
-        _stop(process)
+        stop(process)

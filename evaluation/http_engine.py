@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,17 +20,11 @@ import numpy as np
 from evaluation.config import SimConfig
 from evaluation.engine import Reactions, Trace, Traffic
 from evaluation.world import World
+from service.child import free_port, stop, wait_until_ready
 
 SERVICE_NAME = "service (http)"
 _BULK = 1000
 _READY_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    """Return a TCP port that was free a moment ago on 127.0.0.1."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextlib.contextmanager
@@ -60,27 +52,10 @@ def launched_service(data_dir: Path, log_path: Path) -> Iterator[str]:
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_ready(base, process, log_path)
+        wait_until_ready(f"{base}/readyz", process, log_path, _READY_TIMEOUT_S)
         yield base
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"banditrec serve exited early:\n{log_path.read_text()}")
-        with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        time.sleep(0.1)
-    raise RuntimeError(f"banditrec serve was not ready within {_READY_TIMEOUT_S:.0f} s")
+        stop(process)
 
 
 def run_http(

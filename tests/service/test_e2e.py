@@ -3,23 +3,16 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from service.child import free_port, stop, wait_until_ready
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -34,33 +27,19 @@ def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
         )
 
 
-def _wait_ready(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert process.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("banditrec serve did not become ready")
-
-
 def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
     # Exit 0 means uvicorn drained and the embedded Redis was stopped by us, not orphaned.
-    assert process.wait(30) == 0
+    assert stop(process) == 0
 
 
 def test_serve_learns_and_keeps_counts_across_restart(tmp_path):
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     data_dir = tmp_path / "data"
     log = tmp_path / "serve.log"
     process = _serve(data_dir, port, log)
     try:
-        _wait_ready(base, process, log)
+        wait_until_ready(f"{base}/readyz", process, log, timeout_s=30)
         with httpx.Client(base_url=base, timeout=10) as http:
             items = {"items": [{"item_id": f"i{n}", "embedding": [1.0, n]} for n in range(5)]}
             assert http.post("/v1/items/bulk", json=items).status_code == 200
@@ -83,7 +62,7 @@ def test_serve_learns_and_keeps_counts_across_restart(tmp_path):
 
     process = _serve(data_dir, port, log)
     try:
-        _wait_ready(base, process, log)
+        wait_until_ready(f"{base}/readyz", process, log, timeout_s=30)
         with httpx.Client(base_url=base, timeout=10) as http:
             arm = http.get(f"/v1/arms/{shown[0]}").json()
             assert (arm["global"]["impressions"], arm["global"]["clicks"]) == (1, 1)
