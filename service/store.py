@@ -46,6 +46,10 @@ GLOBAL = "global"
 CHANGES_RETENTION_S = 120
 
 
+# What "Redis is down or not answering" looks like from redis-py.
+_REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
 class StoreUnavailable(RuntimeError):
     """Redis could not be reached or did not answer in time."""
 
@@ -66,7 +70,7 @@ def _unavailable_on_redis_errors(
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return await method(*args, **kwargs)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REDIS_DOWN as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
     return wrapper
@@ -664,7 +668,7 @@ class Store:
                     keys = []
             if keys:
                 yield await self._served_batch(keys)
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except _REDIS_DOWN as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
     async def _served_batch(self, keys: list[str]) -> list[dict[str, Any]]:
