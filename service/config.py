@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.snapshot import Prior
+from service.snapshot import Discount, Prior
 
 
 class Settings(BaseSettings):
@@ -70,6 +70,13 @@ class Settings(BaseSettings):
     attribution_h: float = Field(
         168.0, gt=0, le=24 * 90, description="A conversion is attributed to a click this recent."
     )
+    half_life_h: float = Field(
+        0.0,
+        ge=0,
+        le=24 * 3650,
+        description="Half-life of arm counts: evidence this old weighs half, so the bandit "
+        "follows tastes that drift. 0 keeps every event at full weight.",
+    )
     seen_gamma: float = Field(
         0.7, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
     )
@@ -110,6 +117,11 @@ class Settings(BaseSettings):
     def prior_model(self) -> Prior:
         """Return the arms' prior."""
         return Prior(self.prior, self.prior_a, self.prior_b, self.prior_strength)
+
+    @property
+    def discount(self) -> Discount:
+        """Return how arm counts fade."""
+        return Discount(self.half_life_h * 3600.0)
 
     @property
     def seen_half_life_s(self) -> float:

@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -78,10 +78,19 @@ _FIT_STARTS = 4
 class Recommender:
     """Serves ranked lists from the snapshot and turns feedback into counts in the store."""
 
-    def __init__(self, settings: Settings, store: Store, metrics: Metrics, seed: int | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        metrics: Metrics,
+        seed: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ):
         self.settings = settings
         self.store = store
         self.metrics = metrics
+        # Wall-clock time of events and of discounting; tests pass a clock that jumps hours.
+        self.clock = clock
         self.snapshot = Snapshot()
         self._rng = np.random.default_rng(seed)
         self._refresh_lock = asyncio.Lock()
@@ -103,23 +112,30 @@ class Recommender:
                 clusters = await self.store.load_clusters()
                 centers = None if clusters.centers is None else normalize_rows(clusters.centers)
             posteriors = old.posteriors
+            prior, discount, now = self.settings.prior_model, self.settings.discount, self.clock()
             if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
                 posteriors = await self._load_posteriors(catalog, clusters)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
                 changes = await self.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
-                advanced = posteriors.apply(changes, catalog, self.settings.prior_model)
+                advanced = posteriors.apply(changes, catalog, prior, discount, now)
                 if advanced is None or advanced.version < versions.arms:
                     self.metrics.snapshot_full_reloads.inc()
                     advanced = await self._load_posteriors(catalog, clusters)
                 posteriors = advanced
+            elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
+                # No feedback, but discounted evidence has faded by more than 0.07%.
+                posteriors = posteriors.rederive(prior, discount, now)
             self.snapshot = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
             self.metrics.snapshot_refreshes.inc()
             return self.snapshot
 
     async def _load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
-        state = await self.store.load_counts(clusters.gen, clusters.k)
-        return Posteriors.build(state, clusters.gen, catalog, self.settings.prior_model)
+        discount = self.settings.discount
+        state = await self.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        return Posteriors.build(
+            state, clusters.gen, catalog, self.settings.prior_model, discount, self.clock()
+        )
 
     async def refresh_after_write(self) -> None:
         """Make this worker read its own catalog writes; other workers follow within a period."""
@@ -251,7 +267,7 @@ class Recommender:
         _check_combination(request)
         snap = self.snapshot
         stale = not snap.loaded or snap.age_s() > self.settings.stale_after_s
-        now = time.time()
+        now = self.clock()
         user: UserState | None = None
         try:
             user = (await self._read_users_current([request.user_id]))[request.user_id]
@@ -351,7 +367,7 @@ class Recommender:
 
     async def feedback(self, batch: FeedbackBatch) -> FeedbackResult:
         """Validate the whole batch, then count each new event exactly once."""
-        now = time.time()
+        now = self.clock()
         events = batch.events
         oldest = now - self.settings.dedupe_retention_s
         for i, event in enumerate(events):
@@ -429,11 +445,12 @@ class Recommender:
             user_events,
             now=now,
             retention_s=self.settings.dedupe_retention_s,
-            half_life_s=self.settings.seen_half_life_s,
+            seen_half_life_s=self.settings.seen_half_life_s,
             history_n=self.settings.history_n,
             user_ttl_s=self.settings.user_ttl_s,
             outcomes=outcomes,
             outcome_ttl_s=self.settings.rec_log_ttl_s,
+            count_half_life_s=self.settings.discount.half_life_s,
         )
         for event, new in zip(events, flags, strict=True):
             outcome = "accepted" if new else "duplicate"
@@ -509,7 +526,9 @@ class Recommender:
     async def item_arms(self, item_id: str) -> ItemArms:
         """Return the item's global arm and its arm in each current cluster, read from Redis."""
         clusters = await self.store.load_clusters()
-        counts = np.array(await self.store.arm_counts(item_id, clusters.gen, clusters.k), float)
+        values, times, since = await self.store.arm_counts(item_id, clusters.gen, clusters.k)
+        updated = np.array(times, dtype=float)  # None -> NaN: never discounted
+        counts = self.settings.discount.apply(np.array(values), updated, since, self.clock())
         counts[:-1] /= MICRO
         if not counts.any() and await self.store.get_item(item_id) is None:
             raise ApiError(404, "not_found", f"item {item_id!r} has no arm", "item_id")
@@ -534,15 +553,22 @@ class Recommender:
                 f"cluster {cluster} does not exist; the current clustering has k={clusters.k}",
                 "cluster",
             )
-        state = await self.store.load_counts(clusters.gen, clusters.k)
-        listed = state.counts[-1 if cluster is None else cluster]
-        global_imp, global_clk, global_cnv = state.counts[-1]
+        discount = self.settings.discount
+        state = await self.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        at = -1 if cluster is None else cluster
+        listed = state.counts[at]
         ids = sorted(set(listed[0]) | set(listed[1]) | set(self.snapshot.catalog.item_ids))
-        scale = 1.0 if cluster is None else 1.0 / MICRO
-        # Rows: the listed counts, then the global ones (cluster priors derive from them).
-        imp = np.array([_row(listed[0], ids, scale), _row(global_imp, ids)])
-        clk = np.array([_row(listed[1], ids, scale), _row(global_clk, ids)])
-        cnv = np.array([_row(listed[2], ids, scale), _row(global_cnv, ids)])
+        # (kind, row, item): the listed counts, then the global ones (cluster priors use them).
+        stored = np.array(
+            [[_row(c[kind], ids) for c in (listed, state.counts[-1])] for kind in range(3)]
+        )
+        updated = None
+        if state.updated is not None:
+            times = (state.updated[at], state.updated[-1])
+            updated = np.array([[_row(t[kind], ids, np.nan) for t in times] for kind in range(3)])
+        imp, clk, cnv = discount.apply(stored, updated, state.decay_since, self.clock())
+        if cluster is not None:
+            imp[0], clk[0], cnv[0] = imp[0] / MICRO, clk[0] / MICRO, cnv[0] / MICRO
         row = 0 if cluster is not None else 1
         alpha, beta = (rows[row] for rows in self._params(imp, clk))
         rate = conversion_rate(clk, cnv, self.settings.prior_strength)[row]
@@ -563,7 +589,7 @@ class Recommender:
         user = (await self._read_users_current([user_id]))[user_id]
         snap = self.snapshot
         membership, _, _ = self._membership(snap, user)
-        now = time.time()
+        now = self.clock()
         seen = []
         if user.seen:
             ids = list(user.seen)
@@ -714,8 +740,8 @@ def _count_out(value: float) -> int | float:
     return int(value) if float(value).is_integer() else round(float(value), 6)
 
 
-def _row(counts: dict[str, int], ids: list[str], scale: float = 1.0) -> list[float]:
-    return [counts.get(i, 0) * scale for i in ids]
+def _row(values: dict[str, float], ids: list[str], missing: float = 0.0) -> list[float]:
+    return [values.get(i, missing) for i in ids]
 
 
 def _logged_membership(rec: dict[str, Any]) -> Membership:

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandits import beta_params, catalog_prior, empirical_params
+from bandits import beta_params, catalog_prior, decayed_counts, empirical_params
 from clustering import normalize_rows
-from service.store import ClusterModel, CountChange, CountsState, ItemRecord
+from service.store import KINDS, ClusterModel, CountChange, CountsState, ItemRecord
 
 # Cluster counts are stored in millionths of an event (see service.membership).
 MICRO = 1_000_000
@@ -58,6 +58,28 @@ class Catalog:
 
 
 @dataclass(frozen=True, slots=True)
+class Discount:
+    """How counts fade: halved per `half_life_s` since each was last updated (0: never)."""
+
+    half_life_s: float = 0.0
+
+    @property
+    def on(self) -> bool:
+        """Return whether counts are discounted at all."""
+        return self.half_life_s > 0
+
+    def apply(
+        self, stored: np.ndarray, updated: np.ndarray | None, since: float | None, now: float
+    ) -> np.ndarray:
+        """Return stored counts discounted to `now`; a NaN time means "since `since`"."""
+        if not self.on or updated is None:
+            return stored
+        # A count that was never discounted has faded since discounting began (or not yet).
+        at = np.where(np.isnan(updated), now if since is None else since, updated)
+        return decayed_counts(stored, now - at, self.half_life_s)
+
+
+@dataclass(frozen=True, slots=True)
 class Posteriors:
     """Counts and Beta parameters per (cluster, item) plus the global row, aligned with a catalog.
 
@@ -67,8 +89,14 @@ class Posteriors:
     version: int
     stream_id: str
     gen: int
-    # (k + 1, n_items) in stored units: millionths of an event in cluster rows, events in
-    # the global row. Whole numbers, so deltas and full reads agree to the bit.
+    # (3, k + 1, n_items): impressions, clicks, conversions as stored: millionths of an
+    # event in cluster rows, events in the global row. Copied from Redis's own text, so
+    # changes applied here and a full read agree to the bit.
+    stored: np.ndarray
+    # When each count was last discounted (NaN: never), same shape; None without discounting.
+    updated: np.ndarray | None
+    decay_since: float | None
+    # The counts in events, discounted to `derived_at`, from which alpha and beta come.
     impressions: np.ndarray
     clicks: np.ndarray
     conversions: np.ndarray
@@ -77,21 +105,34 @@ class Posteriors:
     catalog_prior: tuple[float, float]
     # Posterior mean of conversions per click, (k + 1, n_items), in events.
     conversion_rate: np.ndarray
+    derived_at: float
 
     @classmethod
-    def build(cls, state: CountsState, gen: int, catalog: Catalog, prior: Prior) -> Posteriors:
+    def build(
+        cls,
+        state: CountsState,
+        gen: int,
+        catalog: Catalog,
+        prior: Prior,
+        discount: Discount,
+        now: float,
+    ) -> Posteriors:
         """Return posteriors for every catalog item from a full read of the counts."""
-        impressions = np.zeros((len(state.counts), len(catalog)))
-        clicks = np.zeros_like(impressions)
-        conversions = np.zeros_like(impressions)
+        stored = np.zeros((len(KINDS), len(state.counts), len(catalog)))
+        updated = None
         index = catalog.index
-        for row, (imp, clk, cnv) in enumerate(state.counts):
-            _fill(impressions[row], imp, index)
-            _fill(clicks[row], clk, index)
-            _fill(conversions[row], cnv, index)
+        for row, triple in enumerate(state.counts):
+            for kind, counts in enumerate(triple):
+                _fill(stored[kind, row], counts, index)
+        if discount.on and state.updated is not None:
+            updated = np.full_like(stored, np.nan)
+            for row, triple in enumerate(state.updated):
+                for kind, times in enumerate(triple):
+                    _fill(updated[kind, row], times, index)
         return cls._derive(
-            state.version, state.stream_id, gen, impressions, clicks, conversions, prior
-        )
+            state.version, state.stream_id, gen, stored, updated, state.decay_since, prior,
+            discount, now,
+        )  # fmt: skip
 
     @classmethod
     def _derive(
@@ -99,69 +140,77 @@ class Posteriors:
         version: int,
         stream_id: str,
         gen: int,
-        impressions: np.ndarray,
-        clicks: np.ndarray,
-        conversions: np.ndarray,
+        stored: np.ndarray,
+        updated: np.ndarray | None,
+        decay_since: float | None,
         prior: Prior,
+        discount: Discount,
+        now: float,
     ) -> Posteriors:
-        scale = np.full((impressions.shape[0], 1), 1.0 / MICRO)
+        scale = np.full((stored.shape[1], 1), 1.0 / MICRO)
         scale[-1] = 1.0
-        imp, clk, cnv = impressions * scale, clicks * scale, conversions * scale
+        imp, clk, cnv = discount.apply(stored, updated, decay_since, now) * scale
         catalog = prior.catalog(imp[-1], clk[-1])
         alpha, beta = posterior_params(imp, clk, prior, catalog)
         rate = conversion_rate(clk, cnv, prior.strength)
         return cls(
-            version, stream_id, gen, impressions, clicks, conversions, alpha, beta, catalog, rate
-        )
+            version, stream_id, gen, stored, updated, decay_since, imp, clk, cnv, alpha, beta,
+            catalog, rate, now,
+        )  # fmt: skip
+
+    def rederive(self, prior: Prior, discount: Discount, now: float) -> Posteriors:
+        """Return the same counts discounted to `now` (time alone moves discounted posteriors)."""
+        return Posteriors._derive(
+            self.version, self.stream_id, self.gen, self.stored, self.updated,
+            self.decay_since, prior, discount, now,
+        )  # fmt: skip
 
     def apply(
-        self, changes: list[CountChange], catalog: Catalog, prior: Prior
+        self,
+        changes: list[CountChange],
+        catalog: Catalog,
+        prior: Prior,
+        discount: Discount,
+        now: float,
     ) -> Posteriors | None:
         """Return these posteriors advanced by consecutive changes, or None if one is missing."""
         expected = self.version
-        rows: list[int] = []
-        columns: list[int] = []
-        amounts: list[float] = []
-        kinds: list[str] = []
-        k = self.impressions.shape[0] - 1
+        k = self.stored.shape[1] - 1
+        kind_of = {kind: i for i, kind in enumerate(KINDS)}
+        # (kind, row, column) -> (total, time); later events overwrite earlier ones.
+        latest: dict[tuple[int, int, int], tuple[float, float]] = {}
+        since = self.decay_since
         for change in changes:
             expected += 1
             if change.version != expected:
                 return None  # trimmed or out of order: the caller reloads in full
-            for gen, shares, kind, item in change.deltas:
-                column = catalog.index.get(item)
+            for total in change.totals:
+                column = catalog.index.get(total.item_id)
                 if column is None:
                     continue  # not (or no longer) in the catalog
-                rows.append(k)
-                columns.append(column)
-                amounts.append(1.0)
-                kinds.append(kind)
-                if int(gen) != self.gen:
+                at = np.nan if total.at is None else total.at
+                if since is None and total.at is not None:
+                    since = total.at  # the batch that began discounting set decay_since
+                kind = kind_of[total.kind]
+                latest[kind, k, column] = (total.total, at)
+                if total.gen != self.gen:
                     continue
-                for share in filter(None, shares.split(",")):  # "" = population only
-                    cluster, millionths = share.split(":")
-                    if int(cluster) < k:
-                        rows.append(int(cluster))
-                        columns.append(column)
-                        amounts.append(float(millionths))
-                        kinds.append(kind)
-        arrays = {"imp": self.impressions.copy(), "clk": self.clicks.copy()}
-        arrays["cnv"] = self.conversions.copy()
-        if rows:
-            at_row, at_column = np.array(rows), np.array(columns)
-            amount, kind_of = np.array(amounts), np.array(kinds)
-            for kind, target in arrays.items():
-                mask = kind_of == kind
-                np.add.at(target, (at_row[mask], at_column[mask]), amount[mask])
+                for cluster, value in total.clusters:
+                    if cluster < k:
+                        latest[kind, cluster, column] = (value, at)
+        stored = self.stored.copy()
+        updated = None if self.updated is None else self.updated.copy()
+        if latest:
+            where = tuple(np.array(list(latest)).T)
+            values, times = np.array(list(latest.values())).T
+            stored[where] = values
+            if updated is not None:
+                updated[where] = times
         return Posteriors._derive(
             changes[-1].version if changes else self.version,
             changes[-1].stream_id if changes else self.stream_id,
-            self.gen,
-            arrays["imp"],
-            arrays["clk"],
-            arrays["cnv"],
-            prior,
-        )
+            self.gen, stored, updated, since, prior, discount, now,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +259,7 @@ def conversion_rate(clicks: np.ndarray, conversions: np.ndarray, strength: float
     return rate
 
 
-def _fill(row: np.ndarray, counts: dict[str, int], index: dict[str, int]) -> None:
+def _fill(row: np.ndarray, counts: dict[str, float], index: dict[str, int]) -> None:
     known = [(index[item], n) for item, n in counts.items() if item in index]
     if known:
         positions, values = zip(*known, strict=True)

@@ -9,9 +9,16 @@ multi-key update below touches keys of one tag only, so it stays in one slot.
     P:{arms}:imp|clk|cnv:G:C       hash  item_id -> impressions / clicks / conversions in
                                          millionths (soft membership credits a share),
                                          generation G, cluster C
-    P:{arms}:imp|clk|cnv:global    hash  the same in whole events, over every cluster
+    P:{arms}:imp|clk|cnv:global    hash  the same in events, over every cluster; whole
+                                         numbers unless counts are discounted
+    P:{arms}:at:imp|clk|cnv:...    hash  item_id -> when that count was last discounted
+                                         (only with a count half-life)
+    P:{arms}:decay_since           str   when discounting was first used: counts with no
+                                         time of their own fade from then
     P:{arms}:version               int   bumped by every feedback batch that changed a count
-    P:{arms}:changes               stream one entry per such batch: v (version), d (its deltas)
+    P:{arms}:changes               stream one entry per such batch: v (version), d (the new
+                                         totals of every count it changed)
+    P:{arms}:stats                 hash  per-policy served lists, impressions, clicks
     P:{arms}:ev:EVENT_ID           str   dedupe marker, expires after the retention
     P:{clusters}                   hash  gen, k, dim, centers (float32), inertia, sizes, fitted_at
     P:u:{USER}:state               hash  hist (clicks so far), membership, assigned (its gen:hist)
@@ -109,36 +116,65 @@ end
 return removed
 """
 
-# Dedupe and count in one script, so no crash can separate the two. Accepted events are
-# also appended, as one stream entry per batch, so snapshots can apply deltas.
-# KEYS[1] = arms version, KEYS[2] = changes stream; then per event: dedupe key, global
-# hash, and one hash per credited cluster. ARGV[1] = retention seconds, ARGV[2] = oldest
-# stream id to keep; then per event: item_id, delta token, m, and m shares (millionths).
-# Returns 1/0 per event.
+# Dedupe and count in one script, so no crash can separate the two. Each accepted event's
+# new totals (not deltas: discounting makes a total depend on when it was last updated)
+# are appended, as one stream entry per batch, so snapshots can catch up without a reload.
+# KEYS[1] arms version, KEYS[2] changes stream, KEYS[3] stats hash, KEYS[4] decay-since;
+# then per event: its dedupe key, then the global count key and one per credited cluster,
+# each followed by its time key when discounting. ARGV[1] retention s, ARGV[2] oldest
+# stream id to keep, ARGV[3] now, ARGV[4] count half-life s (0 = keep every event); then
+# per event: item, gen, kind, m, n_stats, m (cluster, millionths) pairs, n_stats stats
+# fields to count. Returns 1/0 per event (new / replay).
 _RECORD_COUNTS = """
 local ttl = tonumber(ARGV[1])
-local flags = {}
-local deltas = {}
-local ki, ai = 3, 3
+local now = tonumber(ARGV[3])
+local half_life = tonumber(ARGV[4])
+local stride, stamp, since = 1, '', now
+if half_life > 0 then
+  stride, stamp = 2, ARGV[3]
+  -- counts written before discounting was turned on start to fade from that moment
+  redis.call('SET', KEYS[4], ARGV[3], 'NX')
+  since = tonumber(redis.call('GET', KEYS[4]))
+end
+local function add(ki, item, delta)
+  if half_life == 0 then
+    return redis.call('HINCRBYFLOAT', KEYS[ki], item, delta)
+  end
+  local value = tonumber(redis.call('HGET', KEYS[ki], item) or '0')
+  local at = tonumber(redis.call('HGET', KEYS[ki + 1], item) or since)
+  value = value * math.pow(0.5, math.max(now - at, 0) / half_life) + tonumber(delta)
+  local text = string.format('%.17g', value)
+  redis.call('HSET', KEYS[ki], item, text)
+  redis.call('HSET', KEYS[ki + 1], item, stamp)
+  return text
+end
+local flags, tokens = {}, {}
+local ki, ai = 5, 5
 while ai <= #ARGV do
-  local item, token, m = ARGV[ai], ARGV[ai + 1], tonumber(ARGV[ai + 2])
+  local item, gen, kind = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2]
+  local m, n_stats = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
   if redis.call('SET', KEYS[ki], '1', 'NX', 'EX', ttl) then
-    redis.call('HINCRBY', KEYS[ki + 1], item, 1)
+    local total = add(ki + 1, item, 1)
+    local parts = {}
     for j = 1, m do
-      redis.call('HINCRBY', KEYS[ki + 1 + j], item, ARGV[ai + 2 + j])
+      parts[j] = ARGV[ai + 3 + 2 * j] .. ':' .. add(ki + 1 + stride * j, item, ARGV[ai + 4 + 2 * j])
+    end
+    for j = 1, n_stats do
+      redis.call('HINCRBY', KEYS[3], ARGV[ai + 4 + 2 * m + j], 1)
     end
     flags[#flags + 1] = 1
-    deltas[#deltas + 1] = token
+    local clusters = table.concat(parts, ',')
+    tokens[#tokens + 1] = table.concat({gen, kind, stamp, total, clusters, item}, '|')
   else
     flags[#flags + 1] = 0
   end
-  ki = ki + 2 + m
-  ai = ai + 3 + m
+  ki = ki + 1 + stride * (1 + m)
+  ai = ai + 5 + 2 * m + n_stats
 end
-if #deltas > 0 then
+if #tokens > 0 then
   local version = redis.call('INCR', KEYS[1])
   redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*',
-             'v', version, 'd', table.concat(deltas, '\\n'))
+             'v', version, 'd', table.concat(tokens, '\\n'))
 end
 return flags
 """
@@ -232,29 +268,52 @@ class Versions:
     clusters: int
 
 
+Counts = tuple[dict[str, float], dict[str, float], dict[str, float]]  # imp, clk, cnv
+
+
 @dataclass(frozen=True, slots=True)
 class CountsState:
-    """All counts at one version, and the id of the change entry that produced it."""
+    """All counts at one version, and the id of the change entry that produced it.
+
+    `counts` has one (imp, clk, cnv) triple per row: clusters 0..k-1, then global.
+    `updated` holds, in the same layout, when each count was last discounted (only read
+    when discounting); `decay_since` is when discounting was first used, if ever.
+    """
 
     version: int
     stream_id: str
-    counts: list[tuple[dict[str, int], dict[str, int], dict[str, int]]]  # imp, clk, cnv
+    counts: list[Counts]
+    updated: list[Counts] | None = None
+    decay_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountTotal:
+    """One accepted event's new totals: global, and per credited cluster of generation gen."""
+
+    gen: int
+    kind: str  # imp | clk | cnv
+    item_id: str
+    total: float
+    clusters: tuple[tuple[int, float], ...]
+    at: float | None  # when discounted to these totals; None without discounting
 
 
 @dataclass(frozen=True, slots=True)
 class CountChange:
-    """One feedback batch's accepted deltas: (gen, "cluster:millionths,...", imp|clk, item_id)."""
+    """One feedback batch's accepted events, as the totals they left behind, in order."""
 
     stream_id: str
     version: int
-    deltas: list[tuple[str, ...]]
+    totals: list[CountTotal]
 
 
 @dataclass(frozen=True, slots=True)
 class ArmEvent:
     """One deduplicated counter update: event_id credits item in generation gen's clusters.
 
-    `shares` are (cluster, millionths of the event) pairs summing to one million.
+    `shares` are (cluster, millionths of the event) pairs summing to one million; `stats`
+    are fields of the stats hash to count once if the event is new.
     """
 
     event_id: str
@@ -262,6 +321,7 @@ class ArmEvent:
     item_id: str
     gen: int
     shares: tuple[tuple[int, int], ...]
+    stats: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,8 +358,23 @@ def _item_record(item_id: str, meta: bytes, emb: bytes | None) -> ItemRecord:
     )
 
 
-def _counts(raw: dict[bytes, bytes]) -> dict[str, int]:
-    return {_decode(k): int(v) for k, v in raw.items()}
+def _counts(raw: dict[bytes, bytes]) -> dict[str, float]:
+    # float() reads both whole counts and discounted ones, exactly as they were written.
+    return {_decode(k): float(v) for k, v in raw.items()}
+
+
+def _count_total(token: str) -> CountTotal:
+    gen, kind, at, total, clusters, item_id = token.split("|", 5)
+    return CountTotal(
+        gen=int(gen),
+        kind=kind,
+        item_id=item_id,
+        total=float(total),
+        clusters=tuple(
+            (int(c), float(v)) for c, v in (part.split(":") for part in clusters.split(",") if part)
+        ),
+        at=float(at) if at else None,
+    )
 
 
 class Store:
@@ -329,6 +404,9 @@ class Store:
             return f"{self.prefix}:{{arms}}:{kind}:{GLOBAL}"
         return f"{self.prefix}:{{arms}}:{kind}:{gen}:{cluster}"
 
+    def _at_key(self, kind: str, gen: int | None = None, cluster: int | None = None) -> str:
+        return self._arms_key(f"at:{kind}", gen, cluster)
+
     def _user_key(self, user_id: str, part: str) -> str:
         return f"{self.prefix}:u:{{{user_id}}}:{part}"
 
@@ -353,6 +431,14 @@ class Store:
     @property
     def _changes_key(self) -> str:
         return f"{self.prefix}:{{arms}}:changes"
+
+    @property
+    def _stats_key(self) -> str:
+        return f"{self.prefix}:{{arms}}:stats"
+
+    @property
+    def _decay_since_key(self) -> str:
+        return f"{self.prefix}:{{arms}}:decay_since"
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -467,24 +553,31 @@ class Store:
         )
 
     @_unavailable_on_redis_errors
-    async def load_counts(self, gen: int, k: int) -> CountsState:
-        """Return every count of clusters 0..k-1 then global, and the change stream position."""
+    async def load_counts(self, gen: int, k: int, *, with_times: bool = False) -> CountsState:
+        """Return every count of clusters 0..k-1 then global, and the change stream position.
+
+        With `with_times`, also when each count was last discounted (see CountsState).
+        """
+        rows = [(gen, c) for c in range(k)] + [(None, None)]
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.get(self._arms_version_key)
             pipe.xrevrange(self._changes_key, count=1)
-            for cluster in [*range(k), None]:
-                g = None if cluster is None else gen
+            pipe.get(self._decay_since_key)
+            for g, cluster in rows:
                 for kind in KINDS:
                     pipe.hgetall(self._arms_key(kind, g, cluster))
-            version, last, *hashes = await pipe.execute()
-        n = len(KINDS)
-        pairs = [
-            (_counts(hashes[i]), _counts(hashes[i + 1]), _counts(hashes[i + 2]))
-            for i in range(0, len(hashes), n)
-        ]
+                    if with_times:
+                        pipe.hgetall(self._at_key(kind, g, cluster))
+            version, last, since, *hashes = await pipe.execute()
+        per_row = len(KINDS) * (1 + with_times)
+        step = 1 + with_times
+        grouped = [hashes[i : i + per_row] for i in range(0, len(hashes), per_row)]
+        counts = [_triple(row[0::step]) for row in grouped]
+        updated = [_triple(row[1::step]) for row in grouped] if with_times else None
         # The transaction makes the last entry the one that produced `version` (or none yet).
         stream_id = _decode(last[0][0]) if last else "0-0"
-        return CountsState(int(version or 0), stream_id, pairs)
+        decay_since = float(since) if since is not None else None
+        return CountsState(int(version or 0), stream_id, counts, updated, decay_since)
 
     @_unavailable_on_redis_errors
     async def read_changes(self, after_id: str, limit: int) -> list[CountChange]:
@@ -493,20 +586,35 @@ class Store:
         changes = []
         for entry_id, fields in raw:
             fields = {_decode(k): _decode(v) for k, v in fields.items()}
-            deltas = [tuple(token.split("|", 3)) for token in fields["d"].split("\n")]
-            changes.append(CountChange(_decode(entry_id), int(fields["v"]), deltas))
+            totals = [_count_total(token) for token in fields["d"].split("\n")]
+            changes.append(CountChange(_decode(entry_id), int(fields["v"]), totals))
         return changes
 
     @_unavailable_on_redis_errors
-    async def arm_counts(self, item_id: str, gen: int, k: int) -> list[tuple[int, int, int]]:
-        """Return [(impressions, clicks, conversions)] of one item, clusters 0..k-1 then global."""
-        async with self._redis.pipeline(transaction=False) as pipe:
+    async def arm_counts(
+        self, item_id: str, gen: int, k: int
+    ) -> tuple[list[tuple[float, ...]], list[tuple[float | None, ...]], float | None]:
+        """Return one item's counts and their times, clusters 0..k-1 then global.
+
+        Each row is (impressions, clicks, conversions) in stored units; the times say when
+        each was last discounted (None: never); last comes the decay-since time, if any.
+        """
+        async with self._redis.pipeline(transaction=True) as pipe:
             for cluster in [*range(k), None]:
                 g = None if cluster is None else gen
                 for kind in KINDS:
                     pipe.hget(self._arms_key(kind, g, cluster), item_id)
-            raw = [int(v or 0) for v in await pipe.execute()]
-        return [(raw[i], raw[i + 1], raw[i + 2]) for i in range(0, len(raw), len(KINDS))]
+                    pipe.hget(self._at_key(kind, g, cluster), item_id)
+            pipe.get(self._decay_since_key)
+            *raw, since = await pipe.execute()
+        values = [float(v or 0) for v in raw[0::2]]
+        times = [None if t is None else float(t) for t in raw[1::2]]
+        n = len(KINDS)
+        return (
+            [tuple(values[i : i + n]) for i in range(0, len(values), n)],
+            [tuple(times[i : i + n]) for i in range(0, len(times), n)],
+            None if since is None else float(since),
+        )
 
     # -- users and served lists -------------------------------------------------------
 
@@ -589,31 +697,45 @@ class Store:
         *,
         now: float,
         retention_s: int,
-        half_life_s: float,
+        seen_half_life_s: float,
         history_n: int,
         user_ttl_s: int,
         outcomes: dict[str, set[str]] | None = None,
         outcome_ttl_s: int = 0,
+        count_half_life_s: float = 0.0,
     ) -> list[bool]:
         """Apply a validated batch; return, per arm event, whether it was new (not a replay).
 
         `outcomes` maps logged rec_ids to fields (imp:ITEM, clk:ITEM) to flag on the served
         list, for off-policy evaluation; flags are idempotent, so replays change nothing.
 
+        With `count_half_life_s` > 0 every count touched is first discounted to `now`
+        (halved per half-life since it was last touched), then incremented.
+
         Counts and user state live in different slots, so each has its own dedupe and
         script; both are sent in one round trip. A failure between them is repaired by
         the client's retry: each side skips what it already applied.
         """
-        count_keys = [self._arms_version_key, self._changes_key]
-        oldest_ms = int((now - CHANGES_RETENTION_S) * 1000)
-        count_args: list[Any] = [retention_s, f"{oldest_ms}-0"]
+        count_keys = [
+            self._arms_version_key,
+            self._changes_key,
+            self._stats_key,
+            self._decay_since_key,
+        ]
+        # Stream ids come from the Redis clock, so trim by wall time, not the events' `now`.
+        oldest_ms = int((time.time() - CHANGES_RETENTION_S) * 1000)
+        count_args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
+        discounting = count_half_life_s > 0
         for event in arm_events:
             kind = _hash_kind(event.kind)
-            count_keys += [f"{self.prefix}:{{arms}}:ev:{event.event_id}", self._arms_key(kind)]
-            count_keys += [self._arms_key(kind, event.gen, c) for c, _ in event.shares]
-            shares = ",".join(f"{c}:{n}" for c, n in event.shares)
-            count_args += [event.item_id, f"{event.gen}|{shares}|{kind}|{event.item_id}"]
-            count_args += [len(event.shares), *(n for _, n in event.shares)]
+            count_keys.append(f"{self.prefix}:{{arms}}:ev:{event.event_id}")
+            for g, c in [(None, None), *((event.gen, c) for c, _ in event.shares)]:
+                count_keys.append(self._arms_key(kind, g, c))
+                if discounting:
+                    count_keys.append(self._at_key(kind, g, c))
+            count_args += [event.item_id, event.gen, kind, len(event.shares), len(event.stats)]
+            count_args += [x for share in event.shares for x in share]
+            count_args += event.stats
         calls: list[tuple[Any, list[str], list[Any]]] = [
             (self._record_counts, count_keys, count_args)
         ]
@@ -621,7 +743,7 @@ class Store:
             # Impressions first: a batch with both an impression and a click of one
             # item must end with the item not penalised.
             ordered = sorted(events, key=lambda e: e.kind != "impression")
-            args: list[Any] = [now, half_life_s, history_n, retention_s, user_ttl_s]
+            args: list[Any] = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
             for event in ordered:
                 args += [event.event_id, event.kind, event.item_id, event.rec_id or ""]
             calls.append((self._record_user, self._user_keys(user_id), args))
@@ -748,6 +870,11 @@ class Store:
 
 
 KINDS = ("imp", "clk", "cnv")
+
+
+def _triple(hashes: Sequence[dict[bytes, bytes]]) -> Counts:
+    imp, clk, cnv = (_counts(h) for h in hashes)
+    return imp, clk, cnv
 
 
 def _hash_kind(kind: str) -> str:
