@@ -96,6 +96,22 @@ class Settings(BaseSettings):
     related_n: int = Field(
         100, ge=1, le=10_000, description="Candidates of a related list: the N most similar."
     )
+    mode: Literal["bandit", "baseline"] = Field(
+        "bandit",
+        description="bandit: the bandit serves; baseline: a fixed ranking serves while the "
+        "bandit learns from the same feedback (compare the two in /v1/stats).",
+    )
+    baseline: Literal["popularity", "caller"] = Field(
+        "popularity",
+        description="The fixed ranking: most global clicks first, or the order of the "
+        "request's candidates (popularity when it has none).",
+    )
+    exploration: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of requests served uniformly at random from the candidates.",
+    )
     propensity_samples: int = Field(
         32,
         ge=0,

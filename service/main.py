@@ -14,7 +14,7 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimit, RequestMetrics
 from service.recommender import Recommender
-from service.routes import admin, arms, feedback, health, items, recommend, users
+from service.routes import admin, arms, feedback, health, items, recommend, stats, users
 from service.schemas import ErrorResponse
 from service.store import Store, StoreUnavailable
 
@@ -60,7 +60,7 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
     app.state.metrics = metrics
     install_error_handlers(app)
     errors = {status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)}
-    for module in (items, recommend, feedback, arms, users, admin, health):
+    for module in (items, recommend, feedback, arms, users, stats, admin, health):
         app.include_router(module.router, responses=errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

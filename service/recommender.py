@@ -14,16 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from bandits import (
-    beta_interval,
-    beta_mean,
-    decayed_counts,
-    inclusion_probabilities,
-    mix_posteriors,
-    rank,
-    rank_with_quotas,
-    seen_decay,
-)
+from bandits import beta_interval, beta_mean, decayed_counts, mix_posteriors, seen_decay
 from clustering import (
     KMeans,
     assign_hard,
@@ -47,13 +38,17 @@ from service.schemas import (
     FitRequest,
     FitResult,
     ItemArms,
+    MatchedStats,
+    PolicyStats,
     RankedArm,
     RecommendRequest,
     RecommendResponse,
     ScoredItem,
     SeenItem,
+    StatsOut,
     UserOut,
 )
+from service.serving import POLICIES, Candidates, Served, Serving, stats_fields
 from service.snapshot import Catalog, Posteriors, Snapshot, conversion_rate, posterior_params
 from service.store import (
     ArmEvent,
@@ -97,6 +92,7 @@ class Recommender:
         self._fit_lock = asyncio.Lock()
         # Last known membership per user, so recommend still personalises while Redis is down.
         self._memberships: OrderedDict[str, Membership] = OrderedDict()
+        self.serving = Serving(settings.mode, settings.exploration, settings.propensity_samples)
 
     # -- snapshot ---------------------------------------------------------------------
 
@@ -284,6 +280,8 @@ class Recommender:
         # Positions index this snapshot's arrays only: never re-read self.snapshot below.
         snap, positions = await self._candidates(snap, request)
         items: list[ScoredItem] = []
+        served: Served | None = None
+        ids = snap.catalog.item_ids
         if len(positions) and snap.posteriors is not None:
             multipliers = np.ones(len(snap.catalog))
             if user is not None:
@@ -294,35 +292,31 @@ class Recommender:
             if self.settings.conversion_weight > 0:
                 rate = _conversion_rate_for(snap, membership, positions)
                 factors = factors * rate**self.settings.conversion_weight
-            quotas = list((request.pools or {}).values())
-            pools = [
-                np.flatnonzero(np.isin(positions, snap.catalog.pools[name]))
-                for name in request.pools or {}
-            ]
-            if pools:
-                top, scores = rank_with_quotas(
-                    alpha, beta, request.k, self._rng, pools, quotas, factors
-                )
-            else:
-                top, scores = rank(alpha, beta, request.k, self._rng, factors)
-            propensities: list[float | None] = [None] * len(top)
-            if self.settings.propensity_samples:
-                propensities = inclusion_probabilities(
-                    alpha,
-                    beta,
-                    request.k,
-                    self._rng,
-                    self.settings.propensity_samples,
-                    top,
-                    factors,
-                    pools,
-                    quotas,
-                ).tolist()
-            ids = snap.catalog.item_ids
+            candidates = Candidates(
+                alpha,
+                beta,
+                factors,
+                _baseline_scores(snap, request, positions, self.settings.baseline),
+                request.k,
+                [
+                    np.flatnonzero(np.isin(positions, snap.catalog.pools[name]))
+                    for name in request.pools or {}
+                ],
+                list((request.pools or {}).values()),
+            )
+            served = self.serving.serve(candidates, self._rng)
+            propensities: list[float | None] = [None] * len(served.top)
+            if served.propensities is not None:
+                propensities = served.propensities.tolist()
             items = [
                 ScoredItem(item_id=ids[p], score=float(s), propensity=q)
-                for p, s, q in zip(positions[top], scores, propensities, strict=True)
+                for p, s, q in zip(positions[served.top], served.scores, propensities, strict=True)
             ]
+        policy = served.policy if served is not None else self.serving.mode
+        shadows = {
+            name: [ids[p] for p in positions[top]]
+            for name, top in (served.shadows if served is not None else {}).items()
+        }
         rec_id = uuid.uuid4().hex
         record = {
             "user_id": request.user_id,
@@ -338,6 +332,8 @@ class Recommender:
             "items": [i.item_id for i in items],
             "scores": [i.score for i in items],
             "propensities": [i.propensity for i in items],
+            "policy": policy,
+            "shadows": shadows,
         }
         try:
             await self.store.log_recommendation(
@@ -350,6 +346,7 @@ class Recommender:
                 if changed and user is not None and user.hist
                 else None,
                 self.settings.user_ttl_s,
+                policy,
             )
         except StoreUnavailable:
             stale = True
@@ -359,6 +356,7 @@ class Recommender:
             user_id=request.user_id,
             cluster=membership.top,
             membership=_weights_out(membership),
+            policy=policy,
             items=items,
             stale=stale,
         )
@@ -426,9 +424,11 @@ class Recommender:
                     )
                 if rec["gen"] == gen:
                     membership = _logged_membership(rec)
+            stats: tuple[str, ...] = ()
             if rec is not None:
                 kind = {"impression": "imp", "click": "clk", "conversion": "cnv"}[event.type]
                 outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
+                stats = stats_fields(rec, kind, event.item_id)
             if membership is None or not membership.fits(snap.clusters.k):
                 # No rec (or it was served under an older clustering): the user's clusters now,
                 # computed once per user per batch.
@@ -436,7 +436,9 @@ class Recommender:
                     current[event.user_id], _, _ = self._membership(snap, users[event.user_id])
                 membership = current[event.user_id]
             shares = tuple(membership.micro_weights())
-            arm_events.append(ArmEvent(event.event_id, event.type, event.item_id, gen, shares))
+            arm_events.append(
+                ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
+            )
             user_events.setdefault(event.user_id, []).append(
                 UserEvent(event.event_id, event.type, event.item_id, event.rec_id)
             )
@@ -611,6 +613,38 @@ class Recommender:
             seen=seen,
         )
 
+    async def stats(self) -> StatsOut:
+        """Return the per-policy counters with CTRs and their intervals."""
+        counters = await self.store.stats()
+
+        def matched(prefix: str, policy: str) -> MatchedStats | None:
+            impressions = int(counters.get(f"{prefix}imp:{policy}", 0))
+            clicks = int(counters.get(f"{prefix}clk:{policy}", 0))
+            if not impressions and not clicks:
+                return None
+            return MatchedStats(impressions=impressions, clicks=clicks, **_ctr(impressions, clicks))
+
+        policies = {}
+        for policy in POLICIES:
+            lists = int(counters.get(f"lists:{policy}", 0))
+            own = matched("", policy)
+            if lists or own:
+                conversions = int(counters.get(f"cnv:{policy}", 0))
+                counts = own.model_dump() if own else {"impressions": 0, "clicks": 0, **_ctr(0, 0)}
+                policies[policy] = PolicyStats(lists=lists, conversions=conversions, **counts)
+        views = {
+            name: {p: m for p in POLICIES if (m := matched(prefix, p)) is not None}
+            for name, prefix in (("agreement", "agree_"), ("replay", "replay_"))
+        }
+        return StatsOut(
+            mode=self.settings.mode,
+            baseline=self.settings.baseline,
+            exploration=self.settings.exploration,
+            since=counters.get("since"),
+            policies=policies,
+            **views,
+        )
+
     # -- clustering -------------------------------------------------------------------
 
     async def fit_clusters(self, request: FitRequest) -> FitResult:
@@ -673,6 +707,8 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
         "pools": served.get("pools"),
         "k": served.get("k", n),
         "n_candidates": served.get("n_candidates"),
+        "policy": served.get("policy", "bandit"),
+        "shadows": served.get("shadows", {}),
         "items": [
             {
                 "item_id": item,
@@ -688,6 +724,25 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
             )
         ],
     }
+
+
+def _baseline_scores(
+    snap: Snapshot, request: RecommendRequest, positions: np.ndarray, baseline: str
+) -> np.ndarray:
+    """Return each candidate's place in the fixed ranking: higher comes first.
+
+    "popularity" orders by global clicks (discounted, if counts are); "caller" keeps the
+    order of the request's `candidates` and falls back to popularity without them.
+    """
+    if baseline == "caller" and request.candidates is not None:
+        first: dict[int, int] = {}
+        for place, item_id in enumerate(request.candidates):
+            first.setdefault(snap.catalog.index[item_id], place)
+        places = np.array([first[p] for p in positions], dtype=float)
+        return len(request.candidates) - places
+    assert snap.posteriors is not None
+    clicks: np.ndarray = snap.posteriors.clicks[-1][positions]
+    return clicks
 
 
 def _check_combination(request: RecommendRequest) -> None:
@@ -733,6 +788,15 @@ def _weights_out(membership: Membership) -> list[ClusterWeight]:
         ClusterWeight(cluster=c, weight=w)
         for c, w in zip(membership.clusters, membership.weights, strict=True)
     ]
+
+
+def _ctr(impressions: int, clicks: int) -> dict[str, Any]:
+    """Return the CTR and its 95% interval under a flat Beta(1, 1) prior."""
+    if impressions == 0:
+        return {"ctr": None, "ctr_ci95": None}
+    misses = max(impressions - clicks, 0)
+    lo, hi = beta_interval(np.array([1.0 + clicks]), np.array([1.0 + misses]))
+    return {"ctr": clicks / impressions, "ctr_ci95": (float(lo[0]), float(hi[0]))}
 
 
 def _count_out(value: float) -> int | float:

@@ -94,14 +94,19 @@ class RecommendRequest(Strict):
 
 
 class ScoredItem(BaseModel):
-    """One ranked item, the score it was ranked by (sample x seen decay), and its propensity."""
+    """One ranked item, the score it was ranked by, and its propensity."""
 
     item_id: str
-    score: float
+    score: float = Field(
+        description="What the list is ordered by: the sampled CTR x seen decay (bandit), a "
+        "uniform draw (explore), global clicks or the place from the end of `candidates` "
+        "(baseline)."
+    )
     propensity: float | None = Field(
         None,
-        description="Estimated chance that this request's policy puts the item in its top k "
-        "(Monte-Carlo; null when BANDITREC_PROPENSITY_SAMPLES=0).",
+        description="Estimated chance that the service puts the item in this request's list: "
+        "exploration share x uniform + the rest x the serving mode (Monte-Carlo for the "
+        "bandit; null when BANDITREC_PROPENSITY_SAMPLES=0).",
     )
 
 
@@ -115,6 +120,25 @@ class ClusterWeight(BaseModel):
 class RecommendResponse(BaseModel):
     """A served list; name rec_id in feedback to credit the clusters it was served for."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "rec_id": "3f2c9a0e5d7b4c1e8f6a2b9d0c4e7f15",
+                    "user_id": "u42",
+                    "cluster": 3,
+                    "membership": [{"cluster": 3, "weight": 0.81}, {"cluster": 5, "weight": 0.19}],
+                    "policy": "bandit",
+                    "items": [
+                        {"item_id": "i2", "score": 0.071, "propensity": 0.67},
+                        {"item_id": "i9", "score": 0.044, "propensity": 0.42},
+                    ],
+                    "stale": False,
+                }
+            ]
+        }
+    )
+
     rec_id: str
     user_id: str
     cluster: int | None = Field(
@@ -122,6 +146,10 @@ class RecommendResponse(BaseModel):
         "no history the clustering can place, and is served the global arms."
     )
     membership: list[ClusterWeight]
+    policy: Literal["bandit", "explore", "baseline"] = Field(
+        description="Who chose this list: the bandit, uniform exploration "
+        "(BANDITREC_EXPLORATION), or the fixed baseline (BANDITREC_MODE=baseline)."
+    )
     items: list[ScoredItem]
     stale: bool
 
@@ -262,3 +290,79 @@ class ErrorResponse(BaseModel):
     """Every 4xx/5xx body."""
 
     error: ErrorBody
+
+
+class PolicyStats(BaseModel):
+    """Feedback on the lists one policy served."""
+
+    lists: int
+    impressions: int
+    clicks: int
+    conversions: int
+    ctr: float | None = Field(description="clicks / impressions; null before any impression.")
+    ctr_ci95: tuple[float, float] | None = Field(
+        description="95% interval of the CTR: Beta(1 + clicks, 1 + non-clicks)."
+    )
+
+
+class MatchedStats(BaseModel):
+    """Impressions and clicks of served items that a policy's own list also had."""
+
+    impressions: int
+    clicks: int
+    ctr: float | None
+    ctr_ci95: tuple[float, float] | None
+
+
+class StatsOut(BaseModel):
+    """The serving policies compared online, since `since` (or the last reset)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "mode": "baseline",
+                    "baseline": "popularity",
+                    "exploration": 0.1,
+                    "since": 1795459874.6,
+                    "policies": {
+                        "baseline": {"lists": 9000, "impressions": 81000, "clicks": 2430,
+                                     "conversions": 12, "ctr": 0.03, "ctr_ci95": [0.0289, 0.0312]},
+                        "explore": {"lists": 1000, "impressions": 9000, "clicks": 180,
+                                    "conversions": 1, "ctr": 0.02, "ctr_ci95": [0.0172, 0.0231]},
+                    },
+                    "agreement": {
+                        "bandit": {"impressions": 40500, "clicks": 1620, "ctr": 0.04,
+                                   "ctr_ci95": [0.0381, 0.042]}
+                    },
+                    "replay": {
+                        "bandit": {"impressions": 2000, "clicks": 90, "ctr": 0.045,
+                                   "ctr_ci95": [0.0367, 0.0549]},
+                        "baseline": {"impressions": 2100, "clicks": 63, "ctr": 0.03,
+                                     "ctr_ci95": [0.0235, 0.0383]},
+                    },
+                }
+            ]
+        }
+    )  # fmt: skip
+
+    mode: str
+    baseline: str
+    exploration: float
+    since: float | None = Field(
+        description="When the counters started: the last reset, or else the first feedback "
+        "on a logged list."
+    )
+    policies: dict[str, PolicyStats] = Field(
+        description="Per policy that served lists: bandit, explore, baseline."
+    )
+    agreement: dict[str, MatchedStats] = Field(
+        description="On lists that another policy served (not exploration), the served "
+        "items this policy's list also had. Biased towards what both like; the "
+        "Personalizer-apprentice view."
+    )
+    replay: dict[str, MatchedStats] = Field(
+        description="On exploration lists (served uniformly at random), the items this "
+        "policy's list also had: their CTR estimates the policy's own CTR per item, free "
+        "of the bias of who chose what was shown. Needs BANDITREC_EXPLORATION > 0."
+    )

@@ -159,6 +159,7 @@ while ai <= #ARGV do
     for j = 1, m do
       parts[j] = ARGV[ai + 3 + 2 * j] .. ':' .. add(ki + 1 + stride * j, item, ARGV[ai + 4 + 2 * j])
     end
+    if n_stats > 0 then redis.call('HSETNX', KEYS[3], 'since', ARGV[3]) end
     for j = 1, n_stats do
       redis.call('HINCRBY', KEYS[3], ARGV[ai + 4 + 2 * m + j], 1)
     end
@@ -676,15 +677,32 @@ class Store:
         user_id: str,
         assignment: tuple[str, str] | None,
         user_ttl_s: int,
+        policy: str = "bandit",
     ) -> None:
-        """Store a served list under rec_id and, if given, cache the user's (membership, key)."""
+        """Store a served list under rec_id, count it for its policy and, if given, cache
+        the user's (membership, key)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self._rec_key(rec_id), json.dumps(record, separators=(",", ":")), ex=ttl_s)
+            pipe.hincrby(self._stats_key, f"lists:{policy}", 1)
             if assignment is not None:
                 membership, assigned = assignment
                 state = self._user_key(user_id, "state")
                 pipe.hset(state, mapping={"membership": membership, "assigned": assigned})
                 pipe.expire(state, user_ttl_s)
+            await pipe.execute()
+
+    @_unavailable_on_redis_errors
+    async def stats(self) -> dict[str, float]:
+        """Return the per-policy counters (see service.serving.stats_fields) and `since`."""
+        raw = await self._redis.hgetall(self._stats_key)
+        return {_decode(k): float(v) for k, v in raw.items()}
+
+    @_unavailable_on_redis_errors
+    async def reset_stats(self) -> None:
+        """Forget the per-policy counters, e.g. after changing the mode."""
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.delete(self._stats_key)
+            pipe.hset(self._stats_key, "since", repr(time.time()))
             await pipe.execute()
 
     # -- feedback ---------------------------------------------------------------------

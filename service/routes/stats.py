@@ -1,0 +1,23 @@
+"""The serving policies (bandit, exploration, baseline) compared online."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+
+from service.deps import RecommenderDep, WriteAccess
+from service.schemas import StatsOut
+
+router = APIRouter(prefix="/v1/stats", tags=["stats"])
+
+
+@router.get("")
+async def get_stats(recommender: RecommenderDep) -> StatsOut:
+    """Return each policy's lists, impressions, clicks and CTR, plus agreement and replay."""
+    return await recommender.stats()
+
+
+@router.delete("", status_code=204, dependencies=[WriteAccess])
+async def reset_stats(recommender: RecommenderDep) -> Response:
+    """Start the counters afresh (e.g. after switching BANDITREC_MODE)."""
+    await recommender.store.reset_stats()
+    return Response(status_code=204)
