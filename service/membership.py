@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from clustering import assign_hard, assign_soft, user_vector
+from clustering import assign_hard, assign_soft
 
 # Cluster counts are stored in millionths of an event, so that soft credit is an integer
 # and the shares of one event add up to exactly one.
@@ -60,17 +61,38 @@ def membership_of(
     snap: Snapshot, clicks: list[str], soft: bool, temperature: float, top_m: int
 ) -> Membership:
     """Return the membership implied by a click history under the snapshot's clustering."""
+    return memberships_of(snap, [clicks], soft, temperature, top_m)[0]
+
+
+def memberships_of(
+    snap: Snapshot, histories: Sequence[list[str]], soft: bool, temperature: float, top_m: int
+) -> list[Membership]:
+    """Return the membership implied by each click history, computed for all at once."""
     if snap.unit_centers is None:
-        return Membership()  # before the first fit everyone shares cluster 0
-    rows = embedded_rows(snap.catalog, clicks)
-    if not rows or snap.catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
-        return POPULATION
-    vector = user_vector(snap.catalog.embeddings[rows])[None, :]
+        return [Membership()] * len(histories)  # before the first fit everyone shares cluster 0
+    if snap.catalog.embeddings.shape[1] != snap.unit_centers.shape[1]:
+        return [POPULATION] * len(histories)
+    rows = [embedded_rows(snap.catalog, clicks) for clicks in histories]
+    placed = [n for n, r in enumerate(rows) if r]
+    found = [POPULATION] * len(histories)
+    if not placed:
+        return found
+    # Catalog rows are unit length, so a history's sum points where its mean does.
+    lengths = np.array([len(rows[n]) for n in placed])
+    flat = np.concatenate([rows[n] for n in placed])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    vectors = np.add.reduceat(snap.catalog.embeddings[flat], starts, axis=0)
     if not soft:
-        return Membership((int(assign_hard(vector, snap.unit_centers)[0]),))
-    weights = assign_soft(vector, snap.unit_centers, temperature, top_m)[0]
-    order = [int(c) for c in np.argsort(-weights, kind="stable") if weights[c] > 0]
-    return Membership(tuple(order), tuple(float(weights[c]) for c in order))
+        for n, cluster in zip(placed, assign_hard(vectors, snap.unit_centers), strict=True):
+            found[n] = Membership((int(cluster),))
+        return found
+    weights = assign_soft(vectors, snap.unit_centers, temperature, top_m)
+    order = np.argsort(-weights, axis=1, kind="stable")[:, : min(top_m, weights.shape[1])]
+    kept = np.take_along_axis(weights, order, axis=1)
+    for n, clusters, shares in zip(placed, order.tolist(), kept.tolist(), strict=True):
+        pairs = [(c, w) for c, w in zip(clusters, shares, strict=True) if w > 0]
+        found[n] = Membership(tuple(c for c, _ in pairs), tuple(w for _, w in pairs))
+    return found
 
 
 def embedded_rows(catalog: Catalog, item_ids: list[str]) -> list[int]:

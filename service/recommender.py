@@ -25,7 +25,13 @@ from clustering import (
 )
 from service.config import Settings
 from service.errors import ApiError
-from service.membership import MICRO, Membership, embedded_rows, membership_of
+from service.membership import (
+    MICRO,
+    Membership,
+    embedded_rows,
+    membership_of,
+    memberships_of,
+)
 from service.metrics import Metrics
 from service.schemas import (
     Arm,
@@ -160,17 +166,44 @@ class Recommender:
 
     def _membership(self, snap: Snapshot, user: UserState) -> tuple[Membership, str, bool]:
         """Return (membership, cache key, whether the cached value was stale) for a user."""
-        key = f"{snap.clusters.gen}:{user.hist}:{self.settings.membership}"
-        if user.membership is not None and user.assigned == key:
-            cached = Membership.decode(user.membership)
-            if cached.fits(snap.clusters.k):
-                return cached, key, False
-        return self._membership_of(snap, user.clicks), key, True
-
-    def _membership_of(self, snap: Snapshot, clicks: list[str]) -> Membership:
+        key = self._assigned_key(snap, user)
+        cached = self._cached_membership(snap, user)
+        if cached is not None:
+            return cached, key, False
         settings = self.settings
         soft = settings.membership == "soft"
-        return membership_of(snap, clicks, soft, settings.soft_temperature, settings.soft_top_m)
+        membership = membership_of(
+            snap, user.clicks, soft, settings.soft_temperature, settings.soft_top_m
+        )
+        return membership, key, True
+
+    def _current_memberships(
+        self, snap: Snapshot, users: dict[str, UserState]
+    ) -> dict[str, Membership]:
+        """Return users' memberships: cached where still valid, the rest computed at once."""
+        found = {u: self._cached_membership(snap, state) for u, state in users.items()}
+        stale = [u for u, m in found.items() if m is None]
+        settings = self.settings
+        computed = memberships_of(
+            snap,
+            [users[u].clicks for u in stale],
+            settings.membership == "soft",
+            settings.soft_temperature,
+            settings.soft_top_m,
+        )
+        memberships = {u: m for u, m in found.items() if m is not None}
+        memberships.update(zip(stale, computed, strict=True))
+        return memberships
+
+    def _assigned_key(self, snap: Snapshot, user: UserState) -> str:
+        return f"{snap.clusters.gen}:{user.hist}:{self.settings.membership}"
+
+    def _cached_membership(self, snap: Snapshot, user: UserState) -> Membership | None:
+        """Return the user's stored membership if it was computed for their current state."""
+        if user.membership is None or user.assigned != self._assigned_key(snap, user):
+            return None
+        cached = Membership.decode(user.membership)
+        return cached if cached.fits(snap.clusters.k) else None
 
     def _remember(self, user_id: str, membership: Membership) -> None:
         self._memberships[user_id] = membership
@@ -190,14 +223,18 @@ class Recommender:
         return positions.astype(np.intp), seen_decay(unclicked, self.settings.seen_gamma)
 
     async def _read_users_current(
-        self, user_ids: list[str], *, for_feedback: bool = False
+        self,
+        user_ids: list[str],
+        *,
+        for_feedback: bool = False,
+        last_clicks_of: frozenset[str] | set[str] = frozenset(),
     ) -> dict[str, UserState]:
         """Return users' state, first catching up if another worker changed catalog or clusters."""
         users, items_version, gen = await self.store.read_users(
             user_ids,
             self.settings.history_n,
             with_seen=not for_feedback,
-            with_last_clicks=for_feedback,
+            last_clicks_of=last_clicks_of,
         )
         snap = self.snapshot
         if items_version != snap.catalog.version or gen != snap.clusters.gen:
@@ -389,7 +426,11 @@ class Recommender:
                     f"events[{i}].item_id",
                 )
         recs = await self.store.read_rec_logs(rec_ids)
-        users = await self._read_users_current([e.user_id for e in events], for_feedback=True)
+        # Only conversions without a rec_id are attributed through the user's last clicks.
+        bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
+        users = await self._read_users_current(
+            [e.user_id for e in events], for_feedback=True, last_clicks_of=bare
+        )
         attributed = self._attribute_conversions(events, users, now)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
@@ -398,7 +439,8 @@ class Recommender:
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
         outcomes: dict[str, set[str]] = {}
-        current: dict[str, Membership] = {}
+        logged: list[Membership | None] = []
+        stats_of: list[tuple[str, ...]] = []
         for i, event in enumerate(events):
             gen, membership = snap.clusters.gen, None
             rec_id = event.rec_id or attributed.get(i)
@@ -429,12 +471,16 @@ class Recommender:
                 kind = {"impression": "imp", "click": "clk", "conversion": "cnv"}[event.type]
                 outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
                 stats = stats_fields(rec, kind, event.item_id)
-            if membership is None or not membership.fits(snap.clusters.k):
-                # No rec (or it was served under an older clustering): the user's clusters now,
-                # computed once per user per batch.
-                if event.user_id not in current:
-                    current[event.user_id], _, _ = self._membership(snap, users[event.user_id])
-                membership = current[event.user_id]
+            fits = membership is not None and membership.fits(snap.clusters.k)
+            logged.append(membership if fits else None)
+            stats_of.append(stats)
+        # No rec (or it was served under an older clustering): the user's clusters now,
+        # computed once per user per batch, for all such users at once.
+        needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
+        current = self._current_memberships(snap, {u: users[u] for u in needed})
+        for event, membership, stats in zip(events, logged, stats_of, strict=True):
+            membership = membership or current[event.user_id]
+            gen = snap.clusters.gen
             shares = tuple(membership.micro_weights())
             arm_events.append(
                 ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)

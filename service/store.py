@@ -34,15 +34,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, ParamSpec, TypeVar
 
+import hiredis
 import numpy as np
 import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
+from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 P = ParamSpec("P")
@@ -68,6 +69,28 @@ class DimensionMismatch(ValueError):
         super().__init__(f"embedding has {got} dimensions, the catalog uses {expected}")
         self.expected = expected
         self.got = got
+
+
+def _hiredis_pack_command(self: Any, *args: Any) -> list[bytes]:
+    """Pack one command like redis-py's asyncio packer, in C (hiredis)."""
+    if isinstance(args[0], str):
+        args = (*args[0].encode().split(), *args[1:])
+    elif b" " in args[0]:
+        args = (*args[0].split(), *args[1:])
+    try:
+        return [hiredis.pack_command(args)]
+    except TypeError as exc:
+        raise DataError(str(exc)) from exc
+
+
+def _packing_in_c(connection_class: type) -> type:
+    """Return the connection class with hiredis packing (redis-py's asyncio side lacks it).
+
+    A feedback batch is a few EVALSHAs with thousands of arguments; packing them in
+    Python was ~80% of the service's CPU per event. The bytes are the same.
+    """
+    name = f"CPacked{connection_class.__name__}"
+    return type(name, (connection_class,), {"pack_command": _hiredis_pack_command})
 
 
 def _unavailable_on_redis_errors(
@@ -390,6 +413,8 @@ class Store:
             socket_connect_timeout=timeout_s,
             health_check_interval=30,
         )
+        pool = self._redis.connection_pool
+        pool.connection_class = _packing_in_c(pool.connection_class)
         self._upsert_items = self._redis.register_script(_UPSERT_ITEMS)
         self._delete_item = self._redis.register_script(_DELETE_ITEM)
         self._record_counts = self._redis.register_script(_RECORD_COUNTS)
@@ -626,17 +651,16 @@ class Store:
         history_n: int,
         *,
         with_seen: bool = True,
-        with_last_clicks: bool = False,
+        last_clicks_of: Collection[str] = (),
     ) -> tuple[dict[str, UserState], int, int]:
         """Return (users' state, catalog version, clustering generation) in one round trip.
 
         Unknown users get an empty state. The two counters let a worker notice catalog or
         clustering changes made through another worker before it acts, at no extra trip.
-        The seen hash (recommend needs it, feedback not) and the last clicks (feedback
-        needs them, recommend not) are read only when asked for.
+        The seen hash (recommend needs it, feedback not) is read only when asked for, and
+        the last clicks (to attribute conversions) only of the users in `last_clicks_of`.
         """
         user_ids = list(dict.fromkeys(user_ids))
-        per_user = 2 + with_seen + with_last_clicks
         async with self._redis.pipeline(transaction=False) as pipe:
             for user_id in user_ids:
                 state, seen, clicks, _, last_clicks = self._user_keys(user_id)
@@ -644,16 +668,17 @@ class Store:
                 pipe.lrange(clicks, 0, history_n - 1)
                 if with_seen:
                     pipe.hgetall(seen)
-                if with_last_clicks:
+                if user_id in last_clicks_of:
                     pipe.hgetall(last_clicks)
             pipe.hget(self._items_key("info"), "version")
             pipe.hget(self._clusters_key, "gen")
             *raw, items_version, gen = await pipe.execute()
         users = {}
-        for i, user_id in enumerate(user_ids):
-            state, clicks, *rest = raw[per_user * i : per_user * (i + 1)]
-            seen = rest.pop(0) if with_seen else {}
-            last_clicks = rest.pop(0) if with_last_clicks else {}
+        replies = iter(raw)
+        for user_id in user_ids:
+            state, clicks = next(replies), next(replies)
+            seen = next(replies) if with_seen else {}
+            last_clicks = next(replies) if user_id in last_clicks_of else {}
             users[user_id] = _user_state(state, clicks, seen, last_clicks)
         return users, int(items_version or 0), int(gen or 0)
 
