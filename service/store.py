@@ -479,7 +479,8 @@ class Store:
 
     @_unavailable_on_redis_errors
     async def flush(self) -> None:
-        """Delete every key of this database (tests and `import --replace` only)."""
+        """Delete every key of this database (tests only; `import --replace` deletes only
+        this prefix's keys)."""
         await self._redis.flushdb()
 
     # -- catalog ----------------------------------------------------------------------
@@ -910,6 +911,359 @@ class Store:
             sizes=sizes,
             fitted_at=time.time(),
         )
+
+    # -- state export/import ---------------------------------------------------------
+
+    def _marker_key(self, event_id: str) -> str:
+        return f"{self.prefix}:{{arms}}:ev:{event_id}"
+
+    @_unavailable_on_redis_errors
+    async def read_state(self) -> StateSnapshot:
+        """Return catalog, clustering, counters and the current generation's counts at once."""
+        for _ in range(_STATE_ATTEMPTS):
+            async with self._redis.pipeline(transaction=True) as pipe:
+                # A fit between reading the clustering and reading the counts would pair one
+                # generation with another's counts; WATCH turns that into a retry.
+                await pipe.watch(self._clusters_key)
+                clusters = await self.load_clusters()
+                rows = [(kind, c) for c in [*range(clusters.k), None] for kind in KINDS]
+                pipe.multi()
+                pipe.time()
+                pipe.hget(self._items_key("info"), "version")
+                pipe.get(self._arms_version_key)
+                pipe.get(self._decay_since_key)
+                pipe.hgetall(self._stats_key)
+                pipe.hgetall(self._items_key("meta"))
+                pipe.hgetall(self._items_key("emb"))
+                for kind, cluster in rows:
+                    gen = None if cluster is None else clusters.gen
+                    pipe.hgetall(self._arms_key(kind, gen, cluster))
+                    pipe.hgetall(self._at_key(kind, gen, cluster))
+                try:
+                    now, items_v, arms_v, since, stats, metas, embs, *hashes = await pipe.execute()
+                except redis.WatchError:
+                    continue
+            return StateSnapshot(
+                at_ms=_unix_ms(now),
+                items_version=int(items_v or 0),
+                arms_version=int(arms_v or 0),
+                items=[_item_record(_decode(i), meta, embs.get(i)) for i, meta in metas.items()],
+                clusters=clusters,
+                counts={row: _text_map(h) for row, h in zip(rows, hashes[0::2], strict=True)},
+                times={row: _text_map(h) for row, h in zip(rows, hashes[1::2], strict=True)},
+                decay_since=None if since is None else _decode(since),
+                stats=_text_map(stats),
+            )
+        raise StateChanged("the clustering changed during every attempt to read the state")
+
+    async def dedupe_markers(
+        self, set_by_ms: int, retention_s: int, batch: int = 1000
+    ) -> AsyncIterator[list[tuple[str, int]]]:
+        """Yield batches of (event_id, expiry in unix ms) of the markers set by `set_by_ms`.
+
+        A marker's setting time is its expiry minus the retention. Markers set later (and
+        before this scan) belong to events counted after a read_state, so they are left out:
+        the file's markers and counts then agree.
+        """
+        pattern = self._marker_key("*")
+        keys: list[str] = []
+        try:
+            async for raw_key in self._redis.scan_iter(match=pattern, count=1000):
+                keys.append(_decode(raw_key))
+                if len(keys) >= batch:
+                    yield await self._marker_expiries(keys, set_by_ms, retention_s)
+                    keys = []
+            if keys:
+                yield await self._marker_expiries(keys, set_by_ms, retention_s)
+        except _REDIS_DOWN as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    async def _marker_expiries(
+        self, keys: list[str], set_by_ms: int, retention_s: int
+    ) -> list[tuple[str, int]]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.time()
+            for key in keys:
+                pipe.pttl(key)
+            now, *ttls = await pipe.execute()
+        now_ms, start = _unix_ms(now), len(self._marker_key(""))
+        markers = []
+        for key, ttl in zip(keys, ttls, strict=True):
+            expires_ms = now_ms + ttl
+            set_at_ms = expires_ms - retention_s * 1000
+            # ttl < 0: expired since the SCAN (-2), or no expiry (-1): not a banditrec marker.
+            if ttl >= 0 and not set_by_ms < set_at_ms <= now_ms:
+                markers.append((key[start:], expires_ms))
+        return markers
+
+    async def stored_users(self, batch: int = 500) -> AsyncIterator[list[StoredUser]]:
+        """Yield batches of users' stored state as text (SCAN order), each user once."""
+        listed: set[str] = set()
+        pending: list[str] = []
+        try:
+            async for raw_key in self._redis.scan_iter(match=self._user_key("*", "*"), count=1000):
+                key = _decode(raw_key)
+                user_id = key[key.index("{") + 1 : key.rindex("}")]
+                if user_id not in listed:
+                    listed.add(user_id)
+                    pending.append(user_id)
+                if len(pending) >= batch:
+                    yield await self._stored_users(pending)
+                    pending = []
+            if pending:
+                yield await self._stored_users(pending)
+        except _REDIS_DOWN as exc:
+            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+
+    async def _stored_users(self, user_ids: list[str]) -> list[StoredUser]:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.time()
+            for user_id in user_ids:
+                state, seen, clicks, events, last_clicks = keys = self._user_keys(user_id)
+                pipe.hgetall(state)
+                pipe.lrange(clicks, 0, -1)
+                pipe.hgetall(seen)
+                pipe.zrange(events, 0, -1, withscores=True)
+                pipe.hgetall(last_clicks)
+                for key in keys:
+                    pipe.pttl(key)
+            now, *raw = await pipe.execute()
+        per_user = 10
+        users = []
+        for n, user_id in enumerate(user_ids):
+            state, clicks, seen, events, last_clicks, *ttls = raw[per_user * n : per_user * (n + 1)]
+            live = [ttl for ttl in ttls if ttl != -2]
+            if not live:  # expired since the SCAN
+                continue
+            users.append(
+                StoredUser(
+                    user_id=user_id,
+                    state=_text_map(state),
+                    clicks=[_decode(c) for c in clicks],
+                    seen=_text_map(seen),
+                    events=[(_decode(e), float(score)) for e, score in events],
+                    last_clicks=_text_map(last_clicks),
+                    expires_ms=None if -1 in live else _unix_ms(now) + max(live),
+                )
+            )
+        return users
+
+    @_unavailable_on_redis_errors
+    async def write_state(self, state: StateWrite, planned_gen: int, *, replace: bool) -> None:
+        """Write an imported state in one transaction; with `replace`, instead of the prefix's keys.
+
+        Its counters end above the store's when it is written. Raises StateNotEmpty (without
+        `replace`) if the store holds items, counts or clusters, and StateChanged if the
+        clustering generation is no longer `planned_gen`; either way nothing is written.
+        """
+        doomed: list[str] = []
+        if replace:
+            # Keys created after this scan outlive the import: replace a store at rest.
+            everything = self._redis.scan_iter(match=f"{self.prefix}:*", count=1000)
+            doomed = [_decode(key) async for key in everything]
+        async with self._redis.pipeline(transaction=True) as pipe:
+            # A catalog change or a fit from here on makes EXEC fail, so what is read below
+            # still holds when the transaction runs. Counted events are not watched, so a busy
+            # store cannot starve an import: the catalog's new version reloads workers anyway.
+            await pipe.watch(self._items_key("info"), self._clusters_key)
+            current = await self.versions()
+            if current.clusters != planned_gen:
+                raise StateChanged("a clustering was fitted since the import was planned")
+            if not replace:
+                present = await self._present_state()
+                if present:
+                    raise StateNotEmpty(present)
+                doomed = self._import_targets(state)
+            now_ms = _unix_ms(await self._redis.time())
+            pipe.multi()
+            for chunk in _chunks(doomed):
+                pipe.unlink(*chunk)
+            self._queue_state(pipe, state, current, now_ms)
+            try:
+                await pipe.execute()
+            except redis.WatchError as exc:
+                raise StateChanged("the store changed during the import") from exc
+
+    async def _present_state(self) -> list[str]:
+        """Return, as phrases, which of items, counts and clusters the store holds."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hlen(self._items_key("meta"))
+            # Every counted event is counted in the global arms, so these hold any count.
+            pipe.exists(*(self._arms_key(kind) for kind in KINDS))
+            pipe.hget(self._clusters_key, "gen")
+            n_items, n_counts, gen = await pipe.execute()
+        present = [f"{n_items} items"] if n_items else []
+        present += ["arm counts"] if n_counts else []
+        present += [f"clusters (generation {int(gen)})"] if gen is not None else []
+        return present
+
+    def _import_targets(self, state: StateWrite) -> list[str]:
+        """Return every key an import writes or must clear, short of the whole prefix."""
+        keys = [self._items_key(part) for part in ("meta", "emb", "info")]
+        keys += [self._clusters_key, self._arms_version_key, self._changes_key]
+        keys += [self._decay_since_key, self._stats_key]
+        for kind, cluster in {*state.counts, *state.times}:
+            gen = None if cluster is None else state.gen
+            keys += [self._arms_key(kind, gen, cluster), self._at_key(kind, gen, cluster)]
+        for user in state.users:
+            keys += self._user_keys(user.user_id)
+        return keys
+
+    def _queue_state(self, pipe: Any, state: StateWrite, current: Versions, now_ms: int) -> None:
+        """Queue the writes of an imported state on a transaction; the changes stream stays gone."""
+        metas: dict[str, str] = {}
+        embeddings: dict[str, bytes] = {}
+        for item in state.items:
+            metas[item.item_id] = json.dumps(_item_meta(item), separators=(",", ":"))
+            if item.embedding is not None:
+                embeddings[item.item_id] = np.asarray(item.embedding, dtype="<f4").tobytes()
+        _hset_all(pipe, self._items_key("meta"), metas)
+        _hset_all(pipe, self._items_key("emb"), embeddings)
+        info = {"version": max(state.items_version, current.items + 1)}
+        if state.dim:
+            info["dim"] = state.dim
+        pipe.hset(self._items_key("info"), mapping=info)
+        if state.clusters is not None:
+            pipe.hset(self._clusters_key, mapping=_cluster_fields(state.clusters))
+        for (kind, cluster), values in state.counts.items():
+            gen = None if cluster is None else state.gen
+            _hset_all(pipe, self._arms_key(kind, gen, cluster), values)
+        for (kind, cluster), times in state.times.items():
+            gen = None if cluster is None else state.gen
+            _hset_all(pipe, self._at_key(kind, gen, cluster), times)
+        pipe.set(self._arms_version_key, max(state.arms_version, current.arms + 1))
+        if state.decay_since is not None:
+            pipe.set(self._decay_since_key, state.decay_since)
+        _hset_all(pipe, self._stats_key, state.stats)
+        for event_id, expires_ms in state.dedupe:
+            if expires_ms > now_ms:
+                pipe.set(self._marker_key(event_id), "1", pxat=expires_ms)
+        for user in state.users:
+            if user.expires_ms is None or user.expires_ms > now_ms:
+                self._queue_user(pipe, user)
+
+    def _queue_user(self, pipe: Any, user: StoredUser) -> None:
+        keys = self._user_keys(user.user_id)
+        state, seen, clicks, events, last_clicks = keys
+        _hset_all(pipe, state, user.state)
+        _hset_all(pipe, seen, user.seen)
+        _hset_all(pipe, last_clicks, user.last_clicks)
+        if user.clicks:
+            pipe.rpush(clicks, *user.clicks)
+        if user.events:
+            pipe.zadd(events, dict(user.events))
+        if user.expires_ms is not None:
+            for key in keys:
+                pipe.pexpireat(key, user.expires_ms)
+
+
+# Reading the state retries when a fit lands mid-read; more than this means fits in a loop.
+_STATE_ATTEMPTS = 5
+# Fields per HSET or keys per UNLINK inside an import transaction.
+_CHUNK = 1000
+
+
+class StateNotEmpty(RuntimeError):
+    """An import without replace found items, counts or clusters in the store."""
+
+    def __init__(self, present: list[str]) -> None:
+        super().__init__(f"the store already holds {', '.join(present)}")
+        self.present = present
+
+
+class StateChanged(RuntimeError):
+    """The store changed while a state was being read or written; nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class StateSnapshot:
+    """What an export reads in one transaction; counts and times as stored text.
+
+    `counts` and `times` map (imp|clk|cnv, cluster or None for global) to item_id -> text,
+    for the clusters of `clusters.gen`; `at_ms` is the server's clock at the read.
+    """
+
+    at_ms: int
+    items_version: int
+    arms_version: int
+    items: list[ItemRecord]
+    clusters: ClusterModel
+    counts: dict[tuple[str, int | None], dict[str, str]]
+    times: dict[tuple[str, int | None], dict[str, str]]
+    decay_since: str | None
+    stats: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredUser:
+    """One user's keys as stored: hashes and lists as text, events with their times."""
+
+    user_id: str
+    state: dict[str, str]
+    clicks: list[str]
+    seen: dict[str, str]
+    events: list[tuple[str, float]]
+    last_clicks: dict[str, str]
+    expires_ms: int | None  # unix ms; None: never expires
+
+
+@dataclass(frozen=True, slots=True)
+class StateWrite:
+    """Everything an import writes, in stored units; cluster counts go under generation `gen`.
+
+    The versions are floors: the store writes them higher if its own counters moved past.
+    """
+
+    items_version: int
+    arms_version: int
+    gen: int
+    dim: int
+    items: list[ItemRecord]
+    clusters: ClusterModel | None
+    counts: dict[tuple[str, int | None], dict[str, str]]
+    times: dict[tuple[str, int | None], dict[str, str]]
+    decay_since: str | None
+    stats: dict[str, str]
+    dedupe: list[tuple[str, int]]  # event_id, expiry in unix ms
+    users: list[StoredUser]
+
+
+def _unix_ms(server_time: tuple[int, int]) -> int:
+    seconds, micros = server_time
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+def _text_map(raw: dict[bytes, bytes]) -> dict[str, str]:
+    return {_decode(k): _decode(v) for k, v in raw.items()}
+
+
+def _item_meta(item: ItemRecord) -> dict[str, Any]:
+    return {"tags": item.tags, "pools": item.pools, "active": item.active, "updated": item.updated}
+
+
+def _cluster_fields(clusters: ClusterModel) -> dict[str, Any]:
+    """Return the clusters hash of a model, encoded as save_clusters encodes it."""
+    assert clusters.centers is not None
+    return {
+        "gen": clusters.gen,
+        "k": clusters.k,
+        "dim": clusters.centers.shape[1],
+        "centers": np.asarray(clusters.centers, dtype="<f4").tobytes(),
+        "inertia": repr(float(clusters.inertia or 0.0)),
+        "sizes": json.dumps(clusters.sizes),
+        "fitted_at": repr(float(clusters.fitted_at or 0.0)),
+    }
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    return (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
+
+
+def _hset_all(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
+    """Queue HSETs of a mapping in chunks (none for an empty one, which HSET refuses)."""
+    fields = list(mapping.items())
+    for chunk in _chunks(fields):
+        pipe.hset(key, mapping=dict(chunk))
 
 
 KINDS = ("imp", "clk", "cnv")

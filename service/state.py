@@ -1,0 +1,574 @@
+"""The state file of `banditrec export` and `banditrec import` (docs/state-format.md).
+
+Builds the JSON document from what the store read, and validates a document as a whole
+before the store writes anything. No I/O here: the store reads and writes, the CLI moves
+bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from decimal import Decimal, InvalidOperation
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import StrictBool as Bool
+from pydantic import StrictInt as Int
+from pydantic import StrictStr as Str
+
+from service.schemas import ID_PATTERN, MAX_DIM, NAME_PATTERN
+from service.snapshot import MICRO
+from service.store import (
+    KINDS,
+    ClusterModel,
+    ItemRecord,
+    StateSnapshot,
+    StateWrite,
+    StoredUser,
+    Versions,
+)
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+FORMAT = "banditrec-state"
+FORMAT_VERSION = 1
+# The file's names for the stored count kinds, in KINDS order.
+COUNT_NAMES = ("impressions", "clicks", "conversions")
+# The settings that shape what the counts mean; recorded so an import can say what differs.
+SHAPING_SETTINGS = (
+    "key_prefix",
+    "prior",
+    "prior_strength",
+    "prior_a",
+    "prior_b",
+    "membership",
+    "soft_temperature",
+    "soft_top_m",
+    "half_life_h",
+    "seen_gamma",
+    "seen_half_life_h",
+)
+# A cluster count this close to a whole number of millionths is that number: files edited
+# by float-based tools turn 0.123457 into 0.12345699999999999.
+_WHOLE_MILLIONTHS = Decimal("1e-6")
+_MAX_ERRORS = 10
+
+
+class InvalidState(ValueError):
+    """A document that is not a valid state file; `errors` are (path, message) pairs."""
+
+    def __init__(self, errors: list[tuple[str, str]]) -> None:
+        self.errors = errors
+        shown = "; ".join(f"{path}: {message}" if path else message for path, message in errors)
+        super().__init__(shown)
+
+
+# -- the document's shape -------------------------------------------------------------
+
+
+def _exact(value: object) -> object:
+    # Counts stay Decimal so that a cluster count (stored in millionths) survives the
+    # division by 10^6 on export and the multiplication on import digit for digit.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+Id = Annotated[Str, Field(pattern=ID_PATTERN)]
+Name = Annotated[Str, Field(pattern=NAME_PATTERN)]
+Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
+Time = Annotated[float, Strict(), Field(ge=0, le=1e11, allow_inf_nan=False)]
+Value = Annotated[float, Strict(), Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
+Count = Annotated[
+    Decimal, BeforeValidator(_exact), Strict(), Field(ge=0, le=10**15, allow_inf_nan=False)
+]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileVersions(_Entry):
+    """The exporting store's change counters."""
+
+    items: Int = Field(ge=0)
+    arms: Int = Field(ge=0)
+
+
+class ClustersEntry(_Entry):
+    """The fitted k-means centres (a fit's generation is at least 1)."""
+
+    gen: Int = Field(ge=1)
+    k: Int = Field(ge=1, le=256)
+    centers: list[list[Value]] = Field(min_length=1, max_length=256)
+    inertia: Number = Field(ge=0)
+    sizes: list[Annotated[Int, Field(ge=0)]]
+    fitted_at: Time
+
+
+class ItemEntry(_Entry):
+    """One catalog item."""
+
+    item_id: Id
+    tags: list[Name] = Field(max_length=64)
+    pools: list[Name] = Field(max_length=32)
+    active: Bool
+    updated: Time
+    embedding: list[Value] | None = Field(min_length=1, max_length=MAX_DIM)
+
+
+class ArmTimes(_Entry):
+    """When each count of an arm was last discounted (absent: never)."""
+
+    impressions: Time | None = None
+    clicks: Time | None = None
+    conversions: Time | None = None
+
+
+class ArmEntry(_Entry):
+    """One arm's counts in events; cluster None is the item's global arm."""
+
+    item_id: Id
+    cluster: Int | None = Field(ge=0, le=255)
+    impressions: Count
+    clicks: Count
+    conversions: Count
+    updated: ArmTimes = ArmTimes()
+
+
+class UserEntry(_Entry):
+    """One user's cluster cache, click history, seen decay and applied events."""
+
+    user_id: Id
+    hist: Int = Field(ge=0)
+    membership: Str | None = Field(max_length=1000)
+    assigned: Str | None = Field(max_length=200)
+    clicks: list[Id] = Field(max_length=1000)
+    seen: dict[Id, tuple[Annotated[Number, Field(ge=0)], Time]]
+    last_clicks: dict[Id, tuple[Time, Id | None]]
+    events: list[tuple[Id, Time]]
+    expires_at: Time | None
+
+
+class StateDocument(_Entry):
+    """A whole state file, as validated."""
+
+    format: Literal["banditrec-state"]
+    format_version: Literal[1]
+    exported_at: Time
+    banditrec_version: Str = Field(max_length=64)
+    settings: dict[Str, Number | Str | Bool | Int | None]
+    versions: FileVersions
+    decay_since: Time | None = None
+    stats: dict[Str, Count] = Field(default_factory=dict)
+    clusters: ClustersEntry | None
+    items: list[ItemEntry]
+    retired: list[Id] = Field(default_factory=list)
+    arms: list[ArmEntry]
+    dedupe: list[tuple[Id, Time]]
+    users: list[UserEntry] | None = None
+
+
+# -- export -----------------------------------------------------------------------------
+
+
+def settings_fields(settings: Settings) -> dict[str, Any]:
+    """Return the settings that shape the counts, as the file records them."""
+    # getattr: half_life_h arrives with count discounting.
+    return {name: getattr(settings, name, 0.0) for name in SHAPING_SETTINGS}
+
+
+def open_document(snapshot: StateSnapshot, settings: dict[str, Any], version: str) -> str:
+    """Return the document's text up to its first array: format, counters and clustering."""
+    stats = {name: _number(Decimal(value)) for name, value in sorted(snapshot.stats.items())}
+    since = snapshot.decay_since
+    head = {
+        "format": json.dumps(FORMAT),
+        "format_version": json.dumps(FORMAT_VERSION),
+        "exported_at": json.dumps(snapshot.at_ms / 1000),
+        "banditrec_version": json.dumps(version),
+        "settings": json.dumps(settings),
+        "versions": json.dumps({"items": snapshot.items_version, "arms": snapshot.arms_version}),
+        "decay_since": "null" if since is None else _number(Decimal(since)),
+        "stats": "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in stats.items()) + "}",
+        "clusters": json.dumps(_clusters_entry(snapshot.clusters)),
+    }
+    return "{\n" + "".join(f'"{name}": {text},\n' for name, text in head.items())
+
+
+def _clusters_entry(clusters: ClusterModel) -> dict[str, Any] | None:
+    if clusters.gen == 0 or clusters.centers is None:
+        return None
+    return {
+        "gen": clusters.gen,
+        "k": clusters.k,
+        "centers": [_float32_list(row) for row in clusters.centers],
+        "inertia": clusters.inertia,
+        "sizes": clusters.sizes,
+        "fitted_at": clusters.fitted_at,
+    }
+
+
+def _float32_list(values: np.ndarray) -> list[float]:
+    # Stored as float32: the shortest decimal that reads back as the same float32, as GET
+    # /v1/items shows it (0.9, not 0.8999999761581421).
+    return [float(str(x)) for x in np.asarray(values, dtype=np.float32)]
+
+
+def item_entries(snapshot: StateSnapshot) -> list[str]:
+    """Return the items' JSON texts, by item_id."""
+    return [
+        json.dumps(
+            {
+                "item_id": item.item_id,
+                "tags": item.tags,
+                "pools": item.pools,
+                "active": item.active,
+                "updated": item.updated,
+                "embedding": None if item.embedding is None else _float32_list(item.embedding),
+            }
+        )
+        for item in sorted(snapshot.items, key=lambda it: it.item_id)
+    ]
+
+
+def retired_entries(snapshot: StateSnapshot) -> list[str]:
+    """Return the JSON texts of the ids of items with counts that left the catalog."""
+    catalog = {item.item_id for item in snapshot.items}
+    return [json.dumps(item_id) for item_id in sorted(_armed_items(snapshot) - catalog)]
+
+
+def _armed_items(snapshot: StateSnapshot) -> set[str]:
+    armed: set[str] = set()
+    for rows in (snapshot.counts, snapshot.times):
+        for values in rows.values():
+            armed.update(values)
+    return armed
+
+
+def arm_entries(snapshot: StateSnapshot) -> list[str]:
+    """Return the arms' JSON texts, by item_id, global arm first, counts in events."""
+    clusters: list[int | None] = [None, *range(snapshot.clusters.k)]
+    lines = []
+    for item_id in sorted(_armed_items(snapshot)):
+        for cluster in clusters:
+            counts = [snapshot.counts.get((kind, cluster), {}).get(item_id) for kind in KINDS]
+            times = [snapshot.times.get((kind, cluster), {}).get(item_id) for kind in KINDS]
+            if counts == [None] * 3 and times == [None] * 3:
+                continue
+            lines.append(_arm_line(item_id, cluster, counts, times))
+    return lines
+
+
+def _arm_line(
+    item_id: str, cluster: int | None, counts: list[str | None], times: list[str | None]
+) -> str:
+    # Written by hand: json.dumps has no exact form for a Decimal.
+    scale = Decimal(1) if cluster is None else Decimal(MICRO)
+    fields = [f'"item_id": {json.dumps(item_id)}', f'"cluster": {json.dumps(cluster)}']
+    for name, text in zip(COUNT_NAMES, counts, strict=True):
+        fields.append(f'"{name}": {_number(Decimal(text or 0) / scale)}')
+    updated = {n: float(t) for n, t in zip(COUNT_NAMES, times, strict=True) if t is not None}
+    if updated:
+        fields.append(f'"updated": {json.dumps(updated)}')
+    return "{" + ", ".join(fields) + "}"
+
+
+def _number(value: Decimal) -> str:
+    """Return a number's JSON text: whole numbers as integers, others in plain notation."""
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def dedupe_entries(markers: Iterable[tuple[str, int]]) -> list[str]:
+    """Return the dedupe markers' JSON texts: [event_id, expiry in unix seconds]."""
+    return [json.dumps([event_id, expires_ms / 1000]) for event_id, expires_ms in markers]
+
+
+def user_entries(users: Iterable[StoredUser]) -> list[str]:
+    """Return the users' JSON texts."""
+    return [json.dumps(_user_entry(user)) for user in users]
+
+
+def _user_entry(user: StoredUser) -> dict[str, Any]:
+    seen = {}
+    for item_id, text in user.seen.items():
+        unclicked, _, updated = text.partition("|")
+        seen[item_id] = [float(unclicked), float(updated)]
+    last_clicks = {}
+    for item_id, text in user.last_clicks.items():
+        clicked_at, _, rec_id = text.partition("|")
+        last_clicks[item_id] = [float(clicked_at), rec_id or None]
+    return {
+        "user_id": user.user_id,
+        "hist": int(user.state.get("hist", 0)),
+        "membership": user.state.get("membership"),
+        "assigned": user.state.get("assigned"),
+        "clicks": user.clicks,
+        "seen": seen,
+        "last_clicks": last_clicks,
+        "events": [[event_id, at] for event_id, at in user.events],
+        "expires_at": None if user.expires_ms is None else user.expires_ms / 1000,
+    }
+
+
+# -- import -----------------------------------------------------------------------------
+
+
+def parse_document(text: str | bytes) -> StateDocument:
+    """Return the validated document; raise InvalidState naming every offending path."""
+    try:
+        raw = json.loads(text, parse_float=Decimal, parse_constant=_no_constant)
+    except (ValueError, InvalidOperation) as exc:
+        raise InvalidState([("", f"not valid JSON: {exc}")]) from exc
+    _check_format(raw)
+    try:
+        document = StateDocument.model_validate(raw)
+    except ValidationError as exc:
+        errors = [(_path(e["loc"]), e["msg"]) for e in exc.errors(include_url=False)]
+        raise InvalidState(_capped(errors)) from exc
+    problems = _reference_problems(document)
+    if problems:
+        raise InvalidState(_capped(problems))
+    return document
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _check_format(raw: object) -> None:
+    """Refuse anything but a banditrec state file of a version this code reads."""
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise InvalidState([("format", f"not a banditrec state file (expected {FORMAT!r})")])
+    if raw.get("format_version") != FORMAT_VERSION:
+        found = raw.get("format_version")
+        message = f"version {found!r} is not supported; this banditrec reads {FORMAT_VERSION}"
+        raise InvalidState([("format_version", message)])
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """Return a pydantic location as the file's path, e.g. arms[12].clicks."""
+    path = ""
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        else:
+            path += f".{part}" if path else part
+    return path
+
+
+def _capped(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if len(errors) <= _MAX_ERRORS:
+        return errors
+    more = len(errors) - _MAX_ERRORS
+    return [*errors[:_MAX_ERRORS], ("", f"and {more} more problems")]
+
+
+def _reference_problems(document: StateDocument) -> list[tuple[str, str]]:
+    """Return what the field checks cannot see: duplicates, dimensions, dangling references."""
+    problems, dim = _item_problems(document)
+    k = document.clusters.k if document.clusters is not None else 1
+    if document.clusters is not None:
+        problems += _cluster_problems(document.clusters, dim)
+    known = {item.item_id for item in document.items}
+    for n, item_id in enumerate(document.retired):
+        if item_id in known:
+            problems.append((f"retired[{n}]", f"{item_id!r} is in items or listed twice"))
+        known.add(item_id)
+    arms: set[tuple[str, int | None]] = set()
+    for n, arm in enumerate(document.arms):
+        if arm.item_id not in known:
+            message = f"{arm.item_id!r} is neither in items nor in retired"
+            problems.append((f"arms[{n}].item_id", message))
+        if arm.cluster is not None and arm.cluster >= k:
+            message = f"cluster {arm.cluster} does not exist; clusters are 0..{k - 1} or null"
+            problems.append((f"arms[{n}].cluster", message))
+        if (arm.item_id, arm.cluster) in arms:
+            problems.append((f"arms[{n}]", f"a second arm of {arm.item_id!r} in that cluster"))
+        arms.add((arm.item_id, arm.cluster))
+    problems += _duplicates("dedupe", [event_id for event_id, _ in document.dedupe], "[0]")
+    users = [user.user_id for user in document.users or []]
+    problems += _duplicates("users", users, ".user_id")
+    return problems
+
+
+def _item_problems(document: StateDocument) -> tuple[list[tuple[str, str]], int]:
+    """Return duplicate ids and embeddings of another dimension, and the items' dimension."""
+    problems = _duplicates("items", [item.item_id for item in document.items], ".item_id")
+    dim, first = 0, -1
+    for n, item in enumerate(document.items):
+        if item.embedding is None:
+            continue
+        if not dim:
+            dim, first = len(item.embedding), n
+        elif len(item.embedding) != dim:
+            message = f"has {len(item.embedding)} dimensions, items[{first}].embedding has {dim}"
+            problems.append((f"items[{n}].embedding", message))
+    return problems, dim
+
+
+def _cluster_problems(clusters: ClustersEntry, dim: int) -> list[tuple[str, str]]:
+    """Return shape errors of the centres: k rows of the items' dimension, k sizes."""
+    problems = []
+    if len(clusters.centers) != clusters.k:
+        message = f"has {len(clusters.centers)} rows for k={clusters.k}"
+        problems.append(("clusters.centers", message))
+    width = len(clusters.centers[0])
+    for n, row in enumerate(clusters.centers):
+        if len(row) != width:
+            message = f"has {len(row)} dimensions, clusters.centers[0] has {width}"
+            problems.append((f"clusters.centers[{n}]", message))
+    if dim and width != dim:
+        message = f"centres have {width} dimensions, the items' embeddings {dim}"
+        problems.append(("clusters.centers", message))
+    if len(clusters.sizes) != clusters.k:
+        problems.append(("clusters.sizes", f"has {len(clusters.sizes)} sizes for k={clusters.k}"))
+    return problems
+
+
+def _duplicates(name: str, ids: list[str], suffix: str) -> list[tuple[str, str]]:
+    first: dict[str, int] = {}
+    problems = []
+    for n, value in enumerate(ids):
+        if value in first:
+            problems.append((f"{name}[{n}]{suffix}", f"{value!r} is also {name}[{first[value]}]"))
+        first.setdefault(value, n)
+    return problems
+
+
+def plan_import(document: StateDocument, current: Versions) -> StateWrite:
+    """Return what to write for a validated document into a store at `current` versions.
+
+    Counters end above both the store's and the file's, and a clustering gets a generation
+    above the store's, so running workers see the change and reload in full.
+    """
+    file_gen = document.clusters.gen if document.clusters is not None else 0
+    gen = max(current.clusters, file_gen) + 1 if document.clusters is not None else 0
+    counts, times = _stored_arms(document.arms)
+    embedded = (item.embedding for item in document.items if item.embedding is not None)
+    return StateWrite(
+        items_version=max(current.items, document.versions.items) + 1,
+        arms_version=max(current.arms, document.versions.arms) + 1,
+        gen=gen,
+        dim=len(next(embedded, [])),
+        items=[_item_record(item) for item in document.items],
+        clusters=_cluster_model(document.clusters, gen),
+        counts=counts,
+        times=times,
+        decay_since=None if document.decay_since is None else repr(document.decay_since),
+        stats={name: _number(value) for name, value in document.stats.items()},
+        dedupe=[(event_id, round(at * 1000)) for event_id, at in document.dedupe],
+        users=[_stored_user(user, file_gen, gen) for user in document.users or []],
+    )
+
+
+def _item_record(item: ItemEntry) -> ItemRecord:
+    embedding = None if item.embedding is None else np.asarray(item.embedding)
+    return ItemRecord(item.item_id, item.tags, item.pools, item.active, item.updated, embedding)
+
+
+def _cluster_model(clusters: ClustersEntry | None, gen: int) -> ClusterModel | None:
+    if clusters is None:
+        return None
+    return ClusterModel(
+        gen=gen,
+        k=clusters.k,
+        centers=np.asarray(clusters.centers),
+        inertia=clusters.inertia,
+        sizes=clusters.sizes,
+        fitted_at=clusters.fitted_at,
+    )
+
+
+def _stored_arms(
+    arms: list[ArmEntry],
+) -> tuple[
+    dict[tuple[str, int | None], dict[str, str]], dict[tuple[str, int | None], dict[str, str]]
+]:
+    """Return the count and time hashes' fields, by (kind, cluster); zero counts are not stored."""
+    counts: dict[tuple[str, int | None], dict[str, str]] = {}
+    times: dict[tuple[str, int | None], dict[str, str]] = {}
+    for arm in arms:
+        for kind, name in zip(KINDS, COUNT_NAMES, strict=True):
+            value: Decimal = getattr(arm, name)
+            if value:
+                stored = _stored_count(value, in_cluster=arm.cluster is not None)
+                counts.setdefault((kind, arm.cluster), {})[arm.item_id] = stored
+            at: float | None = getattr(arm.updated, name)
+            if at is not None:
+                times.setdefault((kind, arm.cluster), {})[arm.item_id] = repr(at)
+    return counts, times
+
+
+def _stored_count(events: Decimal, *, in_cluster: bool) -> str:
+    """Return a count's stored text: global arms in events, cluster arms in millionths."""
+    if not in_cluster:
+        return _number(events)
+    millionths = events * MICRO
+    whole = millionths.to_integral_value()
+    return _number(whole if abs(millionths - whole) <= _WHOLE_MILLIONTHS else millionths)
+
+
+def _stored_user(user: UserEntry, file_gen: int, gen: int) -> StoredUser:
+    state = {"hist": str(user.hist)} if user.hist else {}
+    # The cached membership is keyed by generation: it stays valid under the renumbered
+    # generation, and any other one is recomputed on the user's next request.
+    cache_gen, sep, rest = (user.assigned or "").partition(":")
+    if user.membership is not None and sep and cache_gen == str(file_gen):
+        state |= {"membership": user.membership, "assigned": f"{gen}:{rest}"}
+    return StoredUser(
+        user_id=user.user_id,
+        state=state,
+        clicks=user.clicks,
+        seen={item: f"{n:.6f}|{at:.3f}" for item, (n, at) in user.seen.items()},
+        events=list(user.events),
+        last_clicks={
+            item: f"{at:.3f}|{rec_id or ''}" for item, (at, rec_id) in user.last_clicks.items()
+        },
+        expires_ms=None if user.expires_at is None else round(user.expires_at * 1000),
+    )
+
+
+def settings_differences(document: StateDocument, settings: Settings) -> list[str]:
+    """Return, as sentences, the count-shaping settings that differ from the file's."""
+    current = settings_fields(settings)
+    notes = []
+    for name in SHAPING_SETTINGS:
+        if name == "key_prefix" or name not in document.settings:
+            continue
+        theirs, ours = document.settings[name], current[name]
+        if not _same_setting(theirs, ours):
+            notes.append(
+                f"the file was written with {name}={theirs!r}; this deployment uses {ours!r}"
+            )
+    return notes
+
+
+def _same_setting(a: object, b: object) -> bool:
+    numbers = (int, float)
+    if isinstance(a, numbers) and isinstance(b, numbers) and not isinstance(a, bool):
+        return float(a) == float(b)
+    return a == b
+
+
+def describe(document: StateDocument) -> str:
+    """Return a one-line summary of what the document holds."""
+    clusters = document.clusters
+    parts = [
+        f"{len(document.items)} items",
+        f"{len(document.arms)} arms",
+        "no clusters" if clusters is None else f"{clusters.k} clusters",
+        f"{len(document.dedupe)} dedupe markers",
+    ]
+    if document.retired:
+        parts.insert(1, f"{len(document.retired)} retired items")
+    if document.users is not None:
+        parts.append(f"{len(document.users)} users")
+    return ", ".join(parts)
