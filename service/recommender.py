@@ -36,6 +36,7 @@ from service.metrics import Metrics
 from service.schemas import (
     Arm,
     ArmList,
+    ClickStats,
     ClusterArm,
     ClusterWeight,
     FeedbackBatch,
@@ -44,7 +45,6 @@ from service.schemas import (
     FitRequest,
     FitResult,
     ItemArms,
-    MatchedStats,
     PolicyStats,
     RankedArm,
     RecommendRequest,
@@ -663,24 +663,29 @@ class Recommender:
         """Return the per-policy counters with CTRs and their intervals."""
         counters = await self.store.stats()
 
-        def matched(prefix: str, policy: str) -> MatchedStats | None:
+        def clicks(prefix: str, policy: str) -> ClickStats:
             impressions = int(counters.get(f"{prefix}imp:{policy}", 0))
             clicks = int(counters.get(f"{prefix}clk:{policy}", 0))
-            if not impressions and not clicks:
-                return None
-            return MatchedStats(impressions=impressions, clicks=clicks, **_ctr(impressions, clicks))
+            return ClickStats(impressions=impressions, clicks=clicks, **_ctr(impressions, clicks))
 
-        policies = {}
-        for policy in POLICIES:
-            lists = int(counters.get(f"lists:{policy}", 0))
-            own = matched("", policy)
-            if lists or own:
-                conversions = int(counters.get(f"cnv:{policy}", 0))
-                counts = own.model_dump() if own else {"impressions": 0, "clicks": 0, **_ctr(0, 0)}
-                policies[policy] = PolicyStats(lists=lists, conversions=conversions, **counts)
+        # A policy (or view) is listed once it has a counter of its own.
+        def seen(policy: str, *kinds: str) -> bool:
+            return any(counters.get(f"{kind}:{policy}") for kind in kinds)
+
+        policies = {
+            policy: PolicyStats(
+                lists=int(counters.get(f"lists:{policy}", 0)),
+                conversions=int(counters.get(f"cnv:{policy}", 0)),
+                **clicks("", policy).model_dump(),
+            )
+            for policy in POLICIES
+            if seen(policy, "lists", "imp", "clk", "cnv")
+        }
         views = {
-            name: {p: m for p in POLICIES if (m := matched(prefix, p)) is not None}
-            for name, prefix in (("agreement", "agree_"), ("replay", "replay_"))
+            name: {
+                p: clicks(f"{name}_", p) for p in POLICIES if seen(p, f"{name}_imp", f"{name}_clk")
+            }
+            for name in ("agree", "replay")
         }
         return StatsOut(
             mode=self.settings.mode,
@@ -688,7 +693,8 @@ class Recommender:
             exploration=self.settings.exploration,
             since=counters.get("since"),
             policies=policies,
-            **views,
+            agreement=views["agree"],
+            replay=views["replay"],
         )
 
     # -- clustering -------------------------------------------------------------------

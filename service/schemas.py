@@ -292,26 +292,22 @@ class ErrorResponse(BaseModel):
     error: ErrorBody
 
 
-class PolicyStats(BaseModel):
-    """Feedback on the lists one policy served."""
+class ClickStats(BaseModel):
+    """Impressions and clicks of some served items, and their CTR."""
 
-    lists: int
     impressions: int
     clicks: int
-    conversions: int
     ctr: float | None = Field(description="clicks / impressions; null before any impression.")
     ctr_ci95: tuple[float, float] | None = Field(
         description="95% interval of the CTR: Beta(1 + clicks, 1 + non-clicks)."
     )
 
 
-class MatchedStats(BaseModel):
-    """Impressions and clicks of served items that a policy's own list also had."""
+class PolicyStats(ClickStats):
+    """Feedback on the lists one policy served."""
 
-    impressions: int
-    clicks: int
-    ctr: float | None
-    ctr_ci95: tuple[float, float] | None
+    lists: int
+    conversions: int
 
 
 class StatsOut(BaseModel):
@@ -356,12 +352,12 @@ class StatsOut(BaseModel):
     policies: dict[str, PolicyStats] = Field(
         description="Per policy that served lists: bandit, explore, baseline."
     )
-    agreement: dict[str, MatchedStats] = Field(
+    agreement: dict[str, ClickStats] = Field(
         description="On lists that another policy served (not exploration), the served "
         "items this policy's list also had. Biased towards what both like; the "
         "Personalizer-apprentice view."
     )
-    replay: dict[str, MatchedStats] = Field(
+    replay: dict[str, ClickStats] = Field(
         description="On exploration lists (served uniformly at random), the items this "
         "policy's list also had: their CTR estimates the policy's own CTR per item, free "
         "of the bias of who chose what was shown. Needs BANDITREC_EXPLORATION > 0."
