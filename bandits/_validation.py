@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import numbers
 import reprlib
+from typing import TypeGuard
 
 import numpy as np
 import numpy.typing as npt
@@ -44,7 +45,8 @@ def same_shape(
 def nonnegative(name: str, value: npt.ArrayLike) -> NDArray[np.float64]:
     """Return ``value`` as a float64 array, or raise ValueError unless all finite and >= 0."""
     array = float_array(name, value)
-    require(name, array, np.isfinite(array) & (array >= 0.0), "finite and >= 0")
+    if not _finite_nonnegative(array):
+        require(name, array, np.isfinite(array) & (array >= 0.0), "finite and >= 0")
     return array
 
 
@@ -55,9 +57,72 @@ def beta_shapes(
     alpha_ = float_array("alpha", alpha)
     beta_ = float_array("beta", beta)
     same_shape(("alpha", "beta"), alpha_, beta_)
-    require("alpha", alpha_, np.isfinite(alpha_) & (alpha_ > 0.0), "finite and > 0")
-    require("beta", beta_, np.isfinite(beta_) & (beta_ > 0.0), "finite and > 0")
+    if not _finite_positive(alpha_):
+        require("alpha", alpha_, np.isfinite(alpha_) & (alpha_ > 0.0), "finite and > 0")
+    if not _finite_positive(beta_):
+        require("beta", beta_, np.isfinite(beta_) & (beta_ > 0.0), "finite and > 0")
     return alpha_, beta_
+
+
+# The checks below run on every call of the public functions, so they avoid building
+# element-wise masks (several temporaries and ufunc reductions per array): argmin and
+# argmax cost a fraction of a min reduction, and both return the first NaN if there is
+# one, so the extreme values they point at are NaN, out of range, or prove the whole
+# array in range.
+
+
+def _extremes(values: NDArray[np.float64]) -> tuple[float, float]:
+    """Return (lowest, highest) of a non-empty array, NaN if it holds a NaN."""
+    # argmin and argmax index the array in C order whatever its shape, as item() does.
+    lowest: float = values.item(values.argmin())
+    highest: float = values.item(values.argmax())
+    return lowest, highest
+
+
+def _finite_positive(values: NDArray[np.float64]) -> bool:
+    """Return True if every element is finite and > 0."""
+    if not values.size:
+        return True
+    lowest, highest = _extremes(values)
+    return lowest > 0.0 and highest < math.inf
+
+
+def _finite_nonnegative(values: NDArray[np.float64]) -> bool:
+    """Return True if every element is finite and >= 0."""
+    if not values.size:
+        return True
+    lowest, highest = _extremes(values)
+    return lowest >= 0.0 and highest < math.inf
+
+
+def any_nan(values: NDArray[np.float64]) -> bool:
+    """Return True if the array holds a NaN."""
+    return values.size > 0 and math.isnan(_extremes(values)[1])
+
+
+def trusted_arms(
+    alpha: object, beta: object, multipliers: object
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64] | None] | None:
+    """Return 1-D float64 ``(alpha, beta, multipliers)`` if they are valid, else None.
+
+    Valid means: float64 arrays of one 1-D shape, alpha and beta finite and > 0, multipliers
+    (if given) finite and >= 0. None means not shown valid (a list, another dtype or shape,
+    or a bad value): the caller then runs its usual checks, which name the bad value, so no
+    error message or precedence between errors depends on this shortcut.
+    """
+    if not (_float_vector(alpha) and _float_vector(beta)) or alpha.shape != beta.shape:
+        return None
+    if not (_finite_positive(alpha) and _finite_positive(beta)):
+        return None
+    if multipliers is None:
+        return alpha, beta, None
+    if not _float_vector(multipliers) or multipliers.shape != alpha.shape:
+        return None
+    return (alpha, beta, multipliers) if _finite_nonnegative(multipliers) else None
+
+
+def _float_vector(value: object) -> TypeGuard[NDArray[np.float64]]:
+    return isinstance(value, np.ndarray) and value.dtype == np.float64 and value.ndim == 1
 
 
 def real_scalar(name: str, value: object) -> float:
@@ -72,6 +137,8 @@ def real_scalar(name: str, value: object) -> float:
 
 def positive_int(name: str, value: object) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not an integer >= 1."""
+    if type(value) is int and value >= 1:
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or int(value) < 1:
         raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     return int(value)

@@ -9,6 +9,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits._validation import (
+    any_nan,
     beta_shapes,
     float_array,
     generator,
@@ -16,6 +17,7 @@ from bandits._validation import (
     positive_int,
     same_shape,
 )
+from bandits.thompson import _top_k
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -38,27 +40,46 @@ def fill_quotas(
     array([0, 1, 3])
     """
     scores_ = float_array("scores", scores)
-    if scores_.ndim != 1 or bool(np.any(np.isnan(scores_))):
+    if scores_.ndim != 1 or any_nan(scores_):
         raise ValueError(f"scores must be a 1-D array of numbers, got shape {scores_.shape}")
     if len(pools) != len(quotas):
         raise ValueError(f"pools and quotas must pair up; got {len(pools)} and {len(quotas)}")
+    members = pool_indices(pools, scores_.size)
+    return _fill_quotas(scores_, members, quota_counts(quotas), positive_int("k", k))
+
+
+def pool_indices(pools: Sequence[npt.ArrayLike], n_arms: int) -> list[IndexArray]:
+    """Return the pools as index arrays, or raise ValueError unless each is 1-D in [0, n_arms)."""
     members = []
     for n, pool in enumerate(pools):
         indices = np.asarray(pool)
         if indices.ndim != 1 or (indices.size and indices.dtype.kind not in "iu"):
             raise ValueError(f"pools[{n}] must be a 1-D array of arm indices")
-        if indices.size and (indices.min() < 0 or indices.max() >= scores_.size):
-            raise ValueError(f"pools[{n}] has indices outside [0, {scores_.size})")
+        if indices.size and (indices.min() < 0 or indices.max() >= n_arms):
+            raise ValueError(f"pools[{n}] has indices outside [0, {n_arms})")
         members.append(indices.astype(np.intp))
+    return members
+
+
+def quota_counts(quotas: Sequence[int]) -> list[int]:
+    """Return the quotas as ints, or raise ValueError unless each is an integer >= 0."""
     for n, quota in enumerate(quotas):
         if isinstance(quota, bool) or not isinstance(quota, (int, np.integer)) or quota < 0:
             raise ValueError(f"quotas[{n}] must be an integer >= 0, got {quota!r}")
-    return _fill_quotas(scores_, members, [int(q) for q in quotas], positive_int("k", k))
+    return [int(q) for q in quotas]
 
 
 def _fill_quotas(
     scores: FloatArray, pools: list[IndexArray], quotas: list[int], k: int
 ) -> IndexArray:
+    chosen = np.flatnonzero(_quota_taken(scores, pools, quotas, k))
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
+
+
+def _quota_taken(
+    scores: FloatArray, pools: list[IndexArray], quotas: list[int], k: int
+) -> NDArray[np.bool_]:
+    """Return a mask of the arms :func:`fill_quotas` picks: all that propensities need."""
     taken = np.zeros(scores.size, dtype=bool)
     room = k
     for pool, quota in zip(pools, quotas, strict=True):
@@ -71,9 +92,9 @@ def _fill_quotas(
     if room:
         rest = np.flatnonzero(~taken)
         if rest.size:
-            taken[rest[np.lexsort((rest, -scores[rest]))[:room]]] = True
-    chosen = np.flatnonzero(taken)
-    return chosen[np.lexsort((chosen, -scores[chosen]))]
+            # rest is ascending, so _top_k's ties to the lower position are ties to the lower arm.
+            taken[rest[_top_k(scores[rest], room)]] = True
+    return taken
 
 
 def rank_with_quotas(

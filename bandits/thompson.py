@@ -7,6 +7,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits._validation import (
+    any_nan,
     beta_shapes,
     float_array,
     generator,
@@ -14,10 +15,15 @@ from bandits._validation import (
     positive_int,
     require,
     same_shape,
+    trusted_arms,
 )
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
+
+# Up to about this many arms one sort of all scores (numpy 2's vectorised argsort) beats
+# argpartition plus the small sort of the k best (measured with numpy 2.4 on 2 cores).
+_SORT_MAX_ARMS = 400
 
 
 def sample_scores(
@@ -45,7 +51,8 @@ def top_k(scores: npt.ArrayLike, k: int) -> IndexArray:
     scores_ = float_array("scores", scores)
     if scores_.ndim != 1:
         raise ValueError(f"scores must be 1-D, got shape {scores_.shape}")
-    require("scores", scores_, ~np.isnan(scores_), "a number (not NaN)")
+    if any_nan(scores_):
+        require("scores", scores_, ~np.isnan(scores_), "a number (not NaN)")
     return _top_k(scores_, positive_int("k", k))
 
 
@@ -66,6 +73,11 @@ def rank(
     >>> int(top[0]), top.shape, scores.shape
     (1, (2,), (2,))
     """
+    arrays = trusted_arms(alpha, beta, multipliers)
+    if arrays is not None and type(k) is int and k >= 1 and isinstance(rng, np.random.Generator):
+        # The common call (float64 arrays of valid values) passes one combined check.
+        alpha_, beta_, factors = arrays
+        return _rank(alpha_, beta_, k, rng, factors)
     alpha_, beta_ = beta_shapes(alpha, beta)
     if alpha_.ndim != 1:
         raise ValueError(f"alpha and beta must be 1-D, got shape {alpha_.shape}")
@@ -86,12 +98,28 @@ def _sample_scores(alpha: FloatArray, beta: FloatArray, rng: np.random.Generator
 
 
 def _top_k(scores: FloatArray, k: int) -> IndexArray:
-    if k >= scores.size:
+    n = scores.size
+    if k >= n:
         return np.argsort(-scores, kind="stable")
-    # argpartition finds the k-th largest score in O(n); which of several arms tied at that
-    # score it keeps is unspecified, so the set is rebuilt to keep the lower indices.
-    candidates = np.argpartition(-scores, k - 1)[:k]
-    threshold = scores[candidates].min()
+    if n <= _SORT_MAX_ARMS:
+        # A plain sort is exact unless two of the k + 1 best scores are tied.
+        order = np.argsort(scores)
+        edge = scores[order[n - k - 1 :]]
+        if np.count_nonzero(edge[1:] == edge[:-1]):
+            return np.argsort(-scores, kind="stable")[:k]
+        return order[: n - k - 1 : -1].copy()
+    # argpartition finds the k best in O(n); if the k-th best score is tied with an arm left
+    # out, which of the tied arms it kept is unspecified, so the set is rebuilt.
+    order = np.argpartition(scores, n - k)
+    threshold = scores[order[n - k]]
+    if np.count_nonzero(scores >= threshold) != k:
+        return _top_k_tied(scores, k, threshold)
+    chosen = order[n - k :]
+    return chosen[np.lexsort((chosen, -scores[chosen]))]
+
+
+def _top_k_tied(scores: FloatArray, k: int, threshold: np.float64) -> IndexArray:
+    """Return the top k when several arms share the k-th largest score (lower indices first)."""
     above = np.flatnonzero(scores > threshold)
     tied = np.flatnonzero(scores == threshold)[: k - above.size]
     chosen = np.concatenate([above, tied])
@@ -105,8 +133,8 @@ def _rank(
     rng: np.random.Generator,
     multipliers: FloatArray | None,
 ) -> tuple[IndexArray, FloatArray]:
-    scores = _sample_scores(alpha, beta, rng)
+    scores: FloatArray = rng.beta(alpha, beta)
     if multipliers is not None:
-        scores = scores * multipliers
+        scores *= multipliers  # a fresh array from the draw, so in place is safe
     top = _top_k(scores, k)
     return top, scores[top]

@@ -22,7 +22,16 @@ from bench import machine, report, server
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DOC = Path(__file__).resolve().parent.parent / "docs" / "performance.md"
-ALL = ("ranker", "related_kernel", "endpoint", "ingest", "round_trips", "memory", "profile")
+ALL = (
+    "ranker",
+    "related_kernel",
+    "propensity",
+    "endpoint",
+    "ingest",
+    "round_trips",
+    "memory",
+    "profile",
+)
 _NEEDS_WORLD = {"endpoint", "ingest", "profile"}
 
 
@@ -31,6 +40,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
         return {
             "ranker": {"sizes": (100, 1000), "max_s": 0.3},
             "related_kernel": {"sizes": (1000,), "max_s": 0.3},
+            "propensity": {"sizes": (100, 1000), "max_s": 0.3},
             "world": {"n_items": 40, "n_users": 40, "k": 2},
             "endpoint": {"users": 4, "duration_s": 1},
             "ingest": {
@@ -47,6 +57,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
     return {
         "ranker": {},
         "related_kernel": {},
+        "propensity": {},
         "world": {"n_items": 1000, "n_users": 10_000, "k": 8},
         "endpoint": {},
         "ingest": {},
@@ -65,7 +76,17 @@ def run(
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run the chosen benchmarks; return the results dict (also written by main)."""
-    from bench import endpoint, ingest, memory, profiling, ranker, related, roundtrips, seed
+    from bench import (
+        endpoint,
+        ingest,
+        memory,
+        profiling,
+        propensity,
+        ranker,
+        related,
+        roundtrips,
+        seed,
+    )
 
     sizes = _sizes(quick)
     results: dict[str, Any] = {"machine": machine.facts(), "quick": quick, "benchmarks": {}}
@@ -81,6 +102,7 @@ def run(
     jobs: dict[str, Callable[[], dict[str, Any]]] = {
         "ranker": lambda: ranker.run(**sizes["ranker"]),
         "related_kernel": lambda: related.run(**sizes["related_kernel"]),
+        "propensity": lambda: propensity.run(**sizes["propensity"]),
         "endpoint": lambda: endpoint.run(work, template, **world, **sizes["endpoint"]),
         "ingest": lambda: ingest.run(
             work, template, n_items=world["n_items"], n_users=world["n_users"], **sizes["ingest"]

@@ -185,9 +185,17 @@ def memory(result: dict[str, Any]) -> str:
     return _table(["what", "memory"], rows)
 
 
+def propensity(result: dict[str, Any]) -> str:
+    """Return the propensity table (bench.propensity renders it)."""
+    from bench import propensity as bench_propensity
+
+    return bench_propensity.table(result)
+
+
 _SECTIONS = (
     ("ranker", "1. Core ranker (top-10, 20 seen items)", ranker),
     ("related_kernel", "2. Related-item candidates (clustering.most_similar)", related),
+    ("propensity", "7. Propensities (bandits.inclusion_probabilities)", propensity),
     ("endpoint", "3. Recommend endpoint", endpoint),
     ("ingest", "4. Feedback ingest", ingest),
     ("round_trips", "5. Redis commands per call", roundtrips),

@@ -242,3 +242,51 @@ def test_rank_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> No
     arguments.update(kwargs)
     with pytest.raises(ValueError, match=match):
         rank(**arguments)  # type: ignore[arg-type]
+
+
+# -- the fast paths of top_k and rank ------------------------------------------------------
+
+
+def scores_with_ties(n: int, rng: np.random.Generator, k: int, where: str) -> np.ndarray:
+    """Continuous scores, then two copies of one value at the k-th place or inside the top k."""
+    scores = rng.random(n)
+    order = np.argsort(-scores)
+    if where == "boundary":  # the k-th and (k+1)-th best tie, and the copy has the lower index
+        pair = np.sort(order[k - 1 : k + 1])
+        scores[pair[0]] = scores[pair[1]]
+    elif where == "inside":  # the 1st and 3rd best tie, well inside the top k
+        scores[order[0]] = scores[order[2]]
+    return scores
+
+
+@pytest.mark.parametrize("n", [50, 399, 400, 401, 2_000])
+@pytest.mark.parametrize("where", ["none", "boundary", "inside"])
+def test_top_k_sort_and_partition_paths_agree_with_a_full_stable_sort(n: int, where: str) -> None:
+    """Up to 400 arms top_k sorts, beyond it partitions; both must break ties like a stable sort."""
+    rng = np.random.default_rng(n)
+    for k in (1, 5, 10, n - 1):
+        for _ in range(5):
+            scores = scores_with_ties(n, rng, min(k, n - 1), where)
+            np.testing.assert_array_equal(top_k(scores, k), np.argsort(-scores, kind="stable")[:k])
+
+
+def test_the_tie_path_gives_what_the_fast_path_gives_without_ties() -> None:
+    from bandits.thompson import _top_k, _top_k_tied
+
+    rng = np.random.default_rng(5)
+    for n in (20, 500, 3_000):
+        scores = rng.random(n)
+        threshold = np.sort(scores)[n - 10]
+        np.testing.assert_array_equal(_top_k(scores, 10), _top_k_tied(scores, 10, threshold))
+
+
+def test_rank_gives_the_same_list_for_arrays_as_for_lists() -> None:
+    """Float64 arrays take one combined argument check, lists the full one: same result."""
+    alpha, beta = arms(30)
+    multipliers = np.linspace(0.0, 1.0, 30)
+    fast = rank(alpha, beta, 7, np.random.default_rng(8), multipliers)
+    slow = rank(alpha.tolist(), beta.tolist(), 7, np.random.default_rng(8), multipliers.tolist())
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    as_float32 = rank(alpha.astype(np.float32), beta, 7, np.random.default_rng(8), multipliers)
+    np.testing.assert_array_equal(fast[0], as_float32[0])

@@ -51,6 +51,24 @@ def test_related_times_the_services_kernel():
     assert row["ratio_vs_floor"] > 0
 
 
+def test_propensity_times_the_estimate_against_plain_monte_carlo():
+    from bench import propensity
+
+    result = propensity.run(sizes=(100, 1000), max_s=0.2)
+    kinds = {(r["posteriors"], r["n_arms"], r["quotas"]) for r in result["rows"]}
+    assert kinds == {
+        ("mature", 100, False), ("prior", 100, False),
+        ("mature", 1000, False), ("prior", 1000, False), ("mature", 1000, True),
+    }  # fmt: skip
+    for row in result["rows"]:
+        assert _positive(row["us_per_call"])
+        assert row["speedup_vs_plain"] > 0
+    assert "| mature | 1,000 | yes |" in report.markdown(
+        {"machine": machine.facts(), "benchmarks": {"propensity": result}}
+    )
+    json.dumps(result)
+
+
 def test_percentiles_and_machine_facts():
     assert loadgen.percentiles([]) == {"p50_ms": None, "p95_ms": None, "p99_ms": None}
     assert loadgen.percentiles([1.0] * 99 + [100.0])["p50_ms"] == 1.0
