@@ -171,7 +171,7 @@ local function add(ki, item, delta)
   redis.call('HSET', KEYS[ki + 1], item, stamp)
   return text
 end
-local flags, tokens = {}, {}
+local flags, tokens, counted = {}, {}, false
 local ki, ai = 5, 5
 while ai <= #ARGV do
   local item, gen, kind = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2]
@@ -182,7 +182,7 @@ while ai <= #ARGV do
     for j = 1, m do
       parts[j] = ARGV[ai + 3 + 2 * j] .. ':' .. add(ki + 1 + stride * j, item, ARGV[ai + 4 + 2 * j])
     end
-    if n_stats > 0 then redis.call('HSETNX', KEYS[3], 'since', ARGV[3]) end
+    counted = counted or n_stats > 0
     for j = 1, n_stats do
       redis.call('HINCRBY', KEYS[3], ARGV[ai + 4 + 2 * m + j], 1)
     end
@@ -195,6 +195,7 @@ while ai <= #ARGV do
   ki = ki + 1 + stride * (1 + m)
   ai = ai + 5 + 2 * m + n_stats
 end
+if counted then redis.call('HSETNX', KEYS[3], 'since', ARGV[3]) end
 if #tokens > 0 then
   local version = redis.call('INCR', KEYS[1])
   redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*',
