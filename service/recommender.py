@@ -793,7 +793,7 @@ def _baseline_scores(
         places = np.array([first[p] for p in positions], dtype=float)
         return len(request.candidates) - places
     assert snap.posteriors is not None
-    clicks: np.ndarray = snap.posteriors.clicks[-1][positions]
+    clicks: np.ndarray = snap.posteriors.global_counts[1][positions]
     return clicks
 
 

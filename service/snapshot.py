@@ -96,10 +96,10 @@ class Posteriors:
     # When each count was last discounted (NaN: never), same shape; None without discounting.
     updated: np.ndarray | None
     decay_since: float | None
-    # The counts in events, discounted to `derived_at`, from which alpha and beta come.
-    impressions: np.ndarray
-    clicks: np.ndarray
-    conversions: np.ndarray
+    # The global row's impressions, clicks and conversions (3, n_items), in events,
+    # discounted to `derived_at` (the baseline ranks by these clicks). Cluster rows are
+    # not kept in events: alpha and beta hold what serving needs of them.
+    global_counts: np.ndarray
     alpha: np.ndarray
     beta: np.ndarray
     catalog_prior: tuple[float, float]
@@ -153,8 +153,9 @@ class Posteriors:
         catalog = prior.catalog(imp[-1], clk[-1])
         alpha, beta = posterior_params(imp, clk, prior, catalog)
         rate = conversion_rate(clk, cnv, prior.strength)
+        global_counts = np.stack([imp[-1], clk[-1], cnv[-1]])
         return cls(
-            version, stream_id, gen, stored, updated, decay_since, imp, clk, cnv, alpha, beta,
+            version, stream_id, gen, stored, updated, decay_since, global_counts, alpha, beta,
             catalog, rate, now,
         )  # fmt: skip
 
