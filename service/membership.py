@@ -57,13 +57,6 @@ class Membership:
 POPULATION = Membership((POPULATION_ROW,), (1.0,))
 
 
-def membership_of(
-    snap: Snapshot, clicks: list[str], soft: bool, temperature: float, top_m: int
-) -> Membership:
-    """Return the membership implied by a click history under the snapshot's clustering."""
-    return memberships_of(snap, [clicks], soft, temperature, top_m)[0]
-
-
 def memberships_of(
     snap: Snapshot, histories: Sequence[list[str]], soft: bool, temperature: float, top_m: int
 ) -> list[Membership]:

@@ -29,7 +29,6 @@ from service.membership import (
     MICRO,
     Membership,
     embedded_rows,
-    membership_of,
     memberships_of,
 )
 from service.metrics import Metrics
@@ -170,12 +169,7 @@ class Recommender:
         cached = self._cached_membership(snap, user)
         if cached is not None:
             return cached, key, False
-        settings = self.settings
-        soft = settings.membership == "soft"
-        membership = membership_of(
-            snap, user.clicks, soft, settings.soft_temperature, settings.soft_top_m
-        )
-        return membership, key, True
+        return self._current_memberships(snap, {"": user})[""], key, True
 
     def _current_memberships(
         self, snap: Snapshot, users: dict[str, UserState]
@@ -478,9 +472,9 @@ class Recommender:
         # computed once per user per batch, for all such users at once.
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
         current = self._current_memberships(snap, {u: users[u] for u in needed})
+        gen = snap.clusters.gen
         for event, membership, stats in zip(events, logged, stats_of, strict=True):
             membership = membership or current[event.user_id]
-            gen = snap.clusters.gen
             shares = tuple(membership.micro_weights())
             arm_events.append(
                 ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
