@@ -151,13 +151,9 @@ def _hits(
     multipliers: FloatArray | None,
 ) -> FloatArray:
     """Return how many of n_samples independent TS draws put each arm in the top k."""
-    n = alpha.size
-    if k >= n:
-        return np.full(n, float(n_samples))
-    draws = _draws(alpha, beta, rng, n_samples, multipliers)
-    arms = np.arange(n)
-    hits: FloatArray = _in_top_k(draws, k, arms, arms).sum(axis=0, dtype=np.float64)
-    return hits
+    # Every arm served and nothing skipped (epsilon 0): the plain estimate.
+    arms = np.arange(alpha.size)
+    return _served_hits(alpha, beta, k, rng, n_samples, multipliers, arms, epsilon=0.0)
 
 
 def _served_hits(
