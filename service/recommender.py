@@ -658,9 +658,9 @@ class Recommender:
         counters = await self.store.stats()
 
         def clicks(prefix: str, policy: str) -> ClickStats:
-            impressions = int(counters.get(f"{prefix}imp:{policy}", 0))
-            clicks = int(counters.get(f"{prefix}clk:{policy}", 0))
-            return ClickStats(impressions=impressions, clicks=clicks, **_ctr(impressions, clicks))
+            shown = int(counters.get(f"{prefix}imp:{policy}", 0))
+            clicked = int(counters.get(f"{prefix}clk:{policy}", 0))
+            return ClickStats(impressions=shown, clicks=clicked, **_ctr(shown, clicked))
 
         # A policy (or view) is listed once it has a counter of its own.
         def seen(policy: str, *kinds: str) -> bool:
