@@ -8,10 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from clustering import assign_hard, assign_soft
-
-# Cluster counts are stored in millionths of an event, so that soft credit is an integer
-# and the shares of one event add up to exactly one.
-from service.snapshot import MICRO, Catalog, Snapshot
+from service.snapshot import Catalog, Snapshot
+from service.store.codecs import MICRO
 
 # The global arms' row: users the clustering cannot place are served the population's view.
 POPULATION_ROW = -1

@@ -26,7 +26,6 @@ from clustering import (
 from service.config import Settings
 from service.errors import ApiError
 from service.membership import (
-    MICRO,
     Membership,
     embedded_rows,
     memberships_of,
@@ -58,11 +57,13 @@ from service.snapshot import Catalog, Posteriors, Snapshot, conversion_rate, pos
 from service.store import (
     ArmEvent,
     ClusterModel,
+    LoggedList,
     Store,
     StoreUnavailable,
     UserEvent,
     UserState,
 )
+from service.store.codecs import EVENT_KINDS, MICRO, ServedList
 
 log = logging.getLogger("banditrec")
 
@@ -349,35 +350,33 @@ class Recommender:
             for name, top in (served.shadows if served is not None else {}).items()
         }
         rec_id = uuid.uuid4().hex
-        record = {
-            "user_id": request.user_id,
-            "gen": snap.clusters.gen,
-            "cluster": membership.top,
-            "membership": membership.encode(),
-            "ts": now,
-            "surface": request.surface,
-            "item_id": request.item_id,
-            "pools": request.pools,
-            "k": request.k,
-            "n_candidates": len(positions),
-            "items": [i.item_id for i in items],
-            "scores": [i.score for i in items],
-            "propensities": [i.propensity for i in items],
-            "policy": policy,
-            "shadows": shadows,
-        }
+        served_list = ServedList(
+            user_id=request.user_id,
+            gen=snap.clusters.gen,
+            cluster=membership.top,
+            membership=membership.encode(),
+            ts=now,
+            surface=request.surface,
+            item_id=request.item_id,
+            pools=request.pools,
+            k=request.k,
+            n_candidates=len(positions),
+            items=[i.item_id for i in items],
+            scores=[i.score for i in items],
+            propensities=[i.propensity for i in items],
+            policy=policy,
+            shadows=shadows,
+        )
         try:
             await self.store.log_recommendation(
                 rec_id,
-                record,
+                served_list,
                 self.settings.rec_log_ttl_s,
-                request.user_id,
                 # Users without clicks are always cluster 0: nothing worth caching.
                 (membership.encode(), assigned)
                 if changed and user is not None and user.hist
                 else None,
                 self.settings.user_ttl_s,
-                policy,
             )
         except StoreUnavailable:
             stale = True
@@ -441,28 +440,28 @@ class Recommender:
             rec = recs.get(rec_id) if rec_id is not None else None
             if rec is not None and event.rec_id is None:
                 # A conversion credited through the user's last click on the item.
-                if rec["gen"] == gen:
-                    membership = _logged_membership(rec)
+                if rec.gen == gen:
+                    membership = Membership.decode(rec.membership)
             elif rec is not None:
-                if rec["user_id"] != event.user_id:
+                if rec.user_id != event.user_id:
                     raise ApiError(
                         422,
                         "rec_user_mismatch",
                         f"rec {event.rec_id} was served to another user",
                         f"events[{i}].user_id",
                     )
-                if event.item_id not in rec["items"]:
+                if event.item_id not in rec.items:
                     raise ApiError(
                         422,
                         "item_not_served",
                         f"item {event.item_id!r} was not in rec {event.rec_id}",
                         f"events[{i}].item_id",
                     )
-                if rec["gen"] == gen:
-                    membership = _logged_membership(rec)
+                if rec.gen == gen:
+                    membership = Membership.decode(rec.membership)
             stats: tuple[str, ...] = ()
             if rec is not None:
-                kind = {"impression": "imp", "click": "clk", "conversion": "cnv"}[event.type]
+                kind = EVENT_KINDS[event.type]
                 outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
                 stats = stats_fields(rec, kind, event.item_id)
             fits = membership is not None and membership.fits(snap.clusters.k)
@@ -523,12 +522,11 @@ class Recommender:
         await self.store.ping()  # fail with 503 before the stream starts, not inside it
         sent = 0
         async for batch in self.store.served_lists():
-            for served in batch:
-                if (since is not None and served["ts"] < since) or (
-                    until is not None and served["ts"] >= until
-                ):
+            for logged in batch:
+                ts = logged.served.ts
+                if (since is not None and ts < since) or (until is not None and ts >= until):
                     continue
-                yield json.dumps(_served_line(served), separators=(",", ":")) + "\n"
+                yield json.dumps(_served_line(logged), separators=(",", ":")) + "\n"
                 sent += 1
                 if sent >= limit:
                     return
@@ -736,25 +734,22 @@ def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarr
     return np.array(vectors) if vectors else np.zeros((0, dim))
 
 
-def _served_line(served: dict[str, Any]) -> dict[str, Any]:
+def _served_line(logged: LoggedList) -> dict[str, Any]:
     """Return one export line: the served list, each item with its propensity and outcome."""
-    outcomes = served["outcomes"]
-    n = len(served["items"])
-    scores = served.get("scores") or [None] * n
-    propensities = served.get("propensities") or [None] * n
+    served, outcomes = logged.served, logged.outcomes
     return {
-        "rec_id": served["rec_id"],
-        "user_id": served["user_id"],
-        "gen": served["gen"],
-        "cluster": served["cluster"],
-        "ts": served["ts"],
-        "surface": served.get("surface", "home"),
-        "item_id": served.get("item_id"),
-        "pools": served.get("pools"),
-        "k": served.get("k", n),
-        "n_candidates": served.get("n_candidates"),
-        "policy": served.get("policy", "bandit"),
-        "shadows": served.get("shadows", {}),
+        "rec_id": logged.rec_id,
+        "user_id": served.user_id,
+        "gen": served.gen,
+        "cluster": served.cluster,
+        "ts": served.ts,
+        "surface": served.surface,
+        "item_id": served.item_id,
+        "pools": served.pools,
+        "k": served.k,
+        "n_candidates": served.n_candidates,
+        "policy": served.policy,
+        "shadows": served.shadows,
         "items": [
             {
                 "item_id": item,
@@ -766,7 +761,7 @@ def _served_line(served: dict[str, Any]) -> dict[str, Any]:
                 "conversion": f"cnv:{item}" in outcomes,
             }
             for position, (item, score, propensity) in enumerate(
-                zip(served["items"], scores, propensities, strict=True)
+                zip(served.items, served.scores, served.propensities, strict=True)
             )
         ],
     }
@@ -852,11 +847,6 @@ def _count_out(value: float) -> int | float:
 
 def _row(values: dict[str, float], ids: list[str], missing: float = 0.0) -> list[float]:
     return [values.get(i, missing) for i in ids]
-
-
-def _logged_membership(rec: dict[str, Any]) -> Membership:
-    """Return the membership a served list was ranked for."""
-    return Membership.decode(rec.get("membership") or f"{rec['cluster']}:1")
 
 
 def _conversion_rate_for(

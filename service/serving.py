@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from bandits import fill_quotas, inclusion_probabilities, rank, rank_with_quotas, top_k
+from service.store.codecs import ServedList
 
 POLICIES = ("bandit", "explore", "baseline")
 
@@ -144,18 +144,18 @@ def _ranked(
     return rank(alpha, beta, k, rng, factors)
 
 
-def stats_fields(rec: dict[str, Any], kind: str, item_id: str) -> tuple[str, ...]:
+def stats_fields(rec: ServedList, kind: str, item_id: str) -> tuple[str, ...]:
     """Return the /v1/stats counters one new event on a logged list adds 1 to.
 
     `kind:policy` counts feedback on the policy's own lists. On a list served by one
     policy, `agree_kind:other` counts items the other policy's list also had; on an
     exploration list, `replay_kind:policy` counts items the policy would have served.
     """
-    policy = rec.get("policy", "bandit")
+    policy = rec.policy
     fields = [f"{kind}:{policy}"]
     if kind in ("imp", "clk"):
         prefix = "replay" if policy == "explore" else "agree"
-        for other, items in (rec.get("shadows") or {}).items():
+        for other, items in rec.shadows.items():
             if item_id in items:
                 fields.append(f"{prefix}_{kind}:{other}")
     return tuple(fields)

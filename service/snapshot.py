@@ -9,10 +9,8 @@ import numpy as np
 
 from bandits import beta_params, catalog_prior, decayed_counts, empirical_params
 from clustering import normalize_rows
-from service.store import KINDS, ClusterModel, CountChange, CountsState, ItemRecord
-
-# Cluster counts are stored in millionths of an event (see service.membership).
-MICRO = 1_000_000
+from service.store import ClusterModel, CountChange, CountsState, ItemRecord
+from service.store.codecs import KINDS, MICRO
 
 
 @dataclass(frozen=True, slots=True)

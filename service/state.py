@@ -19,9 +19,7 @@ from pydantic import StrictInt as Int
 from pydantic import StrictStr as Str
 
 from service.schemas import ID_PATTERN, MAX_DIM, NAME_PATTERN
-from service.snapshot import MICRO
 from service.store import (
-    KINDS,
     ClusterModel,
     ItemRecord,
     StateSnapshot,
@@ -29,6 +27,7 @@ from service.store import (
     StoredUser,
     Versions,
 )
+from service.store.codecs import KINDS, MICRO
 
 if TYPE_CHECKING:
     from service.config import Settings

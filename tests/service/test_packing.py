@@ -6,7 +6,8 @@ import pytest
 from redis.asyncio.connection import Connection
 from redis.exceptions import DataError
 
-from service.store import Store, _hiredis_pack_command
+from service.store import Store
+from service.store.serving import _hiredis_pack_command
 
 COMMANDS = [
     ("EVALSHA", "0" * 40, 3, "br:{arms}:version", "k2", "k3", 604800, "1795000000.123456", 0.1),

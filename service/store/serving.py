@@ -46,6 +46,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from service.store.codecs import EVENT_KINDS, KINDS, ServedList
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -245,6 +247,15 @@ end
 for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
 return clicked
 """
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedList:
+    """A served list read back with its rec_id and the outcomes flagged on it (imp:ITEM...)."""
+
+    rec_id: str
+    served: ServedList
+    outcomes: frozenset[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -685,7 +696,7 @@ class Store:
         return users, int(items_version or 0), int(gen or 0)
 
     @_unavailable_on_redis_errors
-    async def read_rec_logs(self, rec_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def read_rec_logs(self, rec_ids: Sequence[str]) -> dict[str, ServedList]:
         """Return the logged served lists that still exist, by rec_id."""
         if not rec_ids:
             return {}
@@ -693,27 +704,25 @@ class Store:
             for rec_id in rec_ids:
                 pipe.get(self._rec_key(rec_id))
             raw = await pipe.execute()
-        return {r: json.loads(v) for r, v in zip(rec_ids, raw, strict=True) if v is not None}
+        return {r: ServedList.decode(v) for r, v in zip(rec_ids, raw, strict=True) if v is not None}
 
     @_unavailable_on_redis_errors
     async def log_recommendation(
         self,
         rec_id: str,
-        record: dict[str, Any],
+        served: ServedList,
         ttl_s: int,
-        user_id: str,
         assignment: tuple[str, str] | None,
         user_ttl_s: int,
-        policy: str = "bandit",
     ) -> None:
         """Store a served list under rec_id, count it for its policy and, if given, cache
         the user's (membership, key)."""
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.set(self._rec_key(rec_id), json.dumps(record, separators=(",", ":")), ex=ttl_s)
-            pipe.hincrby(self._stats_key, f"lists:{policy}", 1)
+            pipe.set(self._rec_key(rec_id), served.encode(), ex=ttl_s)
+            pipe.hincrby(self._stats_key, f"lists:{served.policy}", 1)
             if assignment is not None:
                 membership, assigned = assignment
-                state = self._user_key(user_id, "state")
+                state = self._user_key(served.user_id, "state")
                 pipe.hset(state, mapping={"membership": membership, "assigned": assigned})
                 pipe.expire(state, user_ttl_s)
             await pipe.execute()
@@ -772,7 +781,7 @@ class Store:
         count_args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
         discounting = count_half_life_s > 0
         for event in arm_events:
-            kind = _hash_kind(event.kind)
+            kind = EVENT_KINDS[event.kind]
             count_keys.append(f"{self.prefix}:{{arms}}:ev:{event.event_id}")
             for g, c in [(None, None), *((event.gen, c) for c, _ in event.shares)]:
                 count_keys.append(self._arms_key(kind, g, c))
@@ -822,8 +831,8 @@ class Store:
                 await self._redis.script_load(script.script)
         raise AssertionError("unreachable")
 
-    async def served_lists(self, batch: int = 500) -> AsyncIterator[list[dict[str, Any]]]:
-        """Yield batches of logged served lists (SCAN order), each with its `outcomes` fields."""
+    async def served_lists(self, batch: int = 500) -> AsyncIterator[list[LoggedList]]:
+        """Yield batches of logged served lists (SCAN order), each with its outcome flags."""
         keys: list[str] = []
         try:
             # The pattern ends in '}' so the ':out' hashes are not listed as lists.
@@ -838,7 +847,7 @@ class Store:
         except _REDIS_DOWN as exc:
             raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
-    async def _served_batch(self, keys: list[str]) -> list[dict[str, Any]]:
+    async def _served_batch(self, keys: list[str]) -> list[LoggedList]:
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.get(key)
@@ -849,10 +858,9 @@ class Store:
             record, outcomes = raw[2 * n], raw[2 * n + 1]
             if record is None:  # expired between SCAN and GET
                 continue
-            served = json.loads(record)
-            served["rec_id"] = key[key.index("{") + 1 : key.rindex("}")]
-            served["outcomes"] = {_decode(f) for f in outcomes}
-            lists.append(served)
+            rec_id = key[key.index("{") + 1 : key.rindex("}")]
+            flags = frozenset(_decode(f) for f in outcomes)
+            lists.append(LoggedList(rec_id, ServedList.decode(record), flags))
         return lists
 
     # -- clusters ---------------------------------------------------------------------
@@ -1267,16 +1275,9 @@ def _hset_all(pipe: Any, key: str, mapping: dict[str, Any]) -> None:
         pipe.hset(key, mapping=dict(chunk))
 
 
-KINDS = ("imp", "clk", "cnv")
-
-
 def _triple(hashes: Sequence[dict[bytes, bytes]]) -> Counts:
     imp, clk, cnv = (_counts(h) for h in hashes)
     return imp, clk, cnv
-
-
-def _hash_kind(kind: str) -> str:
-    return {"impression": "imp", "click": "clk", "conversion": "cnv"}[kind]
 
 
 def _user_state(

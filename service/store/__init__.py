@@ -1,0 +1,43 @@
+"""The Redis store: the only code of banditrec that imports redis."""
+
+from service.store.serving import (
+    ArmEvent,
+    ClusterModel,
+    CountChange,
+    CountsState,
+    CountTotal,
+    DimensionMismatch,
+    ItemRecord,
+    LoggedList,
+    StateChanged,
+    StateNotEmpty,
+    StateSnapshot,
+    StateWrite,
+    Store,
+    StoredUser,
+    StoreUnavailable,
+    UserEvent,
+    UserState,
+    Versions,
+)
+
+__all__ = [
+    "ArmEvent",
+    "ClusterModel",
+    "CountChange",
+    "CountTotal",
+    "CountsState",
+    "DimensionMismatch",
+    "ItemRecord",
+    "LoggedList",
+    "StateChanged",
+    "StateNotEmpty",
+    "StateSnapshot",
+    "StateWrite",
+    "Store",
+    "StoreUnavailable",
+    "StoredUser",
+    "UserEvent",
+    "UserState",
+    "Versions",
+]
