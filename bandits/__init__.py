@@ -1,18 +1,22 @@
 """Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
 
+from bandits.discount import Discount
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
-from bandits.prior import catalog_prior, empirical_params, shrunk_priors
+from bandits.prior import Prior, catalog_prior, conversion_rate, empirical_params, shrunk_priors
 from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
+    "Discount",
+    "Prior",
     "beta_interval",
     "beta_mean",
     "beta_params",
     "catalog_prior",
+    "conversion_rate",
     "decayed_counts",
     "empirical_params",
     "fill_quotas",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits._validation import nonnegative, real_scalar, same_shape
+from bandits.posterior import beta_params
 
 FloatArray = NDArray[np.float64]
 
@@ -101,3 +104,74 @@ def empirical_params(
     alpha[-1] = a0 + clicks_[-1]
     beta[-1] = b0 + misses[-1]
     return alpha, beta
+
+
+@dataclass(frozen=True, slots=True)
+class Prior:
+    """What an arm believes before its own evidence: flat Beta(a, b), or from the catalog.
+
+    >>> Prior("flat", 1.0, 1.0).params(np.array([[0.0], [10.0]]), np.array([[0.0], [5.0]]))
+    (array([[1.],
+           [6.]]), array([[1.],
+           [6.]]))
+    """
+
+    kind: str = "catalog"  # "catalog": empirical Bayes; "flat": Beta(a, b) everywhere
+    a: float = 1.0
+    b: float = 1.0
+    strength: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("catalog", "flat"):
+            raise ValueError(f"kind must be 'catalog' or 'flat', got {self.kind!r}")
+        for name in ("a", "b", "strength"):
+            if not real_scalar(name, getattr(self, name)) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+
+    def catalog(
+        self, global_impressions: npt.ArrayLike, global_clicks: npt.ArrayLike
+    ) -> tuple[float, float]:
+        """Return the prior of a brand-new item's global arm."""
+        if self.kind == "flat":
+            return self.a, self.b
+        return catalog_prior(global_impressions, global_clicks, self.strength)
+
+    def params(
+        self,
+        impressions: npt.ArrayLike,
+        clicks: npt.ArrayLike,
+        catalog: tuple[float, float] | None = None,
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return (alpha, beta) for (rows, n) counts in events, the global arm last.
+
+        Flat: Beta(a + clicks, b + misses) everywhere. Catalog: the global row starts from
+        the catalog prior (``catalog``, or the pooled CTR of the global row); each cluster
+        row from the item's global posterior scaled down to ``strength`` pseudo-impressions,
+        so new clusters and new items are tried, not flooded.
+        """
+        if self.kind == "flat":
+            return beta_params(impressions, clicks, self.a, self.b)
+        return empirical_params(impressions, clicks, self.strength, catalog)
+
+
+def conversion_rate(
+    clicks: npt.ArrayLike, conversions: npt.ArrayLike, strength: float
+) -> FloatArray:
+    """Return the posterior mean of conversions per click, shrunk to the catalog's rate.
+
+    Rows are clusters with the global arm last. Conversions are rare and late, so an
+    item's own rate is noisy: like CTR under the catalog prior, it starts at the pooled
+    rate, worth ``strength`` clicks.
+
+    >>> conversion_rate(np.array([[10.0], [10.0]]), np.array([[5.0], [5.0]]), 10.0).tolist()
+    [[0.5], [0.5]]
+    """
+    clicks_ = nonnegative("clicks", clicks)
+    conversions_ = nonnegative("conversions", conversions)
+    same_shape(("clicks", "conversions"), clicks_, conversions_)
+    pooled_a, pooled_b = catalog_prior(
+        clicks_[-1], np.minimum(conversions_[-1], clicks_[-1]), strength
+    )
+    misses = np.maximum(clicks_ - conversions_, 0.0)
+    rate: FloatArray = (pooled_a + conversions_) / (pooled_a + pooled_b + conversions_ + misses)
+    return rate

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import beta_params, empirical_params, rank, seen_decay, top_k
+from bandits import Prior, rank, seen_decay, top_k
 from bandits._validation import real_scalar
 
 FloatArray = NDArray[np.float64]
@@ -68,6 +68,13 @@ class PolicySpec:
             raise ValueError(f"prior_strength must be > 0, got {self.prior_strength!r}")
 
     @property
+    def prior(self) -> Prior:
+        """Return the arms' prior, as the service would build it from these settings."""
+        if self.prior_strength is None:
+            return Prior("flat", self.prior_a, self.prior_b)
+        return Prior("catalog", strength=self.prior_strength)
+
+    @property
     def thompson(self) -> bool:
         """Return whether the policy samples Beta posteriors (so propensities can be estimated)."""
         return self.kind == "ts"
@@ -119,33 +126,18 @@ class Request(NamedTuple):
 class Arms:
     """Beta posteriors per (cluster, item) and a global row (the last), as the service keeps."""
 
-    def __init__(
-        self,
-        n_clusters: int,
-        n_items: int,
-        prior_a: float,
-        prior_b: float,
-        prior_strength: float | None = None,
-    ) -> None:
-        self.prior_a = prior_a
-        self.prior_b = prior_b
-        self.prior_strength = prior_strength
+    def __init__(self, n_clusters: int, n_items: int, prior: Prior) -> None:
+        self.prior = prior
         self.impressions = np.zeros((n_clusters + 1, n_items))
         self.clicks = np.zeros((n_clusters + 1, n_items))
-        self.alpha, self.beta = self._params(self.impressions, self.clicks)
-
-    def _params(self, impressions: FloatArray, clicks: FloatArray) -> tuple[FloatArray, FloatArray]:
-        if self.prior_strength is None:
-            return beta_params(impressions, clicks, self.prior_a, self.prior_b)
-        return empirical_params(impressions, clicks, self.prior_strength)
+        self.alpha, self.beta = prior.params(self.impressions, self.clicks)
 
     @staticmethod
     def params_for(
         spec: PolicySpec, impressions: FloatArray, clicks: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
         """Return the (alpha, beta) a policy with this spec samples from these counts."""
-        arms = Arms(0, impressions.shape[1], spec.prior_a, spec.prior_b, spec.prior_strength)
-        return arms._params(impressions, clicks)
+        return spec.prior.params(impressions, clicks)
 
     def new_generation(self, n_clusters: int) -> None:
         """Start fresh per-cluster arms (a new clustering); the global row keeps its counts."""
@@ -154,7 +146,7 @@ class Arms:
         clicks = np.zeros((n_clusters + 1, n_items))
         impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
         self.impressions, self.clicks = impressions, clicks
-        self.alpha, self.beta = self._params(impressions, clicks)
+        self.alpha, self.beta = self.prior.params(impressions, clicks)
 
     def update(
         self, row: int, items: IndexArray, impressions: BoolArray, clicks: BoolArray
@@ -165,12 +157,12 @@ class Arms:
         for r in {row % self.alpha.shape[0], self.alpha.shape[0] - 1}:
             self.impressions[r, seen] += 1.0
             self.clicks[r, clicked] += 1.0
-            if self.prior_strength is None:
+            if self.prior.kind == "flat":
                 self.alpha[r, clicked] += 1.0
                 self.beta[r, unclicked] += 1.0
-        if self.prior_strength is not None:
+        if self.prior.kind != "flat":
             # Every arm's prior moves with the global counts: recompute, as the service does.
-            self.alpha, self.beta = self._params(self.impressions, self.clicks)
+            self.alpha, self.beta = self.prior.params(self.impressions, self.clicks)
 
 
 class Policy:
@@ -183,7 +175,7 @@ class Policy:
         self.n_items = n_items
         self.k = k
         self.rng = rng
-        self.arms = Arms(0, n_items, spec.prior_a, spec.prior_b, spec.prior_strength)
+        self.arms = Arms(0, n_items, spec.prior)
         self.learning = True
         self._peer: _MabwiserPeer | None = None
         if spec.kind == "mabwiser":

@@ -115,8 +115,8 @@ def write_arms(path: Path, arms: Arms, gen: int, half_life_s: float) -> None:
     state = {
         "gen": gen,
         "n_items": int(arms.impressions.shape[1]),
-        "prior_a": arms.prior_a,
-        "prior_b": arms.prior_b,
+        "prior_a": arms.prior.a,
+        "prior_b": arms.prior.b,
         # Logged ts are steps; the world's fatigue half-life is in steps too.
         "seen_half_life_s": half_life_s,
         "global": counts(n_rows - 1),

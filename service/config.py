@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from service.snapshot import Discount, Prior
+from bandits import Discount, Prior
 
 
 class Settings(BaseSettings):

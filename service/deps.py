@@ -11,10 +11,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from service.config import Settings
+from service.engine import Engine
 from service.errors import ApiError
 from service.metrics import Metrics
-from service.recommender import Recommender
-from service.store import Store
 
 
 async def get_settings(request: Request) -> Settings:
@@ -23,16 +22,10 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_store(request: Request) -> Store:
-    """Return the app's Redis store."""
-    store: Store = request.app.state.store
-    return store
-
-
-async def get_recommender(request: Request) -> Recommender:
-    """Return the app's recommender."""
-    recommender: Recommender = request.app.state.recommender
-    return recommender
+async def get_engine(request: Request) -> Engine:
+    """Return the app's engine."""
+    engine: Engine = request.app.state.engine
+    return engine
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -42,8 +35,7 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-StoreDep = Annotated[Store, Depends(get_store)]
-RecommenderDep = Annotated[Recommender, Depends(get_recommender)]
+EngineDep = Annotated[Engine, Depends(get_engine)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 

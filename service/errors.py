@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from service.engine.errors import EngineError, InvalidRequest, NotFound
 from service.store import DimensionMismatch, StoreUnavailable
 
 log = logging.getLogger("banditrec")
@@ -80,6 +81,15 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.field)
 
 
+# Each engine refusal's HTTP status; the engine itself knows nothing of HTTP.
+_ENGINE_STATUS: dict[type[EngineError], int] = {InvalidRequest: 422, NotFound: 404}
+
+
+async def _engine_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, EngineError)
+    return error_response(_ENGINE_STATUS[type(exc)], exc.code, exc.message, exc.field)
+
+
 async def _dimension_mismatch(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "dimension_mismatch", str(exc), "embedding")
 
@@ -101,6 +111,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(EngineError, _engine_error)
     app.add_exception_handler(DimensionMismatch, _dimension_mismatch)
     app.add_exception_handler(StoreUnavailable, _store_unavailable)
     app.add_exception_handler(Exception, _unexpected)

@@ -10,10 +10,10 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from service.config import Settings
+from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimit, RequestMetrics
-from service.recommender import Recommender
 from service.routes import admin, arms, feedback, health, items, recommend, stats, users
 from service.schemas import ErrorResponse
 from service.store import Store, StoreUnavailable
@@ -33,16 +33,15 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(settings.redis_url or "", settings.key_prefix, settings.redis_timeout_s)
-        recommender = Recommender(settings, store, metrics, seed=seed)
-        app.state.store = store
-        app.state.recommender = recommender
+        engine = Engine(settings, store, metrics, seed=seed)
+        app.state.engine = engine
         try:
-            await recommender.refresh()
+            await engine.refresh()
         except StoreUnavailable as exc:
             # Start anyway: /readyz says 503 and the refresh loop keeps trying.
             log.warning("redis not reachable at startup: %s", exc)
         stop = asyncio.Event()
-        task = asyncio.create_task(recommender.run_refresh_loop(stop), name="snapshot-refresh")
+        task = asyncio.create_task(engine.snapshots.run(stop), name="snapshot-refresh")
         try:
             yield
         finally:

@@ -8,16 +8,16 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from service.deps import RecommenderDep, WriteAccess
+from service.deps import EngineDep, WriteAccess
 from service.schemas import FitRequest, FitResult
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[WriteAccess])
 
 
 @router.post("/clusters/fit")
-async def fit_clusters(request: FitRequest, recommender: RecommenderDep) -> FitResult:
+async def fit_clusters(request: FitRequest, engine: EngineDep) -> FitResult:
     """Fit k-means on users' vectors and start a new clustering generation."""
-    return await recommender.fit_clusters(request)
+    return await engine.refits.fit(request)
 
 
 @router.get(
@@ -26,7 +26,7 @@ async def fit_clusters(request: FitRequest, recommender: RecommenderDep) -> FitR
     responses={200: {"content": {"application/x-ndjson": {}}}},
 )
 async def export_logs(
-    recommender: RecommenderDep,
+    engine: EngineDep,
     since: Annotated[float | None, Query(ge=0, description="Unix time, inclusive.")] = None,
     until: Annotated[float | None, Query(ge=0, description="Unix time, exclusive.")] = None,
     limit: Annotated[int, Query(ge=1, le=10_000_000)] = 1_000_000,
@@ -37,7 +37,7 @@ async def export_logs(
     {rec_id, user_id, gen, cluster, ts, k, n_candidates,
      items: [{item_id, position, score, propensity, impression, click}]}.
     """
-    lines = recommender.export_logs(since, until, limit)
+    lines = engine.views.export_logs(since, until, limit)
     first = await anext(lines, None)  # surfaces a Redis outage as 503, not a cut stream
 
     async def stream() -> AsyncIterator[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from service.deps import MetricsDep, RecommenderDep, StoreDep
+from service.deps import EngineDep, MetricsDep
 from service.errors import ApiError
 from service.store import StoreUnavailable
 
@@ -19,17 +19,17 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(store: StoreDep, recommender: RecommenderDep) -> dict[str, object]:
+async def readyz(engine: EngineDep) -> dict[str, object]:
     """Return ok when Redis answers (503 otherwise), with the snapshot's age."""
     try:
-        await store.ping()
+        await engine.store.ping()
     except StoreUnavailable as exc:
         raise ApiError(503, "redis_unavailable", "redis is not reachable") from exc
-    return {"status": "ok", "snapshot_age_s": round(recommender.snapshot.age_s(), 3)}
+    return {"status": "ok", "snapshot_age_s": round(engine.snapshot.age_s(), 3)}
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics(metrics: MetricsDep, recommender: RecommenderDep) -> Response:
+async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
     """Return Prometheus text."""
-    metrics.snapshot_age.set(recommender.snapshot.age_s())
+    metrics.snapshot_age.set(engine.snapshot.age_s())
     return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

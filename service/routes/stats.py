@@ -4,20 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.deps import RecommenderDep, WriteAccess
+from service.deps import EngineDep, WriteAccess
 from service.schemas import StatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
 
 @router.get("")
-async def get_stats(recommender: RecommenderDep) -> StatsOut:
+async def get_stats(engine: EngineDep) -> StatsOut:
     """Return each policy's lists, impressions, clicks and CTR, plus agreement and replay."""
-    return await recommender.stats()
+    return await engine.views.stats()
 
 
 @router.delete("", status_code=204, dependencies=[WriteAccess])
-async def reset_stats(recommender: RecommenderDep) -> Response:
+async def reset_stats(engine: EngineDep) -> Response:
     """Start the counters afresh (e.g. after switching BANDITREC_MODE)."""
-    await recommender.store.reset_stats()
+    await engine.store.reset_stats()
     return Response(status_code=204)

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 
+from bandits import Prior
 from evaluation.config import SimConfig
 from evaluation.engine import make_traffic, run_policy
 from evaluation.offline import ArmState, evaluate_logs
@@ -33,7 +34,7 @@ def experiment():
     on_policy = run_policy(world, CONFIG, target, traffic, arms=trained, learn=False)
     true_ctr = float(on_policy.expected.sum() / on_policy.impressions.sum())
     # The logger: global TS on the same data seen through a 10x wider posterior (it explores).
-    logger = Arms(0, world.n_items, 1.0, 1.0)
+    logger = Arms(0, world.n_items, Prior("flat", 1.0, 1.0))
     logger.impressions, logger.clicks = trained.impressions[-1:] / 10, trained.clicks[-1:] / 10
     logger.alpha, logger.beta = 1.0 + logger.clicks, 1.0 + logger.impressions - logger.clicks
     sink = io.StringIO()

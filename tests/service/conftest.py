@@ -48,7 +48,7 @@ class Running:
 
     @property
     def recommender(self) -> Any:
-        return self.app.state.recommender
+        return self.app.state.engine
 
     async def refresh(self) -> None:
         """Make the snapshot current now instead of waiting for the background refresh."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import redis.asyncio as redis
 
-from service.recommender import _posteriors_for
+from service.engine.recommend import _posteriors_for
 from tests.service.clusters import two_taste_world
 from tests.service.helpers import add_items, arm, event, send
 
@@ -151,7 +151,7 @@ async def test_soft_scores_sample_the_weight_mixed_posterior(start):
     recommender = svc.recommender
     snap = recommender.snapshot
     user = (await recommender.store.read_users(["mixed"], 50))[0]["mixed"]
-    membership, _, _ = recommender._membership(snap, user)
+    membership, _, _ = recommender.users.membership(snap, user)
     positions = np.arange(len(snap.catalog))
     alpha, beta = _posteriors_for(snap, membership, positions)
     rows = list(membership.clusters)

@@ -112,7 +112,7 @@ async def test_applied_changes_equal_a_full_reload_when_discounting(start):
         await running.refresh()
         incremental = recommender.snapshot.posteriors
         snap = recommender.snapshot
-        full = await recommender._load_posteriors(snap.catalog, snap.clusters)
+        full = await recommender.snapshots.load_posteriors(snap.catalog, snap.clusters)
         assert incremental.version == full.version
         np.testing.assert_array_equal(incremental.stored, full.stored)
         np.testing.assert_array_equal(incremental.updated, full.updated)  # NaNs alike
@@ -165,7 +165,7 @@ async def _share_of_new_best(start, half_life_h: float, seed: int) -> float:
         events = []
         for n in range(LISTS_PER_ROUND):
             user = f"u{n}"
-            response = await recommender.recommend(RecommendRequest(user_id=user, k=1))
+            response = await recommender.recommender.recommend(RecommendRequest(user_id=user, k=1))
             item = response.items[0].item_id
             served_b += round_ >= PHASE_ROUNDS and item == "b"
             kinds = ["impression"] + (["click"] if world.random() < ctr[item] else [])
@@ -173,7 +173,7 @@ async def _share_of_new_best(start, half_life_h: float, seed: int) -> float:
                 FeedbackEvent(event_id=f"d{next(_ids)}", type=kind, user_id=user, item_id=item)
                 for kind in kinds
             ]
-        await recommender.feedback(FeedbackBatch(events=events))
+        await recommender.feedback.record(FeedbackBatch(events=events))
         clock.t += HOUR
         await recommender.refresh()
     return served_b / (PHASE_ROUNDS * LISTS_PER_ROUND)

@@ -26,7 +26,7 @@ async def test_redis_down_then_back(tmp_path):
         ):
             await add_items(client, ["a", "b", "c"])
             await send(client, [event("click", "u", "a")])
-            await app.state.recommender.refresh()
+            await app.state.engine.refresh()
 
             server.stop()
             rec = await client.post("/v1/recommend", json={"user_id": "u", "k": 2})
@@ -45,7 +45,7 @@ async def test_redis_down_then_back(tmp_path):
             # Redis restarted with an empty script cache: feedback reloads its scripts.
             again = await send(client, [event("impression", "u", "b")])
             assert again.json() == {"accepted": 1, "duplicates": 0}
-            await app.state.recommender.refresh()
+            await app.state.engine.refresh()
             rec = await client.post("/v1/recommend", json={"user_id": "u", "k": 2})
             assert rec.json()["stale"] is False
             # Nothing was lost across the restart, nothing from the refused batch landed.

@@ -47,7 +47,9 @@ async def test_full_exploration_serves_uniformly_at_random_with_exact_propensiti
     recommender = running.recommender
     served = Counter()
     for n in range(2_000):
-        response = await recommender.recommend(RecommendRequest(user_id=f"u{n % 50}", k=2))
+        response = await recommender.recommender.recommend(
+            RecommendRequest(user_id=f"u{n % 50}", k=2)
+        )
         assert response.policy == "explore"
         assert [item.propensity for item in response.items] == [0.25, 0.25]
         served.update(item.item_id for item in response.items)
@@ -70,7 +72,7 @@ async def test_logged_propensities_match_how_often_the_mixture_serves_each_item(
     n_lists = 3_000
     for _ in range(n_lists):
         # One user with no seen state keeps the policy identical across requests.
-        response = await recommender.recommend(RecommendRequest(user_id="same", k=2))
+        response = await recommender.recommender.recommend(RecommendRequest(user_id="same", k=2))
         policies[response.policy] += 1
         for item in response.items:
             lists[item.item_id] += 1

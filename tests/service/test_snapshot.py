@@ -16,7 +16,7 @@ pytestmark = pytest.mark.anyio
 async def _full_reload(running):
     recommender = running.recommender
     snap = recommender.snapshot
-    return await recommender._load_posteriors(snap.catalog, snap.clusters)
+    return await recommender.snapshots.load_posteriors(snap.catalog, snap.clusters)
 
 
 def _assert_same(incremental, full) -> None:

@@ -203,7 +203,7 @@ async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
     await add_items(svc.client, ["a"])
     before = event("impression", "u1", "a")
     await send(svc.client, [before])
-    store: Store = svc.app.state.store
+    store: Store = svc.app.state.engine.store
     snapshot = await store.read_state()
     await asyncio.sleep(0.01)
     await send(svc.client, [event("impression", "u1", "a")])

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from clustering import assign_hard, assign_soft
-from service.snapshot import Catalog, Snapshot
+from service.engine.snapshot import Catalog, Snapshot
 from service.store.codecs import MICRO
 
 # The global arms' row: users the clustering cannot place are served the population's view.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bandits import beta_params, catalog_prior, decayed_counts, empirical_params
+from bandits import Discount, Prior, conversion_rate
 from clustering import normalize_rows
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 from service.store.codecs import KINDS, MICRO
@@ -53,28 +53,6 @@ class Catalog:
 
     def __len__(self) -> int:
         return len(self.item_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class Discount:
-    """How counts fade: halved per `half_life_s` since each was last updated (0: never)."""
-
-    half_life_s: float = 0.0
-
-    @property
-    def on(self) -> bool:
-        """Return whether counts are discounted at all."""
-        return self.half_life_s > 0
-
-    def apply(
-        self, stored: np.ndarray, updated: np.ndarray | None, since: float | None, now: float
-    ) -> np.ndarray:
-        """Return stored counts discounted to `now`; a NaN time means "since `since`"."""
-        if not self.on or updated is None:
-            return stored
-        # A count that was never discounted has faded since discounting began (or not yet).
-        at = np.where(np.isnan(updated), now if since is None else since, updated)
-        return decayed_counts(stored, now - at, self.half_life_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +127,7 @@ class Posteriors:
         scale[-1] = 1.0
         imp, clk, cnv = discount.apply(stored, updated, decay_since, now) * scale
         catalog = prior.catalog(imp[-1], clk[-1])
-        alpha, beta = posterior_params(imp, clk, prior, catalog)
+        alpha, beta = prior.params(imp, clk, catalog)
         rate = conversion_rate(clk, cnv, prior.strength)
         global_counts = np.stack([imp[-1], clk[-1], cnv[-1]])
         return cls(
@@ -210,52 +188,6 @@ class Posteriors:
             changes[-1].stream_id if changes else self.stream_id,
             self.gen, stored, updated, since, prior, discount, now,
         )  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Prior:
-    """What an arm believes before its own evidence: flat Beta(a, b), or from the catalog."""
-
-    kind: str = "catalog"  # "catalog": empirical Bayes; "flat": Beta(a, b) everywhere
-    a: float = 1.0
-    b: float = 1.0
-    strength: float = 10.0
-
-    def catalog(
-        self, global_impressions: np.ndarray, global_clicks: np.ndarray
-    ) -> tuple[float, float]:
-        """Return the prior of a brand-new item's global arm."""
-        if self.kind == "flat":
-            return self.a, self.b
-        return catalog_prior(global_impressions, global_clicks, self.strength)
-
-
-def posterior_params(
-    impressions: np.ndarray, clicks: np.ndarray, prior: Prior, catalog: tuple[float, float]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Return (alpha, beta) for counts in events, rows = clusters then the global arm last.
-
-    Flat: Beta(a + clicks, b + misses) everywhere. Catalog: the global row starts from the
-    catalog prior; each cluster row starts from the item's global posterior scaled down to
-    `strength` pseudo-impressions, so new clusters and new items are tried, not flooded.
-    """
-    if prior.kind == "flat":
-        return beta_params(impressions, clicks, prior.a, prior.b)
-    return empirical_params(impressions, clicks, prior.strength, catalog)
-
-
-def conversion_rate(clicks: np.ndarray, conversions: np.ndarray, strength: float) -> np.ndarray:
-    """Return the posterior mean of conversions per click, shrunk to the catalog's rate.
-
-    Conversions are rare and late, so an item's own rate is noisy: like CTR under the
-    catalog prior, it starts at the pooled rate, worth `strength` clicks.
-    """
-    pooled_a, pooled_b = catalog_prior(
-        clicks[-1], np.minimum(conversions[-1], clicks[-1]), strength
-    )
-    misses = np.maximum(clicks - conversions, 0.0)
-    rate: np.ndarray = (pooled_a + conversions) / (pooled_a + pooled_b + conversions + misses)
-    return rate
 
 
 def _fill(row: np.ndarray, counts: dict[str, float], index: dict[str, int]) -> None:

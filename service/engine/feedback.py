@@ -1,0 +1,141 @@
+"""Feedback: validate a batch, credit each event to the clusters it was served for, count once."""
+
+from __future__ import annotations
+
+from service.engine.context import Context
+from service.engine.errors import InvalidRequest
+from service.engine.membership import Membership
+from service.engine.policies import stats_fields
+from service.engine.refresh import Snapshots
+from service.engine.users import Users
+from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
+from service.store import ArmEvent, UserEvent, UserState
+from service.store.codecs import EVENT_KINDS
+
+# Events may arrive a little ahead of our clock; further ahead is a client bug.
+_MAX_CLOCK_SKEW_S = 300.0
+
+
+class Feedback:
+    """Turns feedback batches into exactly-once counts and user state in the store."""
+
+    def __init__(self, ctx: Context, snapshots: Snapshots, users: Users) -> None:
+        self.ctx = ctx
+        self.snapshots = snapshots
+        self.users = users
+
+    async def record(self, batch: FeedbackBatch) -> FeedbackResult:
+        """Validate the whole batch, then count each new event exactly once."""
+        now = self.ctx.clock()
+        events = batch.events
+        oldest = now - self.ctx.settings.dedupe_retention_s
+        for i, event in enumerate(events):
+            if event.ts is not None and not oldest <= event.ts <= now + _MAX_CLOCK_SKEW_S:
+                raise InvalidRequest(
+                    "invalid_ts",
+                    f"ts {event.ts} is outside [now - retention, now + {_MAX_CLOCK_SKEW_S:.0f} s]; "
+                    "events older than the dedupe retention cannot be counted exactly once",
+                    f"events[{i}].ts",
+                )
+        item_ids = list(dict.fromkeys(e.item_id for e in events))
+        rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
+        existing = await self.ctx.store.existing_items(item_ids)
+        for i, event in enumerate(events):
+            if event.item_id not in existing:
+                raise InvalidRequest(
+                    "unknown_item",
+                    f"item {event.item_id!r} is not in the catalog",
+                    f"events[{i}].item_id",
+                )
+        recs = await self.ctx.store.read_rec_logs(rec_ids)
+        # Only conversions without a rec_id are attributed through the user's last clicks.
+        bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
+        users = await self.users.read_current(
+            [e.user_id for e in events], for_feedback=True, last_clicks_of=bare
+        )
+        attributed = self._attribute_conversions(events, users, now)
+        missing = sorted(set(attributed.values()) - set(recs))
+        if missing:
+            recs |= await self.ctx.store.read_rec_logs(missing)
+        snap = self.snapshots.current
+        arm_events: list[ArmEvent] = []
+        user_events: dict[str, list[UserEvent]] = {}
+        outcomes: dict[str, set[str]] = {}
+        logged: list[Membership | None] = []
+        stats_of: list[tuple[str, ...]] = []
+        for i, event in enumerate(events):
+            gen, membership = snap.clusters.gen, None
+            rec_id = event.rec_id or attributed.get(i)
+            rec = recs.get(rec_id) if rec_id is not None else None
+            if rec is not None and event.rec_id is None:
+                # A conversion credited through the user's last click on the item.
+                if rec.gen == gen:
+                    membership = Membership.decode(rec.membership)
+            elif rec is not None:
+                if rec.user_id != event.user_id:
+                    raise InvalidRequest(
+                        "rec_user_mismatch",
+                        f"rec {event.rec_id} was served to another user",
+                        f"events[{i}].user_id",
+                    )
+                if event.item_id not in rec.items:
+                    raise InvalidRequest(
+                        "item_not_served",
+                        f"item {event.item_id!r} was not in rec {event.rec_id}",
+                        f"events[{i}].item_id",
+                    )
+                if rec.gen == gen:
+                    membership = Membership.decode(rec.membership)
+            stats: tuple[str, ...] = ()
+            if rec is not None:
+                kind = EVENT_KINDS[event.type]
+                outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
+                stats = stats_fields(rec, kind, event.item_id)
+            fits = membership is not None and membership.fits(snap.clusters.k)
+            logged.append(membership if fits else None)
+            stats_of.append(stats)
+        # No rec (or it was served under an older clustering): the user's clusters now,
+        # computed once per user per batch, for all such users at once.
+        needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
+        current = self.users.current(snap, {u: users[u] for u in needed})
+        gen = snap.clusters.gen
+        for event, membership, stats in zip(events, logged, stats_of, strict=True):
+            membership = membership or current[event.user_id]
+            shares = tuple(membership.micro_weights())
+            arm_events.append(
+                ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
+            )
+            user_events.setdefault(event.user_id, []).append(
+                UserEvent(event.event_id, event.type, event.item_id, event.rec_id)
+            )
+        flags = await self.ctx.store.record_feedback(
+            arm_events,
+            user_events,
+            now=now,
+            retention_s=self.ctx.settings.dedupe_retention_s,
+            seen_half_life_s=self.ctx.settings.seen_half_life_s,
+            history_n=self.ctx.settings.history_n,
+            user_ttl_s=self.ctx.settings.user_ttl_s,
+            outcomes=outcomes,
+            outcome_ttl_s=self.ctx.settings.rec_log_ttl_s,
+            count_half_life_s=self.ctx.settings.discount.half_life_s,
+        )
+        for event, new in zip(events, flags, strict=True):
+            outcome = "accepted" if new else "duplicate"
+            self.ctx.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
+        accepted = sum(flags)
+        return FeedbackResult(accepted=accepted, duplicates=len(flags) - accepted)
+
+    def _attribute_conversions(
+        self, events: list[FeedbackEvent], users: dict[str, UserState], now: float
+    ) -> dict[int, str]:
+        """Return, by event position, the rec_id of the click each bare conversion follows."""
+        window = self.ctx.settings.attribution_h * 3600
+        found = {}
+        for i, event in enumerate(events):
+            if event.type != "conversion" or event.rec_id is not None:
+                continue
+            clicked_at, rec_id = users[event.user_id].last_clicks.get(event.item_id, (0.0, None))
+            if rec_id is not None and now - clicked_at <= window:
+                found[i] = rec_id
+        return found

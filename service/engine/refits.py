@@ -1,0 +1,67 @@
+"""Cluster refits: k-means on users' vectors, stored as a new clustering generation."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+
+from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
+from service.engine.context import Context
+from service.engine.errors import InvalidRequest
+from service.engine.membership import embedded_rows
+from service.engine.refresh import Snapshots
+from service.engine.snapshot import Catalog
+from service.schemas import FitRequest, FitResult
+
+# k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
+_FIT_STARTS = 4
+
+
+class Refits:
+    """Fits clusters from the users' click histories, one fit at a time per worker."""
+
+    def __init__(self, ctx: Context, snapshots: Snapshots) -> None:
+        self.ctx = ctx
+        self.snapshots = snapshots
+        self._lock = asyncio.Lock()
+
+    async def fit(self, request: FitRequest) -> FitResult:
+        """Fit k-means on users' vectors, store the centres as a new generation."""
+        settings, store = self.ctx.settings, self.ctx.store
+        async with self._lock:
+            snap = await self.snapshots.refresh()
+            histories = await store.user_histories(settings.fit_max_users, settings.history_n)
+            vectors = await asyncio.to_thread(_user_vectors, snap.catalog, histories)
+            if len(vectors) < request.k:
+                raise InvalidRequest(
+                    "not_enough_users",
+                    f"k={request.k} needs at least {request.k} users who clicked items with "
+                    f"embeddings; found {len(vectors)}",
+                    "k",
+                )
+            rng = np.random.default_rng(request.seed)
+            kmeans = KMeans(n_clusters=request.k, n_init=_FIT_STARTS)
+            model = await asyncio.to_thread(kmeans.fit, vectors, rng)
+            labels = assign_hard(vectors, normalize_rows(model.centers_))
+            sizes = [int(s) for s in cluster_sizes(labels, request.k)]
+            stored = await store.save_clusters(model.centers_, model.inertia_, sizes)
+            await self.snapshots.refresh()
+            return FitResult(
+                gen=stored.gen,
+                k=stored.k,
+                n_users=len(vectors),
+                sizes=sizes,
+                inertia=float(model.inertia_),
+            )
+
+
+def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarray:
+    """Return one unit vector per user whose history has at least one embedded item."""
+    vectors = []
+    for clicks in histories.values():
+        rows = embedded_rows(catalog, clicks)
+        if rows:
+            vectors.append(user_vector(catalog.embeddings[rows]))
+    dim = catalog.embeddings.shape[1]
+    return np.array(vectors) if vectors else np.zeros((0, dim))

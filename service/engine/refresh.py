@@ -1,0 +1,91 @@
+"""Keeps the in-process snapshot current: reloads what changed, follows count deltas."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from clustering import normalize_rows
+from service.engine.context import Context
+from service.engine.snapshot import Catalog, Posteriors, Snapshot
+from service.store import ClusterModel, StoreUnavailable
+
+log = logging.getLogger("banditrec")
+
+# Change entries applied per refresh; a worker further behind reloads in full instead.
+_MAX_CHANGES = 10_000
+
+
+class Snapshots:
+    """Owns the current Snapshot and refreshes it from the store."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.current = Snapshot()
+        self._lock = asyncio.Lock()
+
+    async def refresh(self) -> Snapshot:
+        """Reload whatever changed in Redis since the last refresh; return the new snapshot."""
+        ctx = self.ctx
+        async with self._lock:
+            old = self.current
+            versions = await ctx.store.versions()
+            catalog, clusters, centers = old.catalog, old.clusters, old.unit_centers
+            if not old.loaded or versions.items != catalog.version:
+                catalog = Catalog.build(*await ctx.store.load_items())
+            if not old.loaded or versions.clusters != clusters.gen:
+                clusters = await ctx.store.load_clusters()
+                centers = None if clusters.centers is None else normalize_rows(clusters.centers)
+            posteriors = old.posteriors
+            prior, discount, now = ctx.settings.prior_model, ctx.settings.discount, ctx.clock()
+            if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
+                posteriors = await self.load_posteriors(catalog, clusters)
+            elif versions.arms != posteriors.version:
+                # Only counts moved: apply the feedback batches since our version.
+                changes = await ctx.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
+                advanced = posteriors.apply(changes, catalog, prior, discount, now)
+                if advanced is None or advanced.version < versions.arms:
+                    ctx.metrics.snapshot_full_reloads.inc()
+                    advanced = await self.load_posteriors(catalog, clusters)
+                posteriors = advanced
+            elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
+                # No feedback, but discounted evidence has faded by more than 0.07%.
+                posteriors = posteriors.rederive(prior, discount, now)
+            self.current = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
+            ctx.metrics.snapshot_refreshes.inc()
+            return self.current
+
+    async def load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
+        """Return posteriors built from a full read of the counts of this clustering."""
+        settings = self.ctx.settings
+        discount = settings.discount
+        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        return Posteriors.build(
+            state, clusters.gen, catalog, settings.prior_model, discount, self.ctx.clock()
+        )
+
+    async def refresh_after_write(self) -> None:
+        """Make this worker read its own catalog writes; other workers follow within a period."""
+        with contextlib.suppress(StoreUnavailable):
+            await self.refresh()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Refresh every snapshot_ms until `stop` is set; survive Redis outages."""
+        metrics = self.ctx.metrics
+        period = self.ctx.settings.snapshot_ms / 1000
+        # A stop event rather than task cancellation: redis-py can turn a cancellation that
+        # lands mid-command into a connection error, which this loop must survive.
+        while not stop.is_set():
+            try:
+                await self.refresh()
+            except StoreUnavailable as exc:
+                metrics.snapshot_failures.inc()
+                log.warning("snapshot refresh failed: %s", exc)
+            except Exception:
+                metrics.snapshot_failures.inc()
+                log.exception("snapshot refresh failed")
+            metrics.snapshot_age.set(self.current.age_s())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), period)

@@ -1,0 +1,102 @@
+"""Users as the engine sees them: their state from the store, memberships, seen decay."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import numpy as np
+
+from bandits import decayed_counts, seen_decay
+from service.engine.context import Context
+from service.engine.membership import Membership, memberships_of
+from service.engine.refresh import Snapshots
+from service.engine.snapshot import Catalog, Snapshot
+from service.store import UserState
+
+_USER_CACHE_SIZE = 100_000
+
+
+class Users:
+    """Reads users' state and works out their cluster memberships, cached where still valid."""
+
+    def __init__(self, ctx: Context, snapshots: Snapshots) -> None:
+        self.ctx = ctx
+        self.snapshots = snapshots
+        # Last known membership per user, so recommend still personalises while Redis is down.
+        self._last_known: OrderedDict[str, Membership] = OrderedDict()
+
+    async def read_current(
+        self,
+        user_ids: list[str],
+        *,
+        for_feedback: bool = False,
+        last_clicks_of: frozenset[str] | set[str] = frozenset(),
+    ) -> dict[str, UserState]:
+        """Return users' state, first catching up if another worker changed catalog or clusters."""
+        users, items_version, gen = await self.ctx.store.read_users(
+            user_ids,
+            self.ctx.settings.history_n,
+            with_seen=not for_feedback,
+            last_clicks_of=last_clicks_of,
+        )
+        snap = self.snapshots.current
+        if items_version != snap.catalog.version or gen != snap.clusters.gen:
+            await self.snapshots.refresh()
+        return users
+
+    def membership(self, snap: Snapshot, user: UserState) -> tuple[Membership, str, bool]:
+        """Return (membership, cache key, whether the cached value was stale) for a user."""
+        key = self._assigned_key(snap, user)
+        cached = self._cached(snap, user)
+        if cached is not None:
+            return cached, key, False
+        return self.current(snap, {"": user})[""], key, True
+
+    def current(self, snap: Snapshot, users: dict[str, UserState]) -> dict[str, Membership]:
+        """Return users' memberships: cached where still valid, the rest computed at once."""
+        found = {u: self._cached(snap, state) for u, state in users.items()}
+        stale = [u for u, m in found.items() if m is None]
+        settings = self.ctx.settings
+        computed = memberships_of(
+            snap,
+            [users[u].clicks for u in stale],
+            settings.membership == "soft",
+            settings.soft_temperature,
+            settings.soft_top_m,
+        )
+        memberships = {u: m for u, m in found.items() if m is not None}
+        memberships.update(zip(stale, computed, strict=True))
+        return memberships
+
+    def remember(self, user_id: str, membership: Membership) -> None:
+        """Keep the user's membership for serving while Redis cannot be read."""
+        self._last_known[user_id] = membership
+        self._last_known.move_to_end(user_id)
+        if len(self._last_known) > _USER_CACHE_SIZE:
+            self._last_known.popitem(last=False)
+
+    def last_known(self, user_id: str) -> Membership | None:
+        """Return the membership this worker last saw for the user, if any."""
+        return self._last_known.get(user_id)
+
+    def seen_multipliers(
+        self, catalog: Catalog, seen: dict[str, tuple[float, float]], now: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (catalog positions, multipliers) for the user's unclicked impressions."""
+        settings = self.ctx.settings
+        known = [(catalog.index[i], n, t) for i, (n, t) in seen.items() if i in catalog.index]
+        if not known or settings.seen_gamma == 1.0:
+            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        positions, counts, updated = (np.array(col) for col in zip(*known, strict=True))
+        unclicked = decayed_counts(counts, now - updated, settings.seen_half_life_s)
+        return positions.astype(np.intp), seen_decay(unclicked, settings.seen_gamma)
+
+    def _assigned_key(self, snap: Snapshot, user: UserState) -> str:
+        return f"{snap.clusters.gen}:{user.hist}:{self.ctx.settings.membership}"
+
+    def _cached(self, snap: Snapshot, user: UserState) -> Membership | None:
+        """Return the user's stored membership if it was computed for their current state."""
+        if user.membership is None or user.assigned != self._assigned_key(snap, user):
+            return None
+        cached = Membership.decode(user.membership)
+        return cached if cached.fits(snap.clusters.k) else None

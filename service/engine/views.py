@@ -1,0 +1,264 @@
+"""Read views: arms with their posteriors, a user's clusters and seen decay, stats, logs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import numpy as np
+
+from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts, seen_decay
+from service.engine.context import Context
+from service.engine.errors import InvalidRequest, NotFound
+from service.engine.policies import POLICIES
+from service.engine.recommend import cluster_weights
+from service.engine.refresh import Snapshots
+from service.engine.users import Users
+from service.schemas import (
+    Arm,
+    ArmList,
+    ClickStats,
+    ClusterArm,
+    ItemArms,
+    PolicyStats,
+    RankedArm,
+    SeenItem,
+    StatsOut,
+    UserOut,
+)
+from service.store import LoggedList
+from service.store.codecs import MICRO
+
+
+class Views:
+    """What operators and dashboards read: computed from the store and the snapshot."""
+
+    def __init__(self, ctx: Context, snapshots: Snapshots, users: Users) -> None:
+        self.ctx = ctx
+        self.snapshots = snapshots
+        self.users = users
+
+    def _params(self, impressions: np.ndarray, clicks: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return (alpha, beta) for rows of counts in events (last row global), as served."""
+        prior = self.ctx.settings.prior_model
+        posteriors = self.snapshots.current.posteriors
+        catalog = (
+            posteriors.catalog_prior if posteriors else prior.catalog(np.zeros(1), np.zeros(1))
+        )
+        return prior.params(impressions, clicks, catalog)
+
+    def _arm(
+        self, counts: np.ndarray, alpha: np.ndarray, beta: np.ndarray, rate: np.ndarray
+    ) -> list[dict[str, Any]]:
+        """Return arm views from counts (3, n: impressions, clicks, conversions) and params."""
+        impressions, clicks, conversions = counts
+        lo, hi = beta_interval(alpha, beta)
+        mean = beta_mean(alpha, beta)
+        return [
+            {
+                "impressions": _count_out(impressions[i]),
+                "clicks": _count_out(clicks[i]),
+                "conversions": _count_out(conversions[i]),
+                "conversion_rate": float(rate[i]),
+                "alpha": float(alpha[i]),
+                "beta": float(beta[i]),
+                "mean": float(mean[i]),
+                "ci95": (float(lo[i]), float(hi[i])),
+            }
+            for i in range(len(alpha))
+        ]
+
+    async def item_arms(self, item_id: str) -> ItemArms:
+        """Return the item's global arm and its arm in each current cluster, read from Redis."""
+        clusters = await self.ctx.store.load_clusters()
+        values, times, since = await self.ctx.store.arm_counts(item_id, clusters.gen, clusters.k)
+        updated = np.array(times, dtype=float)  # None -> NaN: never discounted
+        counts = self.ctx.settings.discount.apply(
+            np.array(values), updated, since, self.ctx.clock()
+        )
+        counts[:-1] /= MICRO
+        if not counts.any() and await self.ctx.store.get_item(item_id) is None:
+            raise NotFound("not_found", f"item {item_id!r} has no arm", "item_id")
+        impressions, clicks, conversions = counts[:, :1], counts[:, 1:2], counts[:, 2:]
+        alpha, beta = self._params(impressions, clicks)
+        rate = conversion_rate(clicks, conversions, self.ctx.settings.prior_strength)
+        *per_cluster, global_arm = self._arm(counts.T, alpha[:, 0], beta[:, 0], rate[:, 0])
+        return ItemArms(
+            item_id=item_id,
+            gen=clusters.gen,
+            global_=Arm(**global_arm),
+            clusters=[ClusterArm(cluster=c, **arm) for c, arm in enumerate(per_cluster)],
+        )
+
+    async def list_arms(self, cluster: int | None, limit: int, offset: int) -> ArmList:
+        """Return one page of a cluster's arms (global if cluster is None), best mean first."""
+        clusters = await self.ctx.store.load_clusters()
+        if cluster is not None and cluster >= clusters.k:
+            raise InvalidRequest(
+                "unknown_cluster",
+                f"cluster {cluster} does not exist; the current clustering has k={clusters.k}",
+                "cluster",
+            )
+        discount = self.ctx.settings.discount
+        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        at = -1 if cluster is None else cluster
+        listed = state.counts[at]
+        ids = sorted(set(listed[0]) | set(listed[1]) | set(self.snapshots.current.catalog.item_ids))
+        # (kind, row, item): the listed counts, then the global ones (cluster priors use them).
+        stored = np.array(
+            [[_row(c[kind], ids) for c in (listed, state.counts[-1])] for kind in range(3)]
+        )
+        updated = None
+        if state.updated is not None:
+            times = (state.updated[at], state.updated[-1])
+            updated = np.array([[_row(t[kind], ids, np.nan) for t in times] for kind in range(3)])
+        imp, clk, cnv = discount.apply(stored, updated, state.decay_since, self.ctx.clock())
+        if cluster is not None:
+            imp[0], clk[0], cnv[0] = imp[0] / MICRO, clk[0] / MICRO, cnv[0] / MICRO
+        row = 0 if cluster is not None else 1
+        alpha, beta = (rows[row] for rows in self._params(imp, clk))
+        rate = conversion_rate(clk, cnv, self.ctx.settings.prior_strength)[row]
+        listed_counts = np.array([imp[0], clk[0], cnv[0]])
+        # Best mean first; ties by id so pages are stable.
+        order = np.lexsort((np.arange(len(ids)), -beta_mean(alpha, beta)))
+        page = order[offset : offset + limit]
+        arms = self._arm(listed_counts[:, page], alpha[page], beta[page], rate[page])
+        return ArmList(
+            cluster=cluster,
+            gen=clusters.gen,
+            total=len(ids),
+            arms=[RankedArm(item_id=ids[p], **a) for p, a in zip(page, arms, strict=True)],
+        )
+
+    async def user(self, user_id: str) -> UserOut:
+        """Return the user's cluster, recent clicks and seen-decay state."""
+        user = (await self.users.read_current([user_id]))[user_id]
+        snap = self.snapshots.current
+        membership, _, _ = self.users.membership(snap, user)
+        now = self.ctx.clock()
+        seen = []
+        if user.seen:
+            ids = list(user.seen)
+            counts = np.array([user.seen[i][0] for i in ids])
+            updated = np.array([user.seen[i][1] for i in ids])
+            unclicked = decayed_counts(counts, now - updated, self.ctx.settings.seen_half_life_s)
+            multipliers = seen_decay(unclicked, self.ctx.settings.seen_gamma)
+            seen = [
+                SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
+                for i, u, m, t in zip(ids, unclicked, multipliers, updated, strict=True)
+            ]
+            seen.sort(key=lambda s: s.multiplier)
+        return UserOut(
+            user_id=user_id,
+            cluster=membership.top,
+            membership=cluster_weights(membership),
+            gen=snap.clusters.gen,
+            recent_clicks=user.clicks,
+            seen=seen,
+        )
+
+    async def stats(self) -> StatsOut:
+        """Return the per-policy counters with CTRs and their intervals."""
+        counters = await self.ctx.store.stats()
+
+        def clicks(prefix: str, policy: str) -> ClickStats:
+            shown = int(counters.get(f"{prefix}imp:{policy}", 0))
+            clicked = int(counters.get(f"{prefix}clk:{policy}", 0))
+            return ClickStats(impressions=shown, clicks=clicked, **_ctr(shown, clicked))
+
+        # A policy (or view) is listed once it has a counter of its own.
+        def seen(policy: str, *kinds: str) -> bool:
+            return any(counters.get(f"{kind}:{policy}") for kind in kinds)
+
+        policies = {
+            policy: PolicyStats(
+                lists=int(counters.get(f"lists:{policy}", 0)),
+                conversions=int(counters.get(f"cnv:{policy}", 0)),
+                **clicks("", policy).model_dump(),
+            )
+            for policy in POLICIES
+            if seen(policy, "lists", "imp", "clk", "cnv")
+        }
+        views = {
+            name: {
+                p: clicks(f"{name}_", p) for p in POLICIES if seen(p, f"{name}_imp", f"{name}_clk")
+            }
+            for name in ("agree", "replay")
+        }
+        return StatsOut(
+            mode=self.ctx.settings.mode,
+            baseline=self.ctx.settings.baseline,
+            exploration=self.ctx.settings.exploration,
+            since=counters.get("since"),
+            policies=policies,
+            agreement=views["agree"],
+            replay=views["replay"],
+        )
+
+    async def export_logs(
+        self, since: float | None, until: float | None, limit: int
+    ) -> AsyncIterator[str]:
+        """Yield served lists joined with their feedback, one NDJSON line each."""
+        await self.ctx.store.ping()  # fail with 503 before the stream starts, not inside it
+        sent = 0
+        async for batch in self.ctx.store.served_lists():
+            for logged in batch:
+                ts = logged.served.ts
+                if (since is not None and ts < since) or (until is not None and ts >= until):
+                    continue
+                yield json.dumps(_served_line(logged), separators=(",", ":")) + "\n"
+                sent += 1
+                if sent >= limit:
+                    return
+
+
+def _served_line(logged: LoggedList) -> dict[str, Any]:
+    """Return one export line: the served list, each item with its propensity and outcome."""
+    served, outcomes = logged.served, logged.outcomes
+    return {
+        "rec_id": logged.rec_id,
+        "user_id": served.user_id,
+        "gen": served.gen,
+        "cluster": served.cluster,
+        "ts": served.ts,
+        "surface": served.surface,
+        "item_id": served.item_id,
+        "pools": served.pools,
+        "k": served.k,
+        "n_candidates": served.n_candidates,
+        "policy": served.policy,
+        "shadows": served.shadows,
+        "items": [
+            {
+                "item_id": item,
+                "position": position,
+                "score": score,
+                "propensity": propensity,
+                "impression": f"imp:{item}" in outcomes,
+                "click": f"clk:{item}" in outcomes,
+                "conversion": f"cnv:{item}" in outcomes,
+            }
+            for position, (item, score, propensity) in enumerate(
+                zip(served.items, served.scores, served.propensities, strict=True)
+            )
+        ],
+    }
+
+
+def _ctr(impressions: int, clicks: int) -> dict[str, Any]:
+    """Return the CTR and its 95% interval under a flat Beta(1, 1) prior."""
+    if impressions == 0:
+        return {"ctr": None, "ctr_ci95": None}
+    misses = max(impressions - clicks, 0)
+    lo, hi = beta_interval(np.array([1.0 + clicks]), np.array([1.0 + misses]))
+    return {"ctr": clicks / impressions, "ctr_ci95": (float(lo[0]), float(hi[0]))}
+
+
+def _count_out(value: float) -> int | float:
+    # Global counts are whole events; a cluster's can be fractional under soft membership.
+    return int(value) if float(value).is_integer() else round(float(value), 6)
+
+
+def _row(values: dict[str, float], ids: list[str], missing: float = 0.0) -> list[float]:
+    return [values.get(i, missing) for i in ids]
