@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
-    errors = {status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)}
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)
+    }
     for module in (items, recommend, feedback, arms, users, stats, admin, health):
         app.include_router(module.router, responses=errors)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
 from bandits import fill_quotas, inclusion_probabilities, rank, rank_with_quotas, top_k
 from service.store.codecs import ServedList
 
-POLICIES = ("bandit", "explore", "baseline")
+Policy = Literal["bandit", "explore", "baseline"]
+POLICIES: tuple[Policy, ...] = get_args(Policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +35,7 @@ class Candidates:
 class Served:
     """The served list (indices into the candidates, best first) and its provenance."""
 
-    policy: str
+    policy: Policy
     top: np.ndarray
     scores: np.ndarray
     propensities: np.ndarray | None
@@ -49,7 +51,7 @@ class Serving:
     the same feedback (an apprentice), and its would-be lists are logged for comparison.
     """
 
-    mode: str = "bandit"
+    mode: Literal["bandit", "baseline"] = "bandit"
     exploration: float = 0.0
     propensity_samples: int = 32
 
@@ -57,7 +59,7 @@ class Serving:
         """Return the list for one request, with mixture propensities when sampling is on."""
         c = candidates
         explore = self.exploration > 0 and rng.random() < self.exploration
-        policy = "explore" if explore else self.mode
+        policy: Policy = "explore" if explore else self.mode
         lists = {
             "bandit": _ranked(c.alpha, c.beta, c.k, rng, c.factors, c.pools, c.quotas),
             "baseline": _baseline(c),

@@ -97,13 +97,13 @@ class Recommender:
         except StoreUnavailable:
             stale = True
         snap = self.snapshots.current  # we yielded; a refresh may have landed meanwhile
+        known: Membership | None
         if user is not None:
-            membership, assigned, changed = self.users.membership(snap, user)
-            self.users.remember(request.user_id, membership)
+            known, assigned, changed = self.users.membership(snap, user)
+            self.users.remember(request.user_id, known)
         else:
-            membership, assigned, changed = self.users.last_known(request.user_id), "", False
-        if membership is None or not membership.fits(snap.clusters.k):
-            membership = Membership()
+            known, assigned, changed = self.users.last_known(request.user_id), "", False
+        membership = known if known is not None and known.fits(snap.clusters.k) else Membership()
         # Positions index this snapshot's arrays only: never re-read self.snapshots.current below.
         snap, positions = await self._candidates(snap, request)
         items: list[ScoredItem] = []

@@ -171,7 +171,7 @@ class Views:
         def seen(policy: str, *kinds: str) -> bool:
             return any(counters.get(f"{kind}:{policy}") for kind in kinds)
 
-        policies = {
+        policies: dict[str, PolicyStats] = {
             policy: PolicyStats(
                 lists=int(counters.get(f"lists:{policy}", 0)),
                 conversions=int(counters.get(f"cnv:{policy}", 0)),
@@ -180,7 +180,7 @@ class Views:
             for policy in POLICIES
             if seen(policy, "lists", "imp", "clk", "cnv")
         }
-        views = {
+        views: dict[str, dict[str, ClickStats]] = {
             name: {
                 p: clicks(f"{name}_", p) for p in POLICIES if seen(p, f"{name}_imp", f"{name}_clk")
             }
