@@ -16,6 +16,7 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimit, RequestMetrics
 from service.routes import admin, arms, feedback, health, items, recommend, stats, users
+from service.routes.docs import install_docs
 from service.schemas import ErrorResponse
 from service.store import Store, StoreUnavailable
 
@@ -55,10 +56,13 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
         version="0.1.0",
         summary="Per-cluster Thompson-sampling recommendations with seen decay.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.metrics = metrics
     install_error_handlers(app)
+    install_docs(app)
     errors: dict[int | str, dict[str, Any]] = {
         status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)
     }
