@@ -188,10 +188,17 @@ class FeedbackBatch(Strict):
 
 
 class FeedbackResult(BaseModel):
-    """New events counted, and replays ignored."""
+    """New events counted, replays ignored, and rec_ids that named no logged list."""
 
     accepted: int
     duplicates: int
+    unknown_rec_ids: list[str] = Field(
+        default_factory=list,
+        description="rec_ids of this batch that name no logged list: never served, or "
+        "expired after BANDITREC_REC_LOG_TTL_S. Their events are still counted once, "
+        "credited to the user's current clusters, but cannot be joined to a served list "
+        "for evaluation: check that the client sends the rec_id recommend returned.",
+    )
 
 
 class Arm(BaseModel):

@@ -124,7 +124,10 @@ class Feedback:
             outcome = "accepted" if new else "duplicate"
             self.ctx.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
         accepted = sum(flags)
-        return FeedbackResult(accepted=accepted, duplicates=len(flags) - accepted)
+        unknown = [r for r in rec_ids if r not in recs]
+        return FeedbackResult(
+            accepted=accepted, duplicates=len(flags) - accepted, unknown_rec_ids=unknown
+        )
 
     def _attribute_conversions(
         self, events: list[FeedbackEvent], users: dict[str, UserState], now: float

@@ -16,8 +16,16 @@ async def test_a_conversion_counts_on_its_own_and_changes_nothing_else(svc):
     batch = [event("impression", "u", "a", rec["rec_id"]), event("click", "u", "a", rec["rec_id"])]
     await send(svc.client, batch)
     conversion = [event("conversion", "u", "a", rec["rec_id"])]
-    assert (await send(svc.client, conversion)).json() == {"accepted": 1, "duplicates": 0}
-    assert (await send(svc.client, conversion)).json() == {"accepted": 0, "duplicates": 1}
+    assert (await send(svc.client, conversion)).json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "unknown_rec_ids": [],
+    }
+    assert (await send(svc.client, conversion)).json() == {
+        "accepted": 0,
+        "duplicates": 1,
+        "unknown_rec_ids": [],
+    }
     a = await arm(svc.client, "a")
     assert (a["global"]["impressions"], a["global"]["clicks"]) == (1, 1)
     assert a["global"]["conversions"] == 1 and a["clusters"][0]["conversions"] == 1

@@ -55,6 +55,7 @@ def test_serve_learns_and_keeps_counts_across_restart(tmp_path):
             assert http.post("/v1/feedback", json={"events": events}).json() == {
                 "accepted": 4,
                 "duplicates": 0,
+                "unknown_rec_ids": [],
             }
     finally:
         _stop(process)
@@ -69,7 +70,7 @@ def test_serve_learns_and_keeps_counts_across_restart(tmp_path):
             assert http.get("/v1/users/u1").json()["recent_clicks"] == [shown[0]]
             # The event ids are remembered across the restart too.
             replay = http.post("/v1/feedback", json={"events": events}).json()
-            assert replay == {"accepted": 0, "duplicates": 4}
+            assert replay == {"accepted": 0, "duplicates": 4, "unknown_rec_ids": []}
             assert http.get("/v1/items/i4").json()["embedding"] == [1.0, 4.0]
     finally:
         _stop(process)

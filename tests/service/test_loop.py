@@ -37,7 +37,7 @@ async def test_counts_are_exact_after_impressions_and_clicks(start):
     events += [event("click", "u1", "a", rec["rec_id"]) for _ in range(3)]
     events += [event("impression", "u2", "b") for _ in range(4)]
     response = await send(svc.client, events)
-    assert response.json() == {"accepted": 14, "duplicates": 0}
+    assert response.json() == {"accepted": 14, "duplicates": 0, "unknown_rec_ids": []}
     a = await arm(svc.client, "a")
     assert a["global"]["impressions"] == 7 and a["global"]["clicks"] == 3
     assert a["global"]["alpha"] == 1 + 3 and a["global"]["beta"] == 1 + 4
@@ -52,11 +52,23 @@ async def test_counts_are_exact_after_impressions_and_clicks(start):
 async def test_replayed_batch_counts_nothing(svc):
     await add_items(svc.client, ["a"])
     batch = [event("impression", "u1", "a"), event("click", "u1", "a")]
-    assert (await send(svc.client, batch)).json() == {"accepted": 2, "duplicates": 0}
-    assert (await send(svc.client, batch)).json() == {"accepted": 0, "duplicates": 2}
+    assert (await send(svc.client, batch)).json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "unknown_rec_ids": [],
+    }
+    assert (await send(svc.client, batch)).json() == {
+        "accepted": 0,
+        "duplicates": 2,
+        "unknown_rec_ids": [],
+    }
     # A batch repeating one event_id counts it once.
     twice = event("impression", "u1", "a")
-    assert (await send(svc.client, [twice, twice])).json() == {"accepted": 1, "duplicates": 1}
+    assert (await send(svc.client, [twice, twice])).json() == {
+        "accepted": 1,
+        "duplicates": 1,
+        "unknown_rec_ids": [],
+    }
     a = await arm(svc.client, "a")
     assert (a["global"]["impressions"], a["global"]["clicks"]) == (2, 1)
     user = (await svc.client.get("/v1/users/u1")).json()
@@ -224,3 +236,18 @@ async def test_a_worker_catches_up_with_catalog_changes_made_through_another(sta
     assert (await first.client.delete("/v1/items/a")).status_code == 204
     got = (await second.client.post("/v1/recommend", json={"user_id": "u", "k": 5})).json()
     assert [i["item_id"] for i in got["items"]] == ["b"]
+
+
+async def test_feedback_names_rec_ids_that_match_no_served_list(svc):
+    """A placeholder or expired rec_id is counted but reported, so a broken client shows."""
+    await add_items(svc.client, ["i1", "i2"])
+    await svc.refresh()
+    rec = (await svc.client.post("/v1/recommend", json={"user_id": "u1", "k": 1})).json()
+    served = rec["items"][0]["item_id"]
+    events = [
+        event("impression", "u1", served, rec["rec_id"]),
+        event("impression", "u1", "i2", "REC_ID"),
+        event("click", "u1", "i2", "REC_ID"),
+    ]
+    body = (await send(svc.client, events)).json()
+    assert body == {"accepted": 3, "duplicates": 0, "unknown_rec_ids": ["REC_ID"]}

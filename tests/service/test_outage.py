@@ -44,7 +44,7 @@ async def test_redis_down_then_back(tmp_path):
             assert (await client.get("/readyz")).status_code == 200
             # Redis restarted with an empty script cache: feedback reloads its scripts.
             again = await send(client, [event("impression", "u", "b")])
-            assert again.json() == {"accepted": 1, "duplicates": 0}
+            assert again.json() == {"accepted": 1, "duplicates": 0, "unknown_rec_ids": []}
             await app.state.engine.refresh()
             rec = await client.post("/v1/recommend", json={"user_id": "u", "k": 2})
             assert rec.json()["stale"] is False

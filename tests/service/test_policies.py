@@ -156,8 +156,16 @@ async def test_stats_count_each_event_once_and_compare_policies(start):
                 event("impression", body["user_id"], first, body["rec_id"]),
                 event("click", body["user_id"], first, body["rec_id"]),
             ]
-    assert (await send(running.client, batch)).json() == {"accepted": 80, "duplicates": 0}
-    assert (await send(running.client, batch)).json() == {"accepted": 0, "duplicates": 80}
+    assert (await send(running.client, batch)).json() == {
+        "accepted": 80,
+        "duplicates": 0,
+        "unknown_rec_ids": [],
+    }
+    assert (await send(running.client, batch)).json() == {
+        "accepted": 0,
+        "duplicates": 80,
+        "unknown_rec_ids": [],
+    }
     stats = (await running.client.get("/v1/stats")).json()
     for policy in ("bandit", "explore"):
         counted = stats["policies"][policy]

@@ -185,16 +185,20 @@ async def test_acknowledged_events_stay_duplicates_after_a_move(start, make_sett
     source = await start(key_prefix="src")
     await add_items(source.client, ["a"])
     click = event("click", "u1", "a")
-    assert (await send(source.client, [click])).json() == {"accepted": 1, "duplicates": 0}
+    assert (await send(source.client, [click])).json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "unknown_rec_ids": [],
+    }
     text = await _export(make_settings, "src")
 
     target = await start(key_prefix="dst")
     assert await _import(make_settings, "dst", text) == 0
     await target.refresh()
     replay = await send(target.client, [click])
-    assert replay.json() == {"accepted": 0, "duplicates": 1}
+    assert replay.json() == {"accepted": 0, "duplicates": 1, "unknown_rec_ids": []}
     fresh = await send(target.client, [event("click", "u1", "a")])
-    assert fresh.json() == {"accepted": 1, "duplicates": 0}
+    assert fresh.json() == {"accepted": 1, "duplicates": 0, "unknown_rec_ids": []}
     assert (await arm(target.client, "a"))["global"]["clicks"] == 2
 
 

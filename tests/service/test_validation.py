@@ -95,7 +95,11 @@ async def test_unknown_item_in_feedback_writes_nothing(svc):
     user = (await svc.client.get("/v1/users/u")).json()
     assert user["recent_clicks"] == [] and user["seen"] == []
     # The same event_ids are still fresh: nothing was consumed by the refused batch.
-    assert (await send(svc.client, batch[:2])).json() == {"accepted": 2, "duplicates": 0}
+    assert (await send(svc.client, batch[:2])).json() == {
+        "accepted": 2,
+        "duplicates": 0,
+        "unknown_rec_ids": [],
+    }
 
 
 async def test_events_older_than_the_retention_are_refused(svc):
@@ -118,7 +122,7 @@ async def test_rec_of_another_user_is_refused(svc):
 async def test_unknown_rec_id_credits_the_users_current_cluster(svc):
     await add_items(svc.client, ["a"])
     response = await send(svc.client, [event("click", "u", "a", "expired-or-never-logged")])
-    assert response.json() == {"accepted": 1, "duplicates": 0}
+    assert response.json() == {"accepted": 1, "duplicates": 0, "unknown_rec_ids": ["expired-or-never-logged"]}
     assert (await arm(svc.client, "a"))["clusters"][0]["clicks"] == 1
 
 
