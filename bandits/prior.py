@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import nonnegative, real_scalar, same_shape
+from bandits.validation import nonnegative, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 

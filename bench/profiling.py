@@ -30,7 +30,7 @@ _WATCH = (
     "Recommender._candidates",
     "inclusion_probabilities",
     "rank  bandits",
-    "_rank  bandits",
+    "rank_trusted  bandits",
     "serialize_response",
     "request_body_to_args",
     "_validate",
