@@ -7,6 +7,7 @@ COPY pyproject.toml README.md ./
 COPY bandits ./bandits
 COPY clustering ./clustering
 COPY service ./service
+COPY cli ./cli
 RUN pip install . && useradd --system --uid 10001 banditrec
 USER banditrec
 

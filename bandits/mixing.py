@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import beta_shapes, nonnegative
+from bandits.validation import beta_shapes, nonnegative
 
 FloatArray = NDArray[np.float64]
 

@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import float_array, nonnegative, real_scalar, require, same_shape
+from bandits.validation import float_array, nonnegative, real_scalar, require, same_shape
 
 FloatArray = NDArray[np.float64]
 

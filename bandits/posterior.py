@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import beta_shapes, nonnegative, real_scalar, same_shape
+from bandits.validation import beta_shapes, nonnegative, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 # (a, b, u) -> (log I_x(a, b), log dI/du) at x = expit(u).

@@ -8,8 +8,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import nonnegative, real_scalar, same_shape
 from bandits.posterior import beta_params
+from bandits.validation import nonnegative, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 

@@ -9,7 +9,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import (
+from bandits.quotas import _quota_taken, pool_indices, quota_counts
+from bandits.validation import (
     beta_shapes,
     generator,
     nonnegative,
@@ -17,7 +18,6 @@ from bandits._validation import (
     same_shape,
     trusted_arms,
 )
-from bandits.quotas import _quota_taken, pool_indices, quota_counts
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]

@@ -8,7 +8,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import (
+from bandits.thompson import _top_k
+from bandits.validation import (
     any_nan,
     beta_shapes,
     float_array,
@@ -17,7 +18,6 @@ from bandits._validation import (
     positive_int,
     same_shape,
 )
-from bandits.thompson import _top_k
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]

@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import (
+from bandits.validation import (
     any_nan,
     beta_shapes,
     float_array,
@@ -77,7 +77,7 @@ def rank(
     if arrays is not None and type(k) is int and k >= 1 and isinstance(rng, np.random.Generator):
         # The common call (float64 arrays of valid values) passes one combined check.
         alpha_, beta_, factors = arrays
-        return _rank(alpha_, beta_, k, rng, factors)
+        return rank_trusted(alpha_, beta_, k, rng, factors)
     alpha_, beta_ = beta_shapes(alpha, beta)
     if alpha_.ndim != 1:
         raise ValueError(f"alpha and beta must be 1-D, got shape {alpha_.shape}")
@@ -87,7 +87,7 @@ def rank(
     if multipliers is not None:
         factors = nonnegative("multipliers", multipliers)
         same_shape(("alpha", "multipliers"), alpha_, factors)
-    return _rank(alpha_, beta_, k_, rng_, factors)
+    return rank_trusted(alpha_, beta_, k_, rng_, factors)
 
 
 # -- kernels on trusted arrays -----------------------------------------------------------
@@ -126,13 +126,18 @@ def _top_k_tied(scores: FloatArray, k: int, threshold: np.float64) -> IndexArray
     return chosen[np.lexsort((chosen, -scores[chosen]))]
 
 
-def _rank(
+def rank_trusted(
     alpha: FloatArray,
     beta: FloatArray,
     k: int,
     rng: np.random.Generator,
     multipliers: FloatArray | None,
 ) -> tuple[IndexArray, FloatArray]:
+    """Return what ``rank`` returns, without its checks: for arrays already validated.
+
+    ``alpha``, ``beta`` (and ``multipliers``) must be 1-D float64 arrays of one shape
+    with valid values and ``k >= 1``; nothing here checks that.
+    """
     scores: FloatArray = rng.beta(alpha, beta)
     if multipliers is not None:
         scores *= multipliers  # a fresh array from the draw, so in place is safe

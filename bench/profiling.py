@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import loadgen, machine, seed, server
-from service.child import free_port, stop, wait_until_ready
+from evaluation.child import free_port, stop, wait_until_ready
 
 # Functions whose inclusive time we report by name (substring of "function  file").
 _WATCH = (
@@ -30,7 +30,7 @@ _WATCH = (
     "Recommender._candidates",
     "inclusion_probabilities",
     "rank  bandits",
-    "_rank  bandits",
+    "rank_trusted  bandits",
     "serialize_response",
     "request_body_to_args",
     "_validate",
@@ -99,7 +99,7 @@ def _profiled(data: Path, label: str) -> tuple[subprocess.Popen[bytes], str, Pat
     with log.open("ab") as sink:
         process = subprocess.Popen(
             [sys.executable, "-m", "pyinstrument", "-o", str(session), "-r", "pyisession",
-             "-m", "service.cli", "serve"],
+             *server.serve_command(server.service_root())],
             env=env, cwd=server.service_root(), stdout=sink, stderr=subprocess.STDOUT,
         )  # fmt: skip
     base = f"http://{server.HOST}:{port}"

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from bandits import beta_params, mix_posteriors, rank, seen_decay
-from bandits.thompson import _rank
+from bandits.thompson import rank_trusted
 from bench import machine
 from bench.timing import compare
 
@@ -85,7 +85,7 @@ def run(sizes: tuple[int, ...] = SIZES, max_s: float = 8.0, seed: int = 7) -> di
             m: np.ndarray = multipliers,
             rng: Any = sample_rng,
         ) -> object:
-            return _rank(alpha, beta, K, rng, m)
+            return rank_trusted(alpha, beta, K, rng, m)
 
         # Soft membership: the user's 3 clusters mixed by weight, then ranked, as the service
         # does; its floor mixes with a bare matmul and samples like `floor`.
@@ -155,7 +155,7 @@ def run(sizes: tuple[int, ...] = SIZES, max_s: float = 8.0, seed: int = 7) -> di
         "what": (
             "per call, median over interleaved rounds. rank = bandits.rank(alpha, beta, k=10, "
             "rng, multipliers) with 20 seen items decayed (validation included); rank_kernel = "
-            "bandits.thompson._rank, the same without argument checks. floor = "
+            "bandits.thompson.rank_trusted, the same without argument checks. floor = "
             "rng.beta(alpha, beta) + np.argpartition(-scores, 9)[:10] on the same arrays. "
             "mabwiser_predict = MAB.predict() (TS, best arm only, no seen decay); "
             "mabwiser_expectations_top10 = MAB.predict_expectations() + heapq.nlargest(10). "

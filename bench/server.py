@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.child import HOST, free_port, stop, wait_until_ready
+from evaluation.child import HOST, free_port, stop, wait_until_ready
 
 # The settings `banditrec serve` passes to uvicorn; the hello-world app gets the same.
 UVICORN_FLAGS = ("--loop", "uvloop", "--http", "httptools")
@@ -37,12 +37,19 @@ def resolve_rev(rev: str) -> str:
     ).stdout.strip()
 
 
+def serve_command(root: Path) -> list[str]:
+    """Return the arguments after `python` that start `banditrec serve` from a source tree."""
+    # Revisions before the cli package ran the command from service.cli.
+    return ["-m", "cli" if (root / "cli").is_dir() else "service.cli", "serve"]
+
+
 def export_tree(rev: str, work: Path) -> Path:
-    """Export service/, bandits/ and clustering/ of a git revision into work; return it."""
+    """Export the runtime packages (cli/ where the revision has it) of a revision; return it."""
     target = work / f"tree-{resolve_rev(rev)}"
     target.mkdir(parents=True)
+    has_cli = subprocess.run(["git", "cat-file", "-e", f"{rev}:cli"], cwd=REPO).returncode == 0
     archive = subprocess.run(
-        ["git", "archive", rev, "service", "bandits", "clustering"],
+        ["git", "archive", rev, "service", "bandits", "clustering", *(["cli"] if has_cli else [])],
         cwd=REPO,
         capture_output=True,
         check=True,
@@ -118,7 +125,7 @@ def rss_bytes(pid: int) -> dict[str, int]:
 def _clean_env(extra: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITREC_")}
     env["PYTHONUNBUFFERED"] = "1"
-    # The service tree first (`-m service.cli` resolves from the working directory too).
+    # The service tree first (`-m cli` resolves from the working directory too).
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([str(service_root()), str(REPO)]))
     return env | extra
 
@@ -152,7 +159,7 @@ def banditrec(
     )
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, *serve_command(service_root())],
             env=env,
             cwd=service_root(),
             stdout=sink,

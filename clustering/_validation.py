@@ -9,7 +9,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 # The integer and Generator checks are the same for both pure packages: one definition.
-from bandits._validation import generator, positive_int
+from bandits.validation import generator, positive_int
 
 __all__ = ["finite_matrix", "generator", "labels_1d", "positive_int"]
 

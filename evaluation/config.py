@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bandits._validation import positive_int, real_scalar
+from bandits.validation import positive_int, real_scalar
 from evaluation.policies import DEFAULT_POLICIES, parse_policy
 from evaluation.world import WorldConfig
 

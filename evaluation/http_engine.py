@@ -17,10 +17,10 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from evaluation.child import free_port, stop, wait_until_ready
 from evaluation.config import SimConfig
 from evaluation.engine import Reactions, Trace, Traffic
 from evaluation.world import World
-from service.child import free_port, stop, wait_until_ready
 
 SERVICE_NAME = "service (http)"
 _BULK = 1000
@@ -46,7 +46,7 @@ def launched_service(data_dir: Path, log_path: Path) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     with log_path.open("ab") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, "-m", "cli", "serve"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,

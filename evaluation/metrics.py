@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import nonnegative, positive_int
+from bandits.validation import nonnegative, positive_int
 from clustering import normalize_rows
 
 FloatArray = NDArray[np.float64]

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits._validation import float_array, generator, positive_int, require
+from bandits.validation import float_array, generator, positive_int, require
 
 FloatArray = NDArray[np.float64]
 ESTIMATORS = ("ips", "snips", "dr")

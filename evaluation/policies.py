@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bandits import Prior, rank, seen_decay, top_k
-from bandits._validation import real_scalar
+from bandits.validation import real_scalar
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]

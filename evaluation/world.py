@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits._validation import generator, positive_int, real_scalar
+from bandits.validation import generator, positive_int, real_scalar
 from clustering import normalize_rows
 
 FloatArray = NDArray[np.float64]

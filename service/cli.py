@@ -1,6 +1,5 @@
-"""The `banditrec` command: `serve` runs the API (with an embedded Redis if needed);
-`export` and `import` back up, move or seed its state (see docs/state-format.md);
-`simulate` and `evaluate` prove that it learns (see docs/evaluation.md)."""
+"""The service's subcommands of `banditrec`: `serve` runs the API (with an embedded Redis if
+needed); `export` and `import` back up, move or seed its state (see docs/state-format.md)."""
 
 from __future__ import annotations
 
@@ -12,14 +11,13 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 import uvicorn
 
-from evaluation.cli import add_commands as add_evaluation_commands
-from service.embedded import EmbeddedRedis, EmbeddedRedisError, _ping
+from service.embedded import EmbeddedRedis, EmbeddedRedisError, answers_ping
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -54,19 +52,12 @@ def redis_for(settings: Settings) -> Iterator[str]:
 def redis_for_command(settings: Settings) -> Iterator[str]:
     """Yield a Redis URL for a one-off command: configured, a running serve's, or a new one."""
     socket_path = EmbeddedRedis(settings.data_dir).socket_path
-    if not settings.redis_url and _answers(socket_path):
+    if not settings.redis_url and answers_ping(socket_path):
         # A running serve holds the folder's lock: share its server instead.
         yield f"unix://{socket_path}"
         return
     with redis_for(settings) as url:
         yield url
-
-
-def _answers(socket_path: Path) -> bool:
-    try:
-        return _ping(socket_path).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -277,10 +268,8 @@ async def import_document(
     return 1
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the command line and run the chosen command."""
-    parser = argparse.ArgumentParser(prog="banditrec", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+def add_commands(commands: Any) -> None:
+    """Add the serve, export and import subparsers to ``commands`` (an argparse subparsers)."""
     serve_cmd = commands.add_parser("serve", help="run the HTTP API")
     serve_cmd.add_argument("--host", help="bind address (default BANDITREC_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (default BANDITREC_PORT or 8000)")
@@ -300,10 +289,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--replace", action="store_true", help="first delete every key under the key prefix"
     )
     import_cmd.set_defaults(run=import_state)
-    add_evaluation_commands(commands)
-    args = parser.parse_args(argv)
-    return int(args.run(args))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

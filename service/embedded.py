@@ -60,6 +60,14 @@ def _ping(path: Path) -> bytes:
         return sock.recv(64)
 
 
+def answers_ping(socket_path: Path) -> bool:
+    """Return whether a Redis server answers PING on this unix socket (not while loading)."""
+    try:
+        return _ping(socket_path).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
 class EmbeddedRedis:
     """Starts redis-server on a unix socket with AOF under `data_dir`; one per data folder."""
 
@@ -121,10 +129,9 @@ class EmbeddedRedis:
                     f"redis-server exited with {self._process.returncode}; "
                     f"see {self.data_dir / 'redis.log'}"
                 )
-            with contextlib.suppress(OSError):
-                # -LOADING while it replays the AOF: keep waiting.
-                if _ping(self.socket_path).startswith(b"+PONG"):
-                    return
+            # -LOADING while it replays the AOF: keep waiting.
+            if answers_ping(self.socket_path):
+                return
             time.sleep(0.02)
         self.stop()
         raise EmbeddedRedisError(f"redis-server did not answer within {timeout_s} s")

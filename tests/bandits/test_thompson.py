@@ -290,3 +290,16 @@ def test_rank_gives_the_same_list_for_arrays_as_for_lists() -> None:
     np.testing.assert_array_equal(fast[1], slow[1])
     as_float32 = rank(alpha.astype(np.float32), beta, 7, np.random.default_rng(8), multipliers)
     np.testing.assert_array_equal(fast[0], as_float32[0])
+
+
+def test_rank_trusted_gives_what_rank_gives_on_valid_arrays() -> None:
+    """The unchecked kernel the benchmarks time is the same ranking as the checked call."""
+    from bandits.thompson import rank_trusted
+
+    alpha, beta = arms(30)
+    multipliers = np.linspace(0.0, 1.0, 30)
+    for factors in (None, multipliers):
+        checked = rank(alpha, beta, 7, np.random.default_rng(8), factors)
+        kernel = rank_trusted(alpha, beta, 7, np.random.default_rng(8), factors)
+        np.testing.assert_array_equal(checked[0], kernel[0])
+        np.testing.assert_array_equal(checked[1], kernel[1])

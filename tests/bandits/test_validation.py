@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bandits import mix_posteriors, rank
-from bandits._validation import any_nan, beta_shapes, nonnegative, trusted_arms
+from bandits.validation import any_nan, beta_shapes, nonnegative, trusted_arms
 
 GOOD = np.array([1.0, 2.0, 3.0])
 

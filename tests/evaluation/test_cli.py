@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import json
 
-from service.cli import main
+from cli import main
 
 TINY = [
     "--impressions", "3000", "--n-users", "60", "--n-items", "20", "--n-groups", "2",

@@ -1,7 +1,8 @@
-"""docker-compose.yml keeps the production shape (no Docker engine is available in CI)."""
+"""The deploy files keep their shape: compose, CI, what make installs (no Docker engine in CI)."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import yaml
@@ -24,3 +25,24 @@ def test_compose_runs_redis_with_aof_and_the_api_after_it_is_healthy():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def _installs(target: str, venv: Path) -> list[str]:
+    """Return the pip install commands `make target` would run to build `venv` from scratch."""
+    plan = subprocess.run(
+        ["make", "--dry-run", target, f"VENV={venv}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    return [line for line in plan if "pip install" in line and "--upgrade pip" not in line]
+
+
+def test_make_run_installs_the_runtime_only_and_test_and_lint_the_test_extra(tmp_path):
+    venv = tmp_path / "venv"
+    [run] = _installs("run", venv)
+    assert run.endswith(" -e .")
+    for target in ("test", "lint"):
+        [install] = _installs(target, venv)
+        assert install.endswith(" -e '.[test]'")

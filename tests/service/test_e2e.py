@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from service.child import free_port, stop, wait_until_ready
+from evaluation.child import free_port, stop, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +20,7 @@ def _serve(data_dir: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
     env |= {"BANDITREC_DATA_DIR": str(data_dir), "BANDITREC_PORT": str(port)}
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, "-m", "cli", "serve"],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 import redis.asyncio as redis
 
-from service.cli import export_document, import_document, main, redis_for_command
+from cli import main
+from service.cli import export_document, import_document, redis_for_command
 from service.config import Settings
 from service.embedded import EmbeddedRedis
 from service.state import InvalidState, parse_document

@@ -122,7 +122,11 @@ async def test_rec_of_another_user_is_refused(svc):
 async def test_unknown_rec_id_credits_the_users_current_cluster(svc):
     await add_items(svc.client, ["a"])
     response = await send(svc.client, [event("click", "u", "a", "expired-or-never-logged")])
-    assert response.json() == {"accepted": 1, "duplicates": 0, "unknown_rec_ids": ["expired-or-never-logged"]}
+    assert response.json() == {
+        "accepted": 1,
+        "duplicates": 0,
+        "unknown_rec_ids": ["expired-or-never-logged"],
+    }
     assert (await arm(svc.client, "a"))["clusters"][0]["clicks"] == 1
 
 

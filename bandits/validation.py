@@ -1,4 +1,4 @@
-"""Argument checks shared by the public functions: each raises ValueError naming the value."""
+"""Argument checks shared by the pure packages: each raises ValueError naming the value."""
 
 from __future__ import annotations
 
