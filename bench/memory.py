@@ -37,7 +37,7 @@ async def _fit(url: str, k: int, dim: int, seed: int) -> int:
 def _write_counts(client: redis.Redis, gen: int, n_items: int, k: int, seed: int) -> int:
     """Fill imp/clk hashes of every (cluster, item) and the global row; return arms written.
 
-    Written with HSET on the documented key schema (README) rather than through feedback,
+    Written with HSET on the documented key schema (docs/redis-keys.md) rather than feedback,
     so that dedupe markers do not enter the figure; they are measured separately.
     """
     rng = np.random.default_rng(seed)

@@ -125,6 +125,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _stale_after_covers_refresh(self) -> Settings:
+        """`BANDITREC_STALE_AFTER_S` must cover one snapshot period (`BANDITREC_SNAPSHOT_MS`)."""
         if self.stale_after_s * 1000 < self.snapshot_ms:
             raise ValueError("stale_after_s must be at least one snapshot period (snapshot_ms)")
         return self
