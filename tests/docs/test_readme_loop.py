@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import redis
 
-from service.child import free_port, stop, wait_until_ready
+from evaluation.child import free_port, stop, wait_until_ready
 
 pytestmark = pytest.mark.slow
 
