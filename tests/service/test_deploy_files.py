@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -24,3 +26,15 @@ def test_compose_runs_redis_with_aof_and_the_api_after_it_is_healthy():
 def test_ci_runs_the_readme_test_command():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert "make test" in (ROOT / "README.md").read_text()
+
+
+def test_a_non_editable_install_ships_the_store_s_lua_scripts():
+    # The image runs `pip install .`: files outside Python packages need package-data.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["service.store"]
+    store = ROOT / "service" / "store"
+    scripts = sorted(store.glob("scripts/*.lua"))
+    assert scripts
+    for script in scripts:
+        relative = script.relative_to(store).as_posix()
+        assert any(fnmatch.fnmatch(relative, glob) for glob in globs), relative
