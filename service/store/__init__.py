@@ -1,8 +1,8 @@
 """The Redis store: the only code of banditrec that imports redis.
 
-keys.py names every key, codecs.py owns every stored encoding, scripts/*.lua hold the
-multi-key updates, serving.py is the store the service runs on, state.py its export and
-import.
+keys.py builds every key, codecs.py owns every stored encoding, scripts/*.lua hold the
+multi-key updates (loaded and run by connection.py), records.py the values passed in and
+out, serving.py is the store the service runs on, state.py its export and import.
 """
 
 from service.store.connection import StoreUnavailable
