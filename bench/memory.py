@@ -13,6 +13,7 @@ import redis
 
 from bench import machine, roundtrips, server
 from service.store import Store
+from service.store.keys import Keys
 
 N_ITEMS = 10_000
 K = 8
@@ -37,13 +38,14 @@ async def _fit(url: str, k: int, dim: int, seed: int) -> int:
 def _write_counts(client: redis.Redis, gen: int, n_items: int, k: int, seed: int) -> int:
     """Fill imp/clk hashes of every (cluster, item) and the global row; return arms written.
 
-    Written with HSET on the documented key schema (docs/redis-keys.md) rather than feedback,
+    Written with HSET on the store's keys (docs/redis-keys.md) rather than through feedback,
     so that dedupe markers do not enter the figure; they are measured separately.
     """
     rng = np.random.default_rng(seed)
+    keys = Keys("br")
     arms = 0
     for cluster in [*range(k), None]:
-        suffix = "global" if cluster is None else f"{gen}:{cluster}"
+        row_gen = None if cluster is None else gen
         impressions = rng.integers(1, 50_000, n_items)
         clicks = rng.binomial(impressions, 0.05).tolist()
         impressions = impressions.tolist()
@@ -53,11 +55,11 @@ def _write_counts(client: redis.Redis, gen: int, n_items: int, k: int, seed: int
             ids = [f"i{i}" for i in range(start, stop)]
             imp = dict(zip(ids, impressions[start:stop], strict=True))
             clk = dict(zip(ids, clicks[start:stop], strict=True))
-            pipe.hset(f"br:{{arms}}:imp:{suffix}", mapping=imp)
-            pipe.hset(f"br:{{arms}}:clk:{suffix}", mapping=clk)
+            pipe.hset(keys.arms("imp", row_gen, cluster), mapping=imp)
+            pipe.hset(keys.arms("clk", row_gen, cluster), mapping=clk)
         pipe.execute()
         arms += n_items
-    client.incr("br:{arms}:version")
+    client.incr(keys.arms_version)
     return arms
 
 

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -163,10 +162,3 @@ class EmbeddedRedis:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
-
-
-@contextlib.contextmanager
-def embedded_redis(data_dir: Path, appendfsync: str = "always") -> Iterator[EmbeddedRedis]:
-    """Run an embedded Redis for the duration of the block."""
-    with EmbeddedRedis(data_dir, appendfsync) as server:
-        yield server

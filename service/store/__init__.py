@@ -1,24 +1,29 @@
-"""The Redis store: the only code of banditrec that imports redis."""
+"""The Redis store: the only code of banditrec that imports redis.
 
-from service.store.serving import (
+keys.py builds every key, codecs.py owns every stored encoding, scripts/*.lua hold the
+multi-key updates (loaded and run by connection.py), records.py the values passed in and
+out, serving.py is the store the service runs on, state.py its export and import.
+"""
+
+from service.store.connection import StoreUnavailable
+from service.store.records import (
     ArmEvent,
     ClusterModel,
     CountChange,
     CountsState,
     CountTotal,
-    DimensionMismatch,
     ItemRecord,
-    LoggedList,
+    UserEvent,
+    UserState,
+    Versions,
+)
+from service.store.serving import DimensionMismatch, LoggedList, Store
+from service.store.state import (
     StateChanged,
     StateNotEmpty,
     StateSnapshot,
     StateWrite,
-    Store,
     StoredUser,
-    StoreUnavailable,
-    UserEvent,
-    UserState,
-    Versions,
 )
 
 __all__ = [

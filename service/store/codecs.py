@@ -1,13 +1,25 @@
 """Every stored encoding, each writer next to its parser.
 
-The Lua scripts under scripts/ write some of these strings too; tests/service hold the
-two sides to one format.
+The Lua scripts under scripts/ write some of these strings too (seen, last clicks, counts,
+change tokens); tests/service/test_store_codecs.py holds the two sides to one format.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from service.store.records import (
+    ClusterModel,
+    CountChange,
+    Counts,
+    CountTotal,
+    ItemRecord,
+    UserState,
+)
 
 # Cluster counts are stored in millionths of an event, so that soft credit is an integer
 # and the shares of one event add up to exactly one. Global counts are whole events.
@@ -17,6 +29,9 @@ MICRO = 1_000_000
 KINDS = ("imp", "clk", "cnv")
 # Feedback event types and the count each one increments.
 EVENT_KINDS = {"impression": "imp", "click": "clk", "conversion": "cnv"}
+
+# Embeddings and cluster centres: little-endian float32.
+_FLOAT32 = "<f4"
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +64,179 @@ class ServedList:
     def decode(cls, raw: bytes | str) -> ServedList:
         """Return the list stored by encode()."""
         return cls(**json.loads(raw))
+
+
+def text(value: bytes | str) -> str:
+    """Return a stored key, field or value as text (everything banditrec stores is UTF-8)."""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def text_map(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    """Return a hash as text fields and values."""
+    return {text(k): text(v) for k, v in raw.items()}
+
+
+# -- catalog ----------------------------------------------------------------------------
+
+
+def encode_embedding(embedding: Sequence[float] | np.ndarray | None) -> bytes:
+    """Return an embedding's stored bytes; b"" for none (the upsert script then deletes it)."""
+    return b"" if embedding is None else np.asarray(embedding, dtype=_FLOAT32).tobytes()
+
+
+def decode_embedding(raw: bytes | None) -> np.ndarray | None:
+    """Return the embedding written by encode_embedding, as float64; None for none."""
+    return None if not raw else np.frombuffer(raw, dtype=_FLOAT32).astype(np.float64)
+
+
+def item_meta(tags: list[str], pools: list[str], active: bool, updated: float) -> dict[str, object]:
+    """Return an item's meta fields, as encode_item_meta takes them."""
+    return {"tags": tags, "pools": pools, "active": active, "updated": updated}
+
+
+def encode_item_meta(meta: Mapping[str, object]) -> str:
+    """Return the JSON stored in the item meta hash."""
+    return json.dumps(meta, separators=(",", ":"))
+
+
+def decode_item(item_id: str, meta: bytes, embedding: bytes | None) -> ItemRecord:
+    """Return the item stored as encode_item_meta and encode_embedding wrote it."""
+    fields = json.loads(meta)
+    return ItemRecord(
+        item_id=item_id,
+        tags=fields["tags"],
+        pools=fields["pools"],
+        active=fields["active"],
+        updated=fields["updated"],
+        embedding=decode_embedding(embedding),
+    )
+
+
+# -- clusters ---------------------------------------------------------------------------
+
+
+def encode_clusters(
+    centers: np.ndarray, inertia: float, sizes: list[int], fitted_at: float
+) -> dict[str, int | bytes | str]:
+    """Return the clusters hash's fields but `gen` (which a fit increments in Redis)."""
+    return {
+        "k": centers.shape[0],
+        "dim": centers.shape[1],
+        "centers": np.asarray(centers, dtype=_FLOAT32).tobytes(),
+        "inertia": repr(float(inertia)),
+        "sizes": json.dumps(sizes),
+        "fitted_at": repr(float(fitted_at)),
+    }
+
+
+def decode_clusters(raw: Mapping[bytes, bytes]) -> ClusterModel:
+    """Return the model of a clusters hash (generation 0, one cluster, for an empty one)."""
+    if not raw:
+        return ClusterModel()
+    fields = {text(k): v for k, v in raw.items()}
+    k, dim = int(fields["k"]), int(fields["dim"])
+    centers = np.frombuffer(fields["centers"], dtype=_FLOAT32).astype(np.float64)
+    return ClusterModel(
+        gen=int(fields["gen"]),
+        k=k,
+        centers=centers.reshape(k, dim),
+        inertia=float(fields["inertia"]),
+        sizes=json.loads(fields["sizes"]),
+        fitted_at=float(fields["fitted_at"]),
+    )
+
+
+# -- counts -----------------------------------------------------------------------------
+
+
+def decode_counts(raw: Mapping[bytes, bytes]) -> dict[str, float]:
+    """Return a count hash (or its time hash) as numbers, by item_id."""
+    # float() reads both whole counts and discounted ones, exactly as they were written.
+    return {text(k): float(v) for k, v in raw.items()}
+
+
+def decode_count_row(hashes: Sequence[Mapping[bytes, bytes]]) -> Counts:
+    """Return the (imp, clk, cnv) count hashes (or time hashes) of one cluster as numbers."""
+    imp, clk, cnv = (decode_counts(h) for h in hashes)
+    return imp, clk, cnv
+
+
+def decode_count_total(token: str) -> CountTotal:
+    """Return one token of a change entry, as record_counts.lua writes it.
+
+    gen|kind|at|total|cluster:total,...|item_id; `at` is empty without discounting.
+    """
+    gen, kind, at, total, clusters, item_id = token.split("|", 5)
+    return CountTotal(
+        gen=int(gen),
+        kind=kind,
+        item_id=item_id,
+        total=float(total),
+        clusters=tuple(
+            (int(c), float(v)) for c, v in (part.split(":") for part in clusters.split(",") if part)
+        ),
+        at=float(at) if at else None,
+    )
+
+
+def decode_change(entry_id: bytes, fields: Mapping[bytes, bytes]) -> CountChange:
+    """Return one entry of the changes stream: v (the version), d (newline-joined tokens)."""
+    values = text_map(fields)
+    totals = [decode_count_total(token) for token in values["d"].split("\n")]
+    return CountChange(text(entry_id), int(values["v"]), totals)
+
+
+# -- users ------------------------------------------------------------------------------
+
+
+def encode_seen(unclicked: float, updated: float) -> str:
+    """Return a seen value: unclicked impressions (decayed to `updated`) | updated."""
+    # record_user.lua writes the same, with string.format('%.6f|%.3f').
+    return f"{unclicked:.6f}|{updated:.3f}"
+
+
+def decode_seen(value: bytes | str) -> tuple[float, float]:
+    """Return (unclicked, updated) of a seen value."""
+    unclicked, _, updated = text(value).partition("|")
+    return float(unclicked), float(updated)
+
+
+def encode_last_click(clicked_at: float, rec_id: str | None) -> str:
+    """Return a last-click value: clicked_at | rec_id of the list clicked in ('' for none)."""
+    # record_user.lua writes the same, with string.format('%.3f|%s').
+    return f"{clicked_at:.3f}|{rec_id or ''}"
+
+
+def decode_last_click(value: bytes | str) -> tuple[float, str | None]:
+    """Return (clicked_at, rec_id or None) of a last-click value."""
+    clicked_at, _, rec_id = text(value).partition("|")
+    return float(clicked_at), rec_id or None
+
+
+def assigned_key(gen: int, hist: int, mode: str) -> str:
+    """Return what a cached membership was computed for: generation, clicks so far, mode."""
+    return f"{gen}:{hist}:{mode}"
+
+
+def parse_assigned_key(key: str) -> tuple[int, int, str]:
+    """Return (gen, hist, mode) of an assigned_key; ValueError if it is not one."""
+    gen, hist, mode = key.split(":", 2)
+    return int(gen), int(hist), mode
+
+
+def decode_user(
+    state: Mapping[bytes, bytes],
+    clicks: Sequence[bytes],
+    seen: Mapping[bytes, bytes],
+    last_clicks: Mapping[bytes, bytes],
+) -> UserState:
+    """Return a user's state from their state hash, click list, seen and last-click hashes."""
+    fields = text_map(state)
+    return UserState(
+        hist=int(fields.get("hist", 0)),
+        membership=fields.get("membership"),
+        assigned=fields.get("assigned"),
+        clicks=[text(c) for c in clicks],
+        seen={text(item): decode_seen(value) for item, value in seen.items()},
+        last_clicks={text(item): decode_last_click(value) for item, value in last_clicks.items()},
+    )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fnmatch
 import subprocess
+import tomllib
 from pathlib import Path
 
 import yaml
@@ -46,3 +48,15 @@ def test_make_run_installs_the_runtime_only_and_test_and_lint_the_test_extra(tmp
     for target in ("test", "lint"):
         [install] = _installs(target, venv)
         assert install.endswith(" -e '.[test]'")
+
+
+def test_a_non_editable_install_ships_the_store_s_lua_scripts():
+    # The image runs `pip install .`: files outside Python packages need package-data.
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["service.store"]
+    store = ROOT / "service" / "store"
+    scripts = sorted(store.glob("scripts/*.lua"))
+    assert scripts
+    for script in scripts:
+        relative = script.relative_to(store).as_posix()
+        assert any(fnmatch.fnmatch(relative, glob) for glob in globs), relative

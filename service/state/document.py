@@ -1,33 +1,21 @@
-"""The state file of `banditrec export` and `banditrec import` (docs/state-format.md).
+"""The state file of `banditrec export` and `banditrec import` (docs/state-format.md): its
+shape, its validation as a whole, and the settings it records.
 
-Builds the JSON document from what the store read, and validates a document as a whole
-before the store writes anything. No I/O here: the store reads and writes, the CLI moves
-bytes.
+No I/O here: the store reads and writes, the CLI moves bytes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
 from pydantic import StrictBool as Bool
 from pydantic import StrictInt as Int
 from pydantic import StrictStr as Str
 
 from service.schemas import ID_PATTERN, MAX_DIM, NAME_PATTERN
-from service.store import (
-    ClusterModel,
-    ItemRecord,
-    StateSnapshot,
-    StateWrite,
-    StoredUser,
-    Versions,
-)
-from service.store.codecs import KINDS, MICRO
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -50,9 +38,6 @@ SHAPING_SETTINGS = (
     "seen_gamma",
     "seen_half_life_h",
 )
-# A cluster count this close to a whole number of millionths is that number: files edited
-# by float-based tools turn 0.123457 into 0.12345699999999999.
-_WHOLE_MILLIONTHS = Decimal("1e-6")
 _MAX_ERRORS = 10
 
 
@@ -173,151 +158,22 @@ class StateDocument(_Entry):
     users: list[UserEntry] | None = None
 
 
-# -- export -----------------------------------------------------------------------------
+# -- settings and numbers -------------------------------------------------------------
 
 
 def settings_fields(settings: Settings) -> dict[str, Any]:
     """Return the settings that shape the counts, as the file records them."""
-    # getattr: half_life_h arrives with count discounting.
-    return {name: getattr(settings, name, 0.0) for name in SHAPING_SETTINGS}
+    return {name: getattr(settings, name) for name in SHAPING_SETTINGS}
 
 
-def open_document(snapshot: StateSnapshot, settings: dict[str, Any], version: str) -> str:
-    """Return the document's text up to its first array: format, counters and clustering."""
-    stats = {name: _number(Decimal(value)) for name, value in sorted(snapshot.stats.items())}
-    since = snapshot.decay_since
-    head = {
-        "format": json.dumps(FORMAT),
-        "format_version": json.dumps(FORMAT_VERSION),
-        "exported_at": json.dumps(snapshot.at_ms / 1000),
-        "banditrec_version": json.dumps(version),
-        "settings": json.dumps(settings),
-        "versions": json.dumps({"items": snapshot.items_version, "arms": snapshot.arms_version}),
-        "decay_since": "null" if since is None else _number(Decimal(since)),
-        "stats": "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in stats.items()) + "}",
-        "clusters": json.dumps(_clusters_entry(snapshot.clusters)),
-    }
-    return "{\n" + "".join(f'"{name}": {text},\n' for name, text in head.items())
-
-
-def _clusters_entry(clusters: ClusterModel) -> dict[str, Any] | None:
-    if clusters.gen == 0 or clusters.centers is None:
-        return None
-    return {
-        "gen": clusters.gen,
-        "k": clusters.k,
-        "centers": [_float32_list(row) for row in clusters.centers],
-        "inertia": clusters.inertia,
-        "sizes": clusters.sizes,
-        "fitted_at": clusters.fitted_at,
-    }
-
-
-def _float32_list(values: np.ndarray) -> list[float]:
-    # Stored as float32: the shortest decimal that reads back as the same float32, as GET
-    # /v1/items shows it (0.9, not 0.8999999761581421).
-    return [float(str(x)) for x in np.asarray(values, dtype=np.float32)]
-
-
-def item_entries(snapshot: StateSnapshot) -> list[str]:
-    """Return the items' JSON texts, by item_id."""
-    return [
-        json.dumps(
-            {
-                "item_id": item.item_id,
-                "tags": item.tags,
-                "pools": item.pools,
-                "active": item.active,
-                "updated": item.updated,
-                "embedding": None if item.embedding is None else _float32_list(item.embedding),
-            }
-        )
-        for item in sorted(snapshot.items, key=lambda it: it.item_id)
-    ]
-
-
-def retired_entries(snapshot: StateSnapshot) -> list[str]:
-    """Return the JSON texts of the ids of items with counts that left the catalog."""
-    catalog = {item.item_id for item in snapshot.items}
-    return [json.dumps(item_id) for item_id in sorted(_armed_items(snapshot) - catalog)]
-
-
-def _armed_items(snapshot: StateSnapshot) -> set[str]:
-    armed: set[str] = set()
-    for rows in (snapshot.counts, snapshot.times):
-        for values in rows.values():
-            armed.update(values)
-    return armed
-
-
-def arm_entries(snapshot: StateSnapshot) -> list[str]:
-    """Return the arms' JSON texts, by item_id, global arm first, counts in events."""
-    clusters: list[int | None] = [None, *range(snapshot.clusters.k)]
-    lines = []
-    for item_id in sorted(_armed_items(snapshot)):
-        for cluster in clusters:
-            counts = [snapshot.counts.get((kind, cluster), {}).get(item_id) for kind in KINDS]
-            times = [snapshot.times.get((kind, cluster), {}).get(item_id) for kind in KINDS]
-            if counts == [None] * 3 and times == [None] * 3:
-                continue
-            lines.append(_arm_line(item_id, cluster, counts, times))
-    return lines
-
-
-def _arm_line(
-    item_id: str, cluster: int | None, counts: list[str | None], times: list[str | None]
-) -> str:
-    # Written by hand: json.dumps has no exact form for a Decimal.
-    scale = Decimal(1) if cluster is None else Decimal(MICRO)
-    fields = [f'"item_id": {json.dumps(item_id)}', f'"cluster": {json.dumps(cluster)}']
-    for name, text in zip(COUNT_NAMES, counts, strict=True):
-        fields.append(f'"{name}": {_number(Decimal(text or 0) / scale)}')
-    updated = {n: float(t) for n, t in zip(COUNT_NAMES, times, strict=True) if t is not None}
-    if updated:
-        fields.append(f'"updated": {json.dumps(updated)}')
-    return "{" + ", ".join(fields) + "}"
-
-
-def _number(value: Decimal) -> str:
+def json_number(value: Decimal) -> str:
     """Return a number's JSON text: whole numbers as integers, others in plain notation."""
     if value == value.to_integral_value():
         return str(int(value))
     return format(value.normalize(), "f")
 
 
-def dedupe_entries(markers: Iterable[tuple[str, int]]) -> list[str]:
-    """Return the dedupe markers' JSON texts: [event_id, expiry in unix seconds]."""
-    return [json.dumps([event_id, expires_ms / 1000]) for event_id, expires_ms in markers]
-
-
-def user_entries(users: Iterable[StoredUser]) -> list[str]:
-    """Return the users' JSON texts."""
-    return [json.dumps(_user_entry(user)) for user in users]
-
-
-def _user_entry(user: StoredUser) -> dict[str, Any]:
-    seen = {}
-    for item_id, text in user.seen.items():
-        unclicked, _, updated = text.partition("|")
-        seen[item_id] = [float(unclicked), float(updated)]
-    last_clicks = {}
-    for item_id, text in user.last_clicks.items():
-        clicked_at, _, rec_id = text.partition("|")
-        last_clicks[item_id] = [float(clicked_at), rec_id or None]
-    return {
-        "user_id": user.user_id,
-        "hist": int(user.state.get("hist", 0)),
-        "membership": user.state.get("membership"),
-        "assigned": user.state.get("assigned"),
-        "clicks": user.clicks,
-        "seen": seen,
-        "last_clicks": last_clicks,
-        "events": [[event_id, at] for event_id, at in user.events],
-        "expires_at": None if user.expires_ms is None else user.expires_ms / 1000,
-    }
-
-
-# -- import -----------------------------------------------------------------------------
+# -- parsing ----------------------------------------------------------------------------
 
 
 def parse_document(text: str | bytes) -> StateDocument:
@@ -440,99 +296,6 @@ def _duplicates(name: str, ids: list[str], suffix: str) -> list[tuple[str, str]]
             problems.append((f"{name}[{n}]{suffix}", f"{value!r} is also {name}[{first[value]}]"))
         first.setdefault(value, n)
     return problems
-
-
-def plan_import(document: StateDocument, current: Versions) -> StateWrite:
-    """Return what to write for a validated document into a store at `current` versions.
-
-    Counters end above both the store's and the file's, and a clustering gets a generation
-    above the store's, so running workers see the change and reload in full.
-    """
-    file_gen = document.clusters.gen if document.clusters is not None else 0
-    gen = max(current.clusters, file_gen) + 1 if document.clusters is not None else 0
-    counts, times = _stored_arms(document.arms)
-    embedded = (item.embedding for item in document.items if item.embedding is not None)
-    return StateWrite(
-        items_version=max(current.items, document.versions.items) + 1,
-        arms_version=max(current.arms, document.versions.arms) + 1,
-        gen=gen,
-        dim=len(next(embedded, [])),
-        items=[_item_record(item) for item in document.items],
-        clusters=_cluster_model(document.clusters, gen),
-        counts=counts,
-        times=times,
-        decay_since=None if document.decay_since is None else repr(document.decay_since),
-        stats={name: _number(value) for name, value in document.stats.items()},
-        dedupe=[(event_id, round(at * 1000)) for event_id, at in document.dedupe],
-        users=[_stored_user(user, file_gen, gen) for user in document.users or []],
-    )
-
-
-def _item_record(item: ItemEntry) -> ItemRecord:
-    embedding = None if item.embedding is None else np.asarray(item.embedding)
-    return ItemRecord(item.item_id, item.tags, item.pools, item.active, item.updated, embedding)
-
-
-def _cluster_model(clusters: ClustersEntry | None, gen: int) -> ClusterModel | None:
-    if clusters is None:
-        return None
-    return ClusterModel(
-        gen=gen,
-        k=clusters.k,
-        centers=np.asarray(clusters.centers),
-        inertia=clusters.inertia,
-        sizes=clusters.sizes,
-        fitted_at=clusters.fitted_at,
-    )
-
-
-def _stored_arms(
-    arms: list[ArmEntry],
-) -> tuple[
-    dict[tuple[str, int | None], dict[str, str]], dict[tuple[str, int | None], dict[str, str]]
-]:
-    """Return the count and time hashes' fields, by (kind, cluster); zero counts are not stored."""
-    counts: dict[tuple[str, int | None], dict[str, str]] = {}
-    times: dict[tuple[str, int | None], dict[str, str]] = {}
-    for arm in arms:
-        for kind, name in zip(KINDS, COUNT_NAMES, strict=True):
-            value: Decimal = getattr(arm, name)
-            if value:
-                stored = _stored_count(value, in_cluster=arm.cluster is not None)
-                counts.setdefault((kind, arm.cluster), {})[arm.item_id] = stored
-            at: float | None = getattr(arm.updated, name)
-            if at is not None:
-                times.setdefault((kind, arm.cluster), {})[arm.item_id] = repr(at)
-    return counts, times
-
-
-def _stored_count(events: Decimal, *, in_cluster: bool) -> str:
-    """Return a count's stored text: global arms in events, cluster arms in millionths."""
-    if not in_cluster:
-        return _number(events)
-    millionths = events * MICRO
-    whole = millionths.to_integral_value()
-    return _number(whole if abs(millionths - whole) <= _WHOLE_MILLIONTHS else millionths)
-
-
-def _stored_user(user: UserEntry, file_gen: int, gen: int) -> StoredUser:
-    state = {"hist": str(user.hist)} if user.hist else {}
-    # The cached membership is keyed by generation: it stays valid under the renumbered
-    # generation, and any other one is recomputed on the user's next request.
-    cache_gen, sep, rest = (user.assigned or "").partition(":")
-    if user.membership is not None and sep and cache_gen == str(file_gen):
-        state |= {"membership": user.membership, "assigned": f"{gen}:{rest}"}
-    return StoredUser(
-        user_id=user.user_id,
-        state=state,
-        clicks=user.clicks,
-        seen={item: f"{n:.6f}|{at:.3f}" for item, (n, at) in user.seen.items()},
-        events=list(user.events),
-        last_clicks={
-            item: f"{at:.3f}|{rec_id or ''}" for item, (at, rec_id) in user.last_clicks.items()
-        },
-        expires_ms=None if user.expires_at is None else round(user.expires_at * 1000),
-    )
 
 
 def settings_differences(document: StateDocument, settings: Settings) -> list[str]:

@@ -1,0 +1,119 @@
+"""The values the store takes and returns: catalog items, clusters, users, counts, events."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRecord:
+    """One catalog item as stored."""
+
+    item_id: str
+    tags: list[str]
+    pools: list[str]
+    active: bool
+    updated: float
+    embedding: np.ndarray | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterModel:
+    """The fitted k-means centres; generation 0 means no fit yet (one cluster)."""
+
+    gen: int = 0
+    k: int = 1
+    centers: np.ndarray | None = None
+    inertia: float | None = None
+    sizes: list[int] = field(default_factory=list)
+    fitted_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UserState:
+    """What the service keeps about one user."""
+
+    hist: int = 0
+    membership: str | None = None
+    assigned: str | None = None
+    clicks: list[str] = field(default_factory=list)
+    seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # item_id -> (clicked_at, rec_id of the list it was clicked in, or None)
+    last_clicks: dict[str, tuple[float, str | None]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Versions:
+    """Change counters that tell the snapshot what to reload."""
+
+    items: int
+    arms: int
+    clusters: int
+
+
+Counts = tuple[dict[str, float], dict[str, float], dict[str, float]]  # imp, clk, cnv
+
+
+@dataclass(frozen=True, slots=True)
+class CountsState:
+    """All counts at one version, and the id of the change entry that produced it.
+
+    `counts` has one (imp, clk, cnv) triple per row: clusters 0..k-1, then global.
+    `updated` holds, in the same layout, when each count was last discounted (only read
+    when discounting); `decay_since` is when discounting was first used, if ever.
+    """
+
+    version: int
+    stream_id: str
+    counts: list[Counts]
+    updated: list[Counts] | None = None
+    decay_since: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CountTotal:
+    """One accepted event's new totals: global, and per credited cluster of generation gen."""
+
+    gen: int
+    kind: str  # imp | clk | cnv
+    item_id: str
+    total: float
+    clusters: tuple[tuple[int, float], ...]
+    at: float | None  # when discounted to these totals; None without discounting
+
+
+@dataclass(frozen=True, slots=True)
+class CountChange:
+    """One feedback batch's accepted events, as the totals they left behind, in order."""
+
+    stream_id: str
+    version: int
+    totals: list[CountTotal]
+
+
+@dataclass(frozen=True, slots=True)
+class ArmEvent:
+    """One deduplicated counter update: event_id credits item in generation gen's clusters.
+
+    `shares` are (cluster, millionths of the event) pairs summing to one million; `stats`
+    are fields of the stats hash to count once if the event is new.
+    """
+
+    event_id: str
+    kind: str
+    item_id: str
+    gen: int
+    shares: tuple[tuple[int, int], ...]
+    stats: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class UserEvent:
+    """One event's effect on a user's seen decay, history and last clicks."""
+
+    event_id: str
+    kind: str
+    item_id: str
+    rec_id: str | None = None

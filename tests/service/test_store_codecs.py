@@ -1,0 +1,130 @@
+"""The stored strings that Lua and Python both write or read agree on one format."""
+
+from __future__ import annotations
+
+import pytest
+import redis.asyncio as redis
+
+from service.store import ArmEvent, StateWrite, Store, StoredUser, UserEvent
+from service.store.codecs import (
+    assigned_key,
+    decode_counts,
+    decode_last_click,
+    decode_seen,
+    encode_last_click,
+    encode_seen,
+    parse_assigned_key,
+)
+from tests.service.helpers import add_items, event, send
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1712345678.125
+HALF_LIFE_S = 3600.0
+
+
+@pytest.fixture
+async def store(flushed: None, redis_url: str):
+    store = Store(redis_url)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def raw(redis_url: str):
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+async def _feedback(store: Store, user_events: list[UserEvent], now: float, **kwargs) -> None:
+    await store.record_feedback(
+        [],
+        {"u": user_events},
+        now=now,
+        retention_s=86400,
+        seen_half_life_s=HALF_LIFE_S,
+        history_n=10,
+        user_ttl_s=86400,
+        **kwargs,
+    )
+
+
+async def test_seen_and_last_clicks_written_by_lua_parse_with_the_codecs(store, raw):
+    events = [
+        UserEvent("e1", "impression", "a"),
+        UserEvent("e2", "click", "b", "r1"),
+        UserEvent("e3", "click", "c"),
+    ]
+    await _feedback(store, events, NOW)
+    keys = store.keys
+    assert decode_seen(await raw.hget(keys.user("u", "seen"), "a")) == (1.0, NOW)
+    last_clicks = keys.user("u", "lastclick")
+    assert decode_last_click(await raw.hget(last_clicks, "b")) == (NOW, "r1")
+    assert decode_last_click(await raw.hget(last_clicks, "c")) == (NOW, None)
+    # Lua and Python write the very same text.
+    assert await raw.hget(keys.user("u", "seen"), "a") == encode_seen(1.0, NOW).encode()
+    assert await raw.hget(last_clicks, "b") == encode_last_click(NOW, "r1").encode()
+    assert await raw.hget(last_clicks, "c") == encode_last_click(NOW, None).encode()
+
+
+async def test_seen_written_by_python_is_decayed_by_lua(store):
+    user = StoredUser(
+        user_id="u",
+        state={},
+        clicks=[],
+        seen={"a": encode_seen(3.0, NOW)},
+        events=[],
+        last_clicks={"b": encode_last_click(NOW, "r1")},
+        expires_ms=None,
+    )
+    plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, [], [user])
+    await store.write_state(plan, 0, replace=False)
+    await _feedback(store, [UserEvent("e1", "impression", "a")], NOW + HALF_LIFE_S)
+    users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
+    # Three unclicked impressions a half-life old weigh 1.5, plus this one.
+    assert users["u"].seen == {"a": (2.5, NOW + HALF_LIFE_S)}
+    assert users["u"].last_clicks == {"b": (NOW, "r1")}
+
+
+@pytest.mark.parametrize("half_life_s", [0.0, HALF_LIFE_S])
+async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, half_life_s):
+    shares = ((0, 250_000), (1, 750_000))
+    arm_events = [ArmEvent("e1", "click", "a:b|c", 7, shares)]
+    await store.record_feedback(
+        arm_events,
+        {},
+        now=NOW,
+        retention_s=86400,
+        seen_half_life_s=HALF_LIFE_S,
+        history_n=10,
+        user_ttl_s=86400,
+        count_half_life_s=half_life_s,
+    )
+    (change,) = await store.read_changes("0-0", 10)
+    (total,) = change.totals
+    assert (total.gen, total.kind, total.item_id, total.total) == (7, "clk", "a:b|c", 1.0)
+    assert total.clusters == ((0, 250_000.0), (1, 750_000.0))
+    assert total.at == (NOW if half_life_s else None)
+    stored = decode_counts(await raw.hgetall(store.keys.arms("clk", 7, 1)))
+    assert stored == {"a:b|c": 750_000.0}
+
+
+def test_an_assigned_key_parses_back():
+    assert parse_assigned_key(assigned_key(3, 12, "soft")) == (3, 12, "soft")
+    for malformed in ("3:12", "x:12:soft", ""):
+        with pytest.raises(ValueError):
+            parse_assigned_key(malformed)
+
+
+async def test_the_membership_cache_key_is_the_codecs_one(svc):
+    await add_items(svc.client, ["a", "b"])
+    await send(svc.client, [event("click", "u1", "a")])
+    response = await svc.client.post("/v1/recommend", json={"user_id": "u1", "k": 1})
+    assert response.status_code == 200, response.text
+    store: Store = svc.app.state.store
+    users, _, gen = await store.read_users(["u1"], 10)
+    assert users["u1"].assigned is not None
+    mode = svc.app.state.settings.membership
+    assert parse_assigned_key(users["u1"].assigned) == (gen, 1, mode)
+    assert users["u1"].assigned == assigned_key(gen, users["u1"].hist, mode)
