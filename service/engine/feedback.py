@@ -10,7 +10,7 @@ from service.engine.refresh import Snapshots
 from service.engine.users import Users
 from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
 from service.store import ArmEvent, UserEvent, UserState
-from service.store.codecs import EVENT_KINDS
+from service.store.codecs import EVENT_KINDS, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
 _MAX_CLOCK_SKEW_S = 300.0
@@ -89,7 +89,7 @@ class Feedback:
             stats: tuple[str, ...] = ()
             if rec is not None:
                 kind = EVENT_KINDS[event.type]
-                outcomes.setdefault(str(rec_id), set()).add(f"{kind}:{event.item_id}")
+                outcomes.setdefault(str(rec_id), set()).add(outcome_field(kind, event.item_id))
                 stats = stats_fields(rec, kind, event.item_id)
             fits = membership is not None and membership.fits(snap.clusters.k)
             logged.append(membership if fits else None)

@@ -11,6 +11,7 @@ from service.engine.errors import InvalidRequest, NotFound
 from service.engine.refresh import Snapshots
 from service.schemas import BulkResult, ItemBody, ItemIn, ItemOut
 from service.store import ItemRecord
+from service.store.codecs import item_meta
 
 
 class Items:
@@ -59,7 +60,7 @@ class Items:
 
 
 def _meta(item: ItemBody, now: float) -> dict[str, object]:
-    return {"tags": item.tags, "pools": item.pools, "active": item.active, "updated": now}
+    return item_meta(item.tags, item.pools, item.active, now)
 
 
 def _as_stored(embedding: object) -> list[float] | None:

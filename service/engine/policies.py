@@ -10,7 +10,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from bandits import fill_quotas, inclusion_probabilities, rank, rank_with_quotas, top_k
-from service.store.codecs import ServedList
+from service.store.codecs import ServedList, stats_field
 
 Policy = Literal["bandit", "explore", "baseline"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)
@@ -154,10 +154,10 @@ def stats_fields(rec: ServedList, kind: str, item_id: str) -> tuple[str, ...]:
     exploration list, `replay_kind:policy` counts items the policy would have served.
     """
     policy = rec.policy
-    fields = [f"{kind}:{policy}"]
+    fields = [stats_field(kind, policy)]
     if kind in ("imp", "clk"):
-        prefix = "replay" if policy == "explore" else "agree"
+        view = "replay" if policy == "explore" else "agree"
         for other, items in rec.shadows.items():
             if item_id in items:
-                fields.append(f"{prefix}_{kind}:{other}")
+                fields.append(stats_field(kind, other, view))
     return tuple(fields)

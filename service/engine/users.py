@@ -12,6 +12,7 @@ from service.engine.membership import Membership, memberships_of
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog, Snapshot
 from service.store import UserState
+from service.store.codecs import assigned_key
 
 _USER_CACHE_SIZE = 100_000
 
@@ -92,7 +93,7 @@ class Users:
         return positions.astype(np.intp), seen_decay(unclicked, settings.seen_gamma)
 
     def _assigned_key(self, snap: Snapshot, user: UserState) -> str:
-        return f"{snap.clusters.gen}:{user.hist}:{self.ctx.settings.membership}"
+        return assigned_key(snap.clusters.gen, user.hist, self.ctx.settings.membership)
 
     def _cached(self, snap: Snapshot, user: UserState) -> Membership | None:
         """Return the user's stored membership if it was computed for their current state."""

@@ -28,7 +28,7 @@ from service.schemas import (
     UserOut,
 )
 from service.store import LoggedList
-from service.store.codecs import MICRO
+from service.store.codecs import MICRO, outcome_field, stats_field
 
 
 class Views:
@@ -162,29 +162,29 @@ class Views:
         """Return the per-policy counters with CTRs and their intervals."""
         counters = await self.ctx.store.stats()
 
-        def clicks(prefix: str, policy: str) -> ClickStats:
-            shown = int(counters.get(f"{prefix}imp:{policy}", 0))
-            clicked = int(counters.get(f"{prefix}clk:{policy}", 0))
+        def count(kind: str, policy: str, view: str | None = None) -> int:
+            return int(counters.get(stats_field(kind, policy, view), 0))
+
+        def clicks(policy: str, view: str | None = None) -> ClickStats:
+            shown, clicked = count("imp", policy, view), count("clk", policy, view)
             return ClickStats(impressions=shown, clicks=clicked, **_ctr(shown, clicked))
 
         # A policy (or view) is listed once it has a counter of its own.
-        def seen(policy: str, *kinds: str) -> bool:
-            return any(counters.get(f"{kind}:{policy}") for kind in kinds)
+        def seen(policy: str, kinds: tuple[str, ...], view: str | None = None) -> bool:
+            return any(count(kind, policy, view) for kind in kinds)
 
         policies: dict[str, PolicyStats] = {
             policy: PolicyStats(
-                lists=int(counters.get(f"lists:{policy}", 0)),
-                conversions=int(counters.get(f"cnv:{policy}", 0)),
-                **clicks("", policy).model_dump(),
+                lists=count("lists", policy),
+                conversions=count("cnv", policy),
+                **clicks(policy).model_dump(),
             )
             for policy in POLICIES
-            if seen(policy, "lists", "imp", "clk", "cnv")
+            if seen(policy, ("lists", "imp", "clk", "cnv"))
         }
         views: dict[str, dict[str, ClickStats]] = {
-            name: {
-                p: clicks(f"{name}_", p) for p in POLICIES if seen(p, f"{name}_imp", f"{name}_clk")
-            }
-            for name in ("agree", "replay")
+            view: {p: clicks(p, view) for p in POLICIES if seen(p, ("imp", "clk"), view)}
+            for view in ("agree", "replay")
         }
         return StatsOut(
             mode=self.ctx.settings.mode,
@@ -235,9 +235,9 @@ def _served_line(logged: LoggedList) -> dict[str, Any]:
                 "position": position,
                 "score": score,
                 "propensity": propensity,
-                "impression": f"imp:{item}" in outcomes,
-                "click": f"clk:{item}" in outcomes,
-                "conversion": f"cnv:{item}" in outcomes,
+                "impression": outcome_field("imp", item) in outcomes,
+                "click": outcome_field("clk", item) in outcomes,
+                "conversion": outcome_field("cnv", item) in outcomes,
             }
             for position, (item, score, propensity) in enumerate(
                 zip(served.items, served.scores, served.propensities, strict=True)

@@ -240,3 +240,16 @@ def decode_user(
         seen={text(item): decode_seen(value) for item, value in seen.items()},
         last_clicks={text(item): decode_last_click(value) for item, value in last_clicks.items()},
     )
+
+
+def outcome_field(kind: str, item_id: str) -> str:
+    """Return the field flagged on a served list's outcome hash: 'imp:ITEM', 'clk:ITEM'..."""
+    return f"{kind}:{item_id}"
+
+
+def stats_field(kind: str, policy: str, view: str | None = None) -> str:
+    """Return a /v1/stats counter: 'KIND:POLICY', or 'VIEW_KIND:POLICY' for agree/replay.
+
+    KIND is imp, clk, cnv, or lists (served lists).
+    """
+    return f"{kind}:{policy}" if view is None else f"{view}_{kind}:{policy}"

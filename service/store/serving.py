@@ -28,6 +28,7 @@ from service.store.codecs import (
     encode_clusters,
     encode_embedding,
     encode_item_meta,
+    stats_field,
     text,
 )
 from service.store.connection import (
@@ -311,7 +312,7 @@ class Store:
         the user's (membership, key)."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.set(self.keys.rec(rec_id), served.encode(), ex=ttl_s)
-            pipe.hincrby(self.keys.stats, f"lists:{served.policy}", 1)
+            pipe.hincrby(self.keys.stats, stats_field("lists", served.policy), 1)
             if assignment is not None:
                 membership, assigned = assignment
                 user_state = self.keys.user(served.user_id, "state")

@@ -112,8 +112,8 @@ def check_round(outputs: list[Any], service: Service, rounds: int) -> None:
     shown = [item["item_id"] for item in rec["items"]]
     assert len(shown) == 2 and set(shown) <= {"i1", "i2", "i3"}, rec
     sent = len(shown) + 1  # an impression of each served item, a click on the first
-    assert first == {"accepted": sent, "duplicates": 0}, first
-    assert again == {"accepted": 0, "duplicates": sent}, again
+    assert first == {"accepted": sent, "duplicates": 0, "unknown_rec_ids": []}, first
+    assert again == {"accepted": 0, "duplicates": sent, "unknown_rec_ids": []}, again
     # The feedback named the list it belongs to: its outcomes are on the logged list.
     logged = [json.loads(line) for line in service.get("/v1/admin/logs/export").splitlines()]
     (line,) = [entry for entry in logged if entry["rec_id"] == rec["rec_id"]]
