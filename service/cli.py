@@ -144,12 +144,13 @@ async def export_document(url: str, settings: Settings, out: TextIO, *, users: b
     """Stream the state under settings.key_prefix to `out`; return a summary of what it holds."""
     from service import state
     from service.store import Store
+    from service.store import state as store_state
 
     store = Store(url, settings.key_prefix, settings.redis_timeout_s)
     try:
-        snapshot = await store.read_state()
+        snapshot = await store_state.read_state(store)
         out.write(state.open_document(snapshot, state.settings_fields(settings), _version()))
-        markers = store.dedupe_markers(snapshot.at_ms, settings.dedupe_retention_s)
+        markers = store_state.dedupe_markers(store, snapshot.at_ms, settings.dedupe_retention_s)
         sections: list[tuple[str, AsyncIterable[list[str]]]] = [
             ("items", _once(state.item_entries(snapshot))),
             ("retired", _once(state.retired_entries(snapshot))),
@@ -157,7 +158,9 @@ async def export_document(url: str, settings: Settings, out: TextIO, *, users: b
             ("dedupe", _rendered(markers, state.dedupe_entries)),
         ]
         if users:
-            sections.append(("users", _rendered(store.stored_users(), state.user_entries)))
+            sections.append(
+                ("users", _rendered(store_state.stored_users(store), state.user_entries))
+            )
         counts = []
         for n, (name, entries) in enumerate(sections):
             out.write(",\n" if n else "")
@@ -237,6 +240,7 @@ async def import_document(
     """Write a validated document under settings.key_prefix; return the exit code."""
     from service import state
     from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable
+    from service.store import state as store_state
 
     prefix = settings.key_prefix
     store = Store(url, prefix, settings.redis_timeout_s)
@@ -245,7 +249,7 @@ async def import_document(
             current = await store.versions()
             plan = state.plan_import(document, current)
             with contextlib.suppress(StateChanged):
-                await store.write_state(plan, current.clusters, replace=replace)
+                await store_state.write_state(store, plan, current.clusters, replace=replace)
                 print(
                     f"banditrec import: imported {state.describe(document)} into prefix {prefix!r}"
                 )

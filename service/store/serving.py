@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import redis.asyncio as redis
 
-from service.store import state
 from service.store.codecs import (
     EVENT_KINDS,
     KINDS,
@@ -52,7 +51,6 @@ from service.store.records import (
     UserState,
     Versions,
 )
-from service.store.state import StateSnapshot, StateWrite, StoredUser
 
 
 class DimensionMismatch(ValueError):
@@ -474,23 +472,3 @@ class Store:
             sizes=sizes,
             fitted_at=fitted_at,
         )
-
-    # -- state export and import (state.py) -------------------------------------------
-
-    async def read_state(self) -> StateSnapshot:
-        """Return catalog, clustering, counters and the current generation's counts at once."""
-        return await state.read_state(self)
-
-    def dedupe_markers(
-        self, set_by_ms: int, retention_s: int, batch: int = 1000
-    ) -> AsyncIterator[list[tuple[str, int]]]:
-        """Yield batches of (event_id, expiry in unix ms) of the markers set by `set_by_ms`."""
-        return state.dedupe_markers(self, set_by_ms, retention_s, batch)
-
-    def stored_users(self, batch: int = 500) -> AsyncIterator[list[StoredUser]]:
-        """Yield batches of users' stored state as text (SCAN order), each user once."""
-        return state.stored_users(self, batch)
-
-    async def write_state(self, plan: StateWrite, planned_gen: int, *, replace: bool) -> None:
-        """Write an imported state in one transaction (see state.write_state)."""
-        await state.write_state(self, plan, planned_gen, replace=replace)

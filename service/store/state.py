@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 from redis.asyncio.client import Pipeline
@@ -30,10 +30,7 @@ from service.store.connection import (
 )
 from service.store.keys import Keys, tagged_id
 from service.store.records import ClusterModel, ItemRecord, Versions
-
-if TYPE_CHECKING:
-    # The Store delegates its export and import to this module: the import is for types only.
-    from service.store.serving import Store
+from service.store.serving import Store
 
 V = TypeVar("V")
 

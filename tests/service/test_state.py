@@ -20,6 +20,7 @@ from service.config import Settings
 from service.embedded import EmbeddedRedis
 from service.state import InvalidState, parse_document
 from service.store import Store, StoreUnavailable
+from service.store import state as store_state
 from tests.service.clusters import two_taste_world
 from tests.service.helpers import add_items, arm, event, send
 
@@ -209,11 +210,11 @@ async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
     before = event("impression", "u1", "a")
     await send(svc.client, [before])
     store: Store = svc.app.state.engine.store
-    snapshot = await store.read_state()
+    snapshot = await store_state.read_state(store)
     await asyncio.sleep(0.01)
     await send(svc.client, [event("impression", "u1", "a")])
     retention = svc.app.state.settings.dedupe_retention_s
-    batches = [b async for b in store.dedupe_markers(snapshot.at_ms, retention)]
+    batches = [b async for b in store_state.dedupe_markers(store, snapshot.at_ms, retention)]
     assert [event_id for batch in batches for event_id, _ in batch] == [before["event_id"]]
 
 
