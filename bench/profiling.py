@@ -19,14 +19,14 @@ from evaluation.child import free_port, stop, wait_until_ready
 # Functions whose inclusive time we report by name (substring of "function  file").
 _WATCH = (
     "Recommender.recommend",
-    "Recommender.feedback",
+    "Feedback.record",
     "Store.read_users",
     "Store.log_recommendation",
     "Store.record_feedback",
     "Store.existing_items",
     "Store.read_rec_logs",
-    "Recommender._assign",
-    "Recommender._seen_multipliers",
+    "Users.current",
+    "Users.seen_multipliers",
     "Recommender._candidates",
     "inclusion_probabilities",
     "rank  bandits",
@@ -39,7 +39,7 @@ _WATCH = (
     "BodySizeLimit.__call__",
     "RequestMetrics.__call__",
     "Pipeline.execute",
-    "Recommender.refresh",
+    "Snapshots.refresh",
     "run_sync_in_worker_thread",
     "solve_dependencies",
 )
