@@ -147,6 +147,33 @@ def markdown_table(policies: dict[str, Any]) -> str:
 
 def plot_run(out_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Write regret.png, ctr.png and below_median.png from the window rows."""
+    import matplotlib.pyplot as plt
+
+    for filename, fig in figures(rows).items():
+        fig.savefig(out_dir / filename)
+        plt.close(fig)
+
+
+# Each plot: file name, window-row key, title, y-axis label.
+PLOTS = (
+    (
+        "regret.png",
+        "cumulative_regret",
+        "cumulative regret vs oracle",
+        "expected clicks lost to the oracle (cumulative)",
+    ),
+    ("ctr.png", "ctr", "moving CTR (per window)", "CTR (clicks per impression)"),
+    (
+        "below_median.png",
+        "below_median_share",
+        "share of impressions below median CTR",
+        "share of the window's impressions",
+    ),
+)
+
+
+def figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return one matplotlib figure per plot of PLOTS, by file name (closed by the caller)."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -157,15 +184,11 @@ def plot_run(out_dir: Path, rows: list[dict[str, Any]]) -> None:
     import matplotlib.pyplot as plt
 
     names = list(dict.fromkeys(r["policy"] for r in rows))
-    plots = (
-        ("regret.png", "cumulative_regret", "cumulative regret vs oracle (expected clicks)"),
-        ("ctr.png", "ctr", "moving CTR (per window)"),
-        ("below_median.png", "below_median_share", "share of impressions below median CTR"),
-    )
     # Distinct colour and dash per policy: the default cycle repeats after 10 lines.
     palette = [plt.get_cmap("tab20")(i) for i in range(20)]
     dashes = ("-", "--", ":", "-.")
-    for filename, key, title in plots:
+    drawn = {}
+    for filename, key, title, ylabel in PLOTS:
         fig, ax = plt.subplots(figsize=(8, 4.5), dpi=100)
         for n, name in enumerate(names):
             mine = [r for r in rows if r["policy"] == name]
@@ -177,8 +200,9 @@ def plot_run(out_dir: Path, rows: list[dict[str, Any]]) -> None:
             ax.plot(x, y, label=name, linewidth=1.2, color=color, linestyle=dashes[n % 4])
         ax.set_title(title)
         ax.set_xlabel("step (one served list)")
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, ncol=2)
         fig.tight_layout()
-        fig.savefig(out_dir / filename)
-        plt.close(fig)
+        drawn[filename] = fig
+    return drawn

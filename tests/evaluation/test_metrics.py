@@ -80,3 +80,21 @@ def test_serendipity_counts_relevant_items_the_popular_list_lacks():
 def test_bad_arguments_raise_value_error_naming_the_value(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_every_plot_labels_both_axes() -> None:
+    import matplotlib.pyplot as plt
+
+    from evaluation.report import PLOTS, figures
+
+    rows = [
+        {"policy": p, "step_end": s, "cumulative_regret": s / 10, "ctr": 0.05,
+         "below_median_share": 0.4}
+        for p in ("random", "cluster-ts") for s in (100, 200, 300)
+    ]  # fmt: skip
+    drawn = figures(rows)
+    assert sorted(drawn) == sorted(name for name, *_ in PLOTS)
+    for name, fig in drawn.items():
+        (ax,) = fig.axes
+        assert ax.get_xlabel() and ax.get_ylabel(), name
+        plt.close(fig)
