@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -60,14 +61,40 @@ def field_path(loc: Sequence[str | int]) -> str:
     return path or "body"
 
 
+# Problems spelt out in one message; a batch of 1000 bad events must not make a 1000-line one.
+_LISTED_PROBLEMS = 5
+
+
+def _problem(error: Any, errors: list[Any]) -> tuple[str, str]:
+    """Return (field, 'field: what is wrong') for one pydantic error among all of a request."""
+    if error["type"] == "json_invalid":
+        # pydantic locates a JSON syntax error as ("body", character offset), not as a field.
+        reason = error.get("ctx", {}).get("error", error["msg"])
+        return "body", f"body: invalid JSON at character {error['loc'][-1]}: {reason}"
+    field = field_path(error["loc"])
+    if error["type"] == "extra_forbidden":
+        # A required field missing beside it is most likely what the caller meant.
+        missing = [
+            str(other["loc"][-1])
+            for other in errors
+            if other["type"] == "missing" and other["loc"][:-1] == error["loc"][:-1]
+        ]
+        close = difflib.get_close_matches(str(error["loc"][-1]), missing, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return field, f"{field}: unknown field{hint}"
+    return field, f"{field}: {error['msg']}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first, *rest = exc.errors()
-    field = field_path(first["loc"])
-    message = f"{field}: {first['msg']}"
-    if rest:
-        message += f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})"
-    return error_response(422, "invalid_request", message, field)
+    # An unknown field first: a misspelt name also makes the real one "missing", and the
+    # typo is the cause the caller has to see.
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    problems = [_problem(error, errors) for error in errors]
+    message = "; ".join(text for _, text in problems[:_LISTED_PROBLEMS])
+    if len(problems) > _LISTED_PROBLEMS:
+        message += f" (and {len(problems) - _LISTED_PROBLEMS} more problems)"
+    return error_response(422, "invalid_request", message, problems[0][0])
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -117,6 +117,9 @@ class ClusterWeight(BaseModel):
     weight: float
 
 
+EmptyReason = Literal["catalog_empty", "no_candidates"]
+
+
 class RecommendResponse(BaseModel):
     """A served list; name rec_id in feedback to credit the clusters it was served for."""
 
@@ -152,6 +155,13 @@ class RecommendResponse(BaseModel):
     )
     items: list[ScoredItem]
     stale: bool
+    reason: EmptyReason | None = Field(
+        None,
+        description="Why `items` is empty; null when it is not. catalog_empty: the service "
+        "knows no item (none was put yet, or, with stale=true, the catalog could not be read); "
+        "no_candidates: no active item is left after `candidates`, `pool`, `exclude` (and, for "
+        "surface=related, after keeping the items with an embedding).",
+    )
 
 
 class FeedbackEvent(Strict):
@@ -262,7 +272,7 @@ class UserOut(BaseModel):
 
 
 class FitRequest(Strict):
-    """Fit k-means on the vectors of users with click history."""
+    """Fit k-means on the vectors of users with click history; every field has a default."""
 
     k: int = Field(8, ge=1, le=256)
     seed: int | None = Field(None, ge=0, le=2**63 - 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Body, Query
 from fastapi.responses import StreamingResponse
 
 from service.deps import EngineDep, WriteAccess
@@ -13,9 +13,14 @@ from service.schemas import FitRequest, FitResult
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"], dependencies=[WriteAccess])
 
+# Every field of a fit has a default, so the body may be left out altogether.
+_DEFAULT_FIT = FitRequest()
+
 
 @router.post("/clusters/fit")
-async def fit_clusters(request: FitRequest, engine: EngineDep) -> FitResult:
+async def fit_clusters(
+    engine: EngineDep, request: Annotated[FitRequest, Body()] = _DEFAULT_FIT
+) -> FitResult:
     """Fit k-means on users' vectors and start a new clustering generation."""
     return await engine.refits.fit(request)
 
