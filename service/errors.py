@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.engine.errors import EngineError, InvalidRequest, NotFound
 from service.store import DimensionMismatch, StoreUnavailable
@@ -97,10 +98,40 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid_request", message, problems[0][0])
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Return every method some route serves at the request's path."""
+    # Ask each route whether it would take the request under another method: only the
+    # public matches() works across routers (FastAPI keeps included routers nested).
+    return {
+        method
+        for method in _METHODS
+        if any(
+            route.matches(dict(request.scope, method=method))[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    }
+
+
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; a path
+        # served by several routes (GET and DELETE /v1/stats) must list them all.
+        allowed = _allowed_methods(request)
+        # Nothing, or the method itself, allowed: a mounted app (the docs' static files)
+        # refused the request, and its own answer stands.
+        if allowed and request.method not in allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's answer when the body is not text json can decode (e.g. not UTF-8).
+        message = f"body: cannot be decoded as JSON: {exc.__cause__}"
+        return error_response(400, code, message, "body", headers=headers or None)
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
