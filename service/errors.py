@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -10,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from service.engine.errors import EngineError, InvalidRequest, NotFound
 from service.store import DimensionMismatch, StoreUnavailable
@@ -60,20 +62,76 @@ def field_path(loc: Sequence[str | int]) -> str:
     return path or "body"
 
 
+# Problems spelt out in one message; a batch of 1000 bad events must not make a 1000-line one.
+_LISTED_PROBLEMS = 5
+
+
+def _problem(error: Any, errors: list[Any]) -> tuple[str, str]:
+    """Return (field, 'field: what is wrong') for one pydantic error among all of a request."""
+    if error["type"] == "json_invalid":
+        # pydantic locates a JSON syntax error as ("body", character offset), not as a field.
+        reason = error.get("ctx", {}).get("error", error["msg"])
+        return "body", f"body: invalid JSON at character {error['loc'][-1]}: {reason}"
+    field = field_path(error["loc"])
+    if error["type"] == "extra_forbidden":
+        # A required field missing beside it is most likely what the caller meant.
+        missing = [
+            str(other["loc"][-1])
+            for other in errors
+            if other["type"] == "missing" and other["loc"][:-1] == error["loc"][:-1]
+        ]
+        close = difflib.get_close_matches(str(error["loc"][-1]), missing, n=1)
+        hint = f" (did you mean {close[0]}?)" if close else ""
+        return field, f"{field}: unknown field{hint}"
+    return field, f"{field}: {error['msg']}"
+
+
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    first, *rest = exc.errors()
-    field = field_path(first["loc"])
-    message = f"{field}: {first['msg']}"
-    if rest:
-        message += f" (and {len(rest)} more problem{'s' if len(rest) > 1 else ''})"
-    return error_response(422, "invalid_request", message, field)
+    # An unknown field first: a misspelt name also makes the real one "missing", and the
+    # typo is the cause the caller has to see.
+    errors = sorted(exc.errors(), key=lambda error: error["type"] != "extra_forbidden")
+    problems = [_problem(error, errors) for error in errors]
+    message = "; ".join(text for _, text in problems[:_LISTED_PROBLEMS])
+    if len(problems) > _LISTED_PROBLEMS:
+        message += f" (and {len(problems) - _LISTED_PROBLEMS} more problems)"
+    return error_response(422, "invalid_request", message, problems[0][0])
+
+
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> set[str]:
+    """Return every method some route serves at the request's path."""
+    # Ask each route whether it would take the request under another method: only the
+    # public matches() works across routers (FastAPI keeps included routers nested).
+    return {
+        method
+        for method in _METHODS
+        if any(
+            route.matches(dict(request.scope, method=method))[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    }
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
-    return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        # Starlette names the methods of the first route matching the path only; a path
+        # served by several routes (GET and DELETE /v1/stats) must list them all.
+        allowed = _allowed_methods(request)
+        # Nothing, or the method itself, allowed: a mounted app (the docs' static files)
+        # refused the request, and its own answer stands.
+        if allowed and request.method not in allowed:
+            headers["Allow"] = ", ".join(sorted(allowed))
+    if exc.status_code == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's answer when the body is not text json can decode (e.g. not UTF-8).
+        message = f"body: cannot be decoded as JSON: {exc.__cause__}"
+        return error_response(400, code, message, "body", headers=headers or None)
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers or None)
 
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:

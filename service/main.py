@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
 
 from fastapi import FastAPI
 
@@ -15,9 +14,9 @@ from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimit, RequestMetrics
+from service.openapi import DESCRIPTION, TAGS
 from service.routes import admin, arms, feedback, health, items, recommend, stats, users
 from service.routes.docs import install_docs
-from service.schemas import ErrorResponse
 from service.store import Store, StoreUnavailable
 
 log = logging.getLogger("banditrec")
@@ -55,6 +54,8 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
         title="banditrec",
         version="0.1.0",
         summary="Per-cluster Thompson-sampling recommendations with seen decay.",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
@@ -63,11 +64,9 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
     app.state.metrics = metrics
     install_error_handlers(app)
     install_docs(app)
-    errors: dict[int | str, dict[str, Any]] = {
-        status: {"model": ErrorResponse} for status in (401, 404, 413, 422, 503)
-    }
+    # Each route declares the error statuses it can answer with (service/openapi.py).
     for module in (items, recommend, feedback, arms, users, stats, admin, health):
-        app.include_router(module.router, responses=errors)
+        app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
     return app

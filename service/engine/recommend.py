@@ -16,7 +16,13 @@ from service.engine.policies import Candidates, Served, Serving
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog, Snapshot
 from service.engine.users import Users
-from service.schemas import ClusterWeight, RecommendRequest, RecommendResponse, ScoredItem
+from service.schemas import (
+    ClusterWeight,
+    EmptyReason,
+    RecommendRequest,
+    RecommendResponse,
+    ScoredItem,
+)
 from service.store import StoreUnavailable, UserState
 from service.store.codecs import ServedList
 
@@ -184,6 +190,7 @@ class Recommender:
             policy=policy,
             items=items,
             stale=stale,
+            reason=_empty_reason(snap, items),
         )
 
 
@@ -204,6 +211,13 @@ def _baseline_scores(
     assert snap.posteriors is not None
     clicks: np.ndarray = snap.posteriors.global_counts[1][positions]
     return clicks
+
+
+def _empty_reason(snap: Snapshot, items: list[ScoredItem]) -> EmptyReason | None:
+    """Return why the list is empty, so an empty answer is not mistaken for a working one."""
+    if items:
+        return None
+    return "catalog_empty" if len(snap.catalog) == 0 else "no_candidates"
 
 
 def _check_combination(request: RecommendRequest) -> None:

@@ -7,25 +7,31 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import EngineDep, MetricsDep
 from service.errors import ApiError
+from service.openapi import error_responses
+from service.schemas import Liveness, Readiness
 from service.store import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    """Return ok while the process is up."""
-    return {"status": "ok"}
+@router.get("/healthz", summary="Liveness probe")
+async def healthz() -> Liveness:
+    """Return ok while the process is up; it reads nothing, so it never fails on Redis."""
+    return Liveness(status="ok")
 
 
-@router.get("/readyz")
-async def readyz(engine: EngineDep) -> dict[str, object]:
-    """Return ok when Redis answers (503 otherwise), with the snapshot's age."""
+@router.get("/readyz", summary="Readiness probe", responses=error_responses(503))
+async def readyz(engine: EngineDep) -> Readiness:
+    """Return ok when Redis answers (503 otherwise), with the snapshot's age.
+
+    A replica whose Redis is down still serves recommendations from its snapshot, marked
+    `stale`; route traffic away on 503 only if stale lists are not acceptable.
+    """
     try:
         await engine.store.ping()
     except StoreUnavailable as exc:
         raise ApiError(503, "redis_unavailable", "redis is not reachable") from exc
-    return {"status": "ok", "snapshot_age_s": round(engine.snapshot.age_s(), 3)}
+    return Readiness(status="ok", snapshot_age_s=round(engine.snapshot.age_s(), 3))
 
 
 @router.get("/metrics", include_in_schema=False)
