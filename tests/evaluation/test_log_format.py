@@ -57,30 +57,41 @@ def test_a_valid_line_has_no_problems():
     assert problems(minimal) == []
 
 
+DELETE = object()
+
+
 @pytest.mark.parametrize(
-    ("change", "message"),
+    ("path", "value", "message"),
     [
-        (lambda r: r["items"][2].pop("propensity"), "line 17: items[2].propensity: required"),
-        (lambda r: r.pop("user_id"), "line 17: user_id: required"),
-        (lambda r: r["items"][1].update(click=1), "line 17: items[1].click: must be true or false, got 1"),
-        (lambda r: r["items"][0].update(propensity=0), "line 17: items[0].propensity: must be > 0, got 0"),
-        (lambda r: r["items"][0].update(propensity=1.5), "line 17: items[0].propensity: must be <= 1, got 1.5"),
-        (lambda r: r.update(cluster=-1), "line 17: cluster: must be >= 0, got -1"),
-        (lambda r: r.update(cluster="2"), 'line 17: cluster: must be an integer or null, got "2"'),
-        (lambda r: r.update(ts="yesterday"), 'line 17: ts: must be a number or an ISO-8601 date-time string, got "yesterday"'),
-        (lambda r: r.update(k=2), "line 17: items: 3 items served but k is 2"),
-        (lambda r: r.update(n_candidates=2), "line 17: n_candidates: 2 is fewer than the 3 items served"),
-        (lambda r: r["items"][2].update(item_id="a"), "line 17: items[2].item_id: 'a' is also items[0]"),
-        (lambda r: r.update(items={}), "line 17: items: must be an array, got {}"),
-        (lambda r: r["pools"].update(new=-1), "line 17: pools.new: must be >= 0, got -1"),
+        ("items.2.propensity", DELETE, "items[2].propensity: required"),
+        ("user_id", DELETE, "user_id: required"),
+        ("items.1.click", 1, "items[1].click: must be true or false, got 1"),
+        ("items.0.propensity", 0, "items[0].propensity: must be > 0, got 0"),
+        ("items.0.propensity", 1.5, "items[0].propensity: must be <= 1, got 1.5"),
+        ("cluster", -1, "cluster: must be >= 0, got -1"),
+        ("cluster", "2", 'cluster: must be an integer or null, got "2"'),
+        ("ts", "yesterday",
+         'ts: must be a number or an ISO-8601 date-time string, got "yesterday"'),
+        ("k", 2, "items: 3 items served but k is 2"),
+        ("n_candidates", 2, "n_candidates: 2 is fewer than the 3 items served"),
+        ("items.2.item_id", "a", "items[2].item_id: 'a' is also items[0]"),
+        ("items", {}, "items: must be an array, got {}"),
+        ("pools.new", -1, "pools.new: must be >= 0, got -1"),
     ],
 )  # fmt: skip
-def test_errors_name_the_line_and_the_field(change, message):
+def test_errors_name_the_line_and_the_field(path, value, message):
     record = valid_line()
-    change(record)
+    *parents, key = path.split(".")
+    where = record
+    for part in parents:
+        where = where[int(part)] if part.isdigit() else where[part]
+    if value is DELETE:
+        del where[key]
+    else:
+        where[key] = value
     with pytest.raises(LogLineError) as error:
         parse_line(json.dumps(record), 17)
-    assert str(error.value) == message
+    assert str(error.value) == f"line 17: {message}"
 
 
 def test_several_problems_are_counted_and_a_non_object_is_named():
