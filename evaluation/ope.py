@@ -17,6 +17,8 @@ from bandits._validation import float_array, generator, positive_int, require
 
 FloatArray = NDArray[np.float64]
 ESTIMATORS = ("ips", "snips", "dr")
+# Bootstrap indices drawn at once (8 bytes each): 32 MB however many lists the log has.
+BOOT_CHUNK = 4_000_000
 
 
 class Estimate(NamedTuple):
@@ -82,8 +84,15 @@ def estimate_ctr(
     per_list = _per_list(lists, r, target / logged, r_hat, direct_, shown)
     point = _ratios(per_list.sum(axis=1)[:, None])[:, 0]
     boot_rng = generator("rng", rng)
-    draws = boot_rng.integers(n_lists, size=(positive_int("n_boot", n_boot), n_lists))
-    sums = np.stack([part[draws].sum(axis=1) for part in per_list])  # (4, n_boot)
+    resamples = positive_int("n_boot", n_boot)
+    sums = np.empty((4, resamples))  # per resample: the four per-list sums
+    # Resample in chunks of about BOOT_CHUNK indices: memory stays bounded on large logs, and
+    # the indices drawn are the same as in one call.
+    chunk = max(1, BOOT_CHUNK // n_lists)
+    for start in range(0, resamples, chunk):
+        stop = min(resamples, start + chunk)
+        draws = boot_rng.integers(n_lists, size=(stop - start, n_lists))
+        sums[:, start:stop] = [part[draws].sum(axis=1) for part in per_list]
     resampled = _ratios(sums)
     tail = 50.0 * (1.0 - level)
     bounds = np.nanpercentile(resampled, [tail, 100.0 - tail], axis=1)

@@ -135,3 +135,13 @@ def test_dr_counts_only_the_slots_a_short_list_has(policy):
                            n_boot=20)  # fmt: skip
     for name in ("ips", "snips", "dr"):
         assert result["estimates"][name]["value"] == pytest.approx(0.1, abs=1e-15), name
+
+
+def test_the_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
+    rng = np.random.default_rng(7)
+    n = 500
+    args = (np.arange(n), rng.random(n) < 0.2, np.full(n, 0.5), rng.random(n), np.full(n, 0.1),
+            np.full(n, 0.1), np.ones(n))  # fmt: skip
+    whole = estimate_ctr(*args, np.random.default_rng(0), n_boot=40)
+    monkeypatch.setattr("evaluation.ope.BOOT_CHUNK", 3 * n)  # 3 resamples per chunk
+    assert estimate_ctr(*args, np.random.default_rng(0), n_boot=40) == whole
