@@ -8,28 +8,43 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Command-line flags that override config fields: flag name -> (field, type, help).
+from evaluation.config import WORLD_FIELDS, SimConfig
+from evaluation.offline import MAX_DRAWS, SERVICE_HALF_LIFE_S
+from evaluation.policies import BASE_POLICIES
+from evaluation.targets import TARGET_KINDS, TARGET_NAMES
+
+# Command-line flags that override config fields: field -> (type, help); the help shows the
+# field's default from SimConfig / WorldConfig.
 _SIM_FLAGS: dict[str, tuple[type, str]] = {
-    "impressions": (int, "total impressions per policy (default 200000)"),
-    "k": (int, "list length (default 5)"),
-    "seed": (int, "seed of the world, traffic and policies (default 0)"),
-    "epsilon": (float, "epsilon of epsilon-greedy (default 0.1)"),
-    "n_clusters": (int, "k-means clusters (default 8)"),
-    "first_refit": (int, "step of the first cluster refit (default 1000)"),
-    "refit_growth": (float, "each next refit this many times later (default 4; 1 = periodic)"),
-    "window": (int, "steps per CSV row (default 500)"),
-    "position_decay": (float, "P(seen) of list position j is this ** j (default 1)"),
+    "impressions": (int, "total impressions per policy"),
+    "k": (int, "list length"),
+    "seed": (int, "seed of the world, traffic and policies"),
+    "epsilon": (float, "epsilon of epsilon-greedy"),
+    "n_clusters": (int, "k-means clusters"),
+    "first_refit": (int, "step of the first cluster refit"),
+    "refit_growth": (float, "each next refit this many times later (1 = periodic)"),
+    "window": (int, "steps per CSV row"),
+    "position_decay": (float, "P(seen) of list position j is this ** j"),
     "log_policy": (str, "write logs.ndjson + arms.json for this Thompson policy"),
-    "propensity_draws": (int, "posterior draws per logged list for propensities (default 100)"),
-    "n_users": (int, "world: users (default 2000)"),
-    "n_groups": (int, "world: latent taste groups (default 8)"),
-    "n_items": (int, "world: items (default 200)"),
-    "dim": (int, "world: embedding dimension (default 16)"),
-    "fatigue": (float, "world: click chance multiplier per ignored impression (default 0.7)"),
-    "fatigue_half_life": (float, "world: steps for ignored impressions to fade by half (4000)"),
-    "prior_reads": (int, "world: items each user read before the run (default 10)"),
+    "propensity_draws": (int, "posterior draws per logged list for propensities"),
+    "n_users": (int, "world: users"),
+    "n_groups": (int, "world: latent taste groups"),
+    "n_items": (int, "world: items"),
+    "dim": (int, "world: embedding dimension"),
+    "fatigue": (float, "world: click chance multiplier per ignored impression"),
+    "fatigue_half_life": (float, "world: steps for ignored impressions to fade by half"),
+    "prior_reads": (int, "world: items each user read before the run"),
     "drift_at": (float, "world: fraction of the run at which item qualities change"),
 }
+
+
+def _sim_default(name: str) -> str:
+    """Return the default of a sim or world field as the help shows it."""
+    config = SimConfig()
+    value = getattr(config.world if name in WORLD_FIELDS else config, name)
+    if value is None:
+        return "none"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def add_commands(commands: Any) -> None:
@@ -41,31 +56,59 @@ def add_commands(commands: Any) -> None:
     sim.add_argument("--config", type=Path, help="TOML or JSON config file (flags override it)")
     sim.add_argument(
         "--policies", nargs="+", metavar="POLICY",
-        help="policies, e.g. random cluster-ts-decay:gamma=0.3:prior=1/20 (default: all)",
+        help=f"policies: {', '.join(BASE_POLICIES)}, each with optional :key=value options "
+        "(gamma=, epsilon=, prior=a/b or prior=catalog/S), e.g. "
+        "cluster-ts-decay:gamma=0.3:prior=1/20 (default: all of them)",
     )  # fmt: skip
     for name, (kind, text) in _SIM_FLAGS.items():
-        sim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, help=text)
+        sim.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind,
+                         help=f"{text} (default {_sim_default(name)})")  # fmt: skip
     sim.add_argument("--true-clusters", action="store_true", default=None,
                      help="use the latent groups as clusters instead of k-means")  # fmt: skip
-    sim.add_argument("--engine", choices=("inproc", "http"), default="inproc")
+    sim.add_argument("--engine", choices=("inproc", "http"), default="inproc",
+                     help="inproc drives the packages; http a real service "
+                     "(default %(default)s)")  # fmt: skip
     sim.add_argument("--url", help="http engine: a running service (default: start one)")
-    sim.add_argument("--jobs", type=int, default=1, help="inproc: policies run in parallel")
-    sim.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sim.add_argument("--jobs", type=int, default=1,
+                     help="inproc: policies run in parallel (default %(default)s)")  # fmt: skip
+    sim.add_argument("--no-progress", action="store_true",
+                     help="no progress bar (it shows only when stderr is a terminal)")  # fmt: skip
     sim.set_defaults(run=run_simulate)
 
     ev = commands.add_parser(
-        "evaluate", help="estimate a target policy's CTR from served-list logs (IPS/SNIPS/DR)"
+        "evaluate",
+        help="estimate a target policy's CTR from served-list logs (IPS/SNIPS/DR)",
+        description="Estimate a target policy's CTR from NDJSON served-list logs "
+        "(GET /v1/admin/logs/export, or simulate --log-policy; format: "
+        "docs/log-format.md) by IPS, SNIPS and doubly robust, with bootstrap intervals.",
     )
     ev.add_argument("--logs", type=Path, required=True, help="NDJSON served-list log")
-    ev.add_argument("--policy", required=True, help="target, e.g. cluster-ts-decay:gamma=0.3")
+    ev.add_argument(
+        "--policy", required=True, metavar="POLICY",
+        help=f"target: one of {', '.join(TARGET_NAMES)}, with optional :key=value options "
+        "(gamma=0.5, prior=1/20 or prior=catalog/10), e.g. cluster-ts-decay:gamma=0.3",
+    )  # fmt: skip
     source = ev.add_mutually_exclusive_group()
-    source.add_argument("--arms", type=Path, help="counts JSON of the frozen posterior state")
+    source.add_argument("--arms", type=Path,
+                        help="counts JSON of the frozen posterior state (default: the counts "
+                        "in the logs, last clustering generation)")  # fmt: skip
     source.add_argument("--arms-url", help="read the state from a service's GET /v1/arms")
-    ev.add_argument("--draws", type=int, default=200, help="posterior draws per list")
-    ev.add_argument("--bootstrap", type=int, default=500, help="bootstrap resamples")
-    ev.add_argument("--half-life-s", type=float, help="seen-decay half-life of the logs' ts")
-    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--draws", type=int, default=200,
+                    help="Thompson targets: posterior draws per list to start from; more are "
+                    "drawn until their Monte-Carlo error is at most half the bootstrap's "
+                    "(default %(default)s)")  # fmt: skip
+    ev.add_argument("--max-draws", type=int, default=MAX_DRAWS,
+                    help="cap on the draws per list; at the cap the interval is widened by "
+                    "the Monte-Carlo error (default %(default)s)")  # fmt: skip
+    ev.add_argument("--bootstrap", type=int, default=500,
+                    help="bootstrap resamples of lists (default %(default)s)")  # fmt: skip
+    ev.add_argument("--half-life-s", type=float,
+                    help="seen-decay half-life of the logs' ts (default: from --arms, else "
+                    f"the service's {SERVICE_HALF_LIFE_S:.0f} s)")  # fmt: skip
+    ev.add_argument("--seed", type=int, default=0, help="seed (default %(default)s)")
     ev.add_argument("--out", type=Path, help="also write the result as JSON here")
+    ev.add_argument("--no-progress", action="store_true",
+                    help="no progress bar (it shows only when stderr is a terminal)")  # fmt: skip
     ev.set_defaults(run=run_evaluate)
 
 
@@ -101,23 +144,33 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Run `banditrec evaluate`; return the exit code."""
     import numpy as np
 
+    from evaluation.log_format import read_logs
     from evaluation.offline import (
-        SERVICE_HALF_LIFE_S,
         evaluate_logs,
         format_result,
-        read_logs,
         state_from_json,
         state_from_logs,
         state_from_service,
     )
     from evaluation.policies import parse_policy
+    from evaluation.progress import progress_bar
 
+    progress = False if args.no_progress else None
     try:
         spec = parse_policy(args.policy)
-        lines = read_logs(args.logs)
+        if spec.kind not in TARGET_KINDS:
+            raise ValueError(
+                f"evaluate cannot take {spec.name!r} as a target; "
+                f"choose from {', '.join(TARGET_NAMES)}"
+            )
+        advance = progress_bar(args.logs.stat().st_size, progress, "read", unit="B")
+        try:
+            lines = read_logs(args.logs, advance)
+        finally:
+            advance(-1)
         if not lines:
             raise ValueError(f"{args.logs} holds no served lists")
-        logged_items = {item["item_id"] for line in lines for item in line["items"]}
+        logged_items = {item.item_id for line in lines for item in line.items}
         if args.arms is not None:
             state = state_from_json(args.arms, logged_items)
         elif args.arms_url is not None:
@@ -126,8 +179,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             state = state_from_logs(lines)
         half_life = args.half_life_s or state.half_life_s or SERVICE_HALF_LIFE_S
         result = evaluate_logs(
-            lines, spec, state, np.random.default_rng(args.seed),
-            n_draws=args.draws, n_boot=args.bootstrap, half_life_s=half_life,
+            lines, spec, state, np.random.default_rng(args.seed), n_draws=args.draws,
+            n_boot=args.bootstrap, half_life_s=half_life, max_draws=args.max_draws,
+            progress=progress,
         )  # fmt: skip
     except (ValueError, OSError, KeyError) as exc:
         print(f"banditrec evaluate: {exc}", file=sys.stderr)

@@ -1,14 +1,16 @@
 """`banditrec evaluate`: a target policy's CTR from NDJSON served-list logs, by OPE.
 
-The target is a Thompson policy frozen at one posterior state (counts per cluster and item):
-from a JSON file, from a running service's ``GET /v1/arms`` pages, or, by default, the counts
-in the logs themselves. Its seen decay uses unclicked counts rebuilt from the logs.
+The target (uniform, most-popular or Thompson) is frozen at one posterior state (counts per
+cluster and item): from a JSON file, from a running service's ``GET /v1/arms`` pages, or, by
+default, the counts in the logs themselves. Seen decay uses unclicked counts rebuilt from the
+logs. Lists of unplaced users (``cluster`` null) are evaluated with the global arms.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,14 +18,23 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import decayed_counts, inclusion_shares, seen_decay
-from evaluation.ope import Estimate, estimate_ctr
-from evaluation.policies import Arms, PolicySpec
+from bandits import decayed_counts
+from evaluation.log_format import LoggedList, LogLineError, parse_record
+from evaluation.ope import Estimate, estimate_ctr, monte_carlo_error
+from evaluation.policies import PolicySpec
+from evaluation.progress import progress_bar
+from evaluation.targets import Slate, Target, make_target
 
 FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.intp]
 # Pseudo-impressions shrinking each arm's CTR towards the overall CTR in the reward model.
 SHRINK_IMPRESSIONS = 20.0
 SERVICE_HALF_LIFE_S = 24 * 3600.0
+# A Monte-Carlo target's draws grow until its error is at most this share of the bootstrap's
+# standard error (the interval is then at most sqrt(1 + 0.5**2) - 1 = 12% too narrow) ...
+MC_SHARE = 0.5
+# ... or until this many draws per list; then the interval is widened by the MC error.
+MAX_DRAWS = 5000
 
 
 @dataclass
@@ -42,13 +53,6 @@ class ArmState:
         return int(self.impressions.shape[0]) - 1
 
 
-def read_logs(path: Path) -> list[dict[str, Any]]:
-    """Return the served lists of an NDJSON log, oldest first (by ts)."""
-    with path.open() as source:
-        lines = [json.loads(line) for line in source if line.strip()]
-    return sorted(lines, key=lambda line: float(line["ts"]))
-
-
 def state_from_json(path: Path, extra_items: Iterable[str] = ()) -> ArmState:
     """Return the state in a counts JSON (as `banditrec simulate` writes next to its logs)."""
     raw = json.loads(path.read_text())
@@ -59,23 +63,26 @@ def state_from_json(path: Path, extra_items: Iterable[str] = ()) -> ArmState:
     return _state(sorted(ids), rows, raw.get("gen"), raw.get("seen_half_life_s"))
 
 
-def state_from_logs(lines: list[dict[str, Any]]) -> ArmState:
-    """Return counts of the last generation in the logs, per logged cluster and global."""
-    gen = max(int(line["gen"]) for line in lines)
-    n_clusters = 1 + max((int(line["cluster"]) for line in lines if line["gen"] == gen), default=0)
-    rows: list[dict[str, list[int]]] = [{} for _ in range(n_clusters + 1)]
+def state_from_logs(lines: Sequence[LoggedList]) -> ArmState:
+    """Return counts of the last generation in the logs, per logged cluster and global.
+
+    Lists of unplaced users (cluster null) count in the global row only, as in the service.
+    """
+    gen = max(line.gen for line in lines)
+    placed = [line.cluster for line in lines if line.gen == gen and line.cluster is not None]
+    rows: list[dict[str, list[int]]] = [{} for _ in range(max(placed, default=-1) + 2)]
     for line in lines:
         targets = [rows[-1]]
-        if int(line["gen"]) == gen:
-            targets.append(rows[int(line["cluster"])])
-        for item in line["items"]:
-            if not item["impression"]:
+        if line.gen == gen and line.cluster is not None:
+            targets.append(rows[line.cluster])
+        for item in line.items:
+            if not item.impression:
                 continue
             for row in targets:
-                counts = row.setdefault(item["item_id"], [0, 0])
+                counts = row.setdefault(item.item_id, [0, 0])
                 counts[0] += 1
-                counts[1] += int(item["click"])
-    ids = sorted({item["item_id"] for line in lines for item in line["items"]})
+                counts[1] += int(item.click)
+    ids = sorted({item.item_id for line in lines for item in line.items})
     return _state(ids, rows, gen, None)
 
 
@@ -124,7 +131,7 @@ def _state(
 
 
 def evaluate_logs(
-    lines: list[dict[str, Any]],
+    lines: Sequence[LoggedList | Mapping[str, Any]],
     spec: PolicySpec,
     state: ArmState,
     rng: np.random.Generator,
@@ -132,70 +139,199 @@ def evaluate_logs(
     n_draws: int = 200,
     n_boot: int = 500,
     half_life_s: float = SERVICE_HALF_LIFE_S,
+    max_draws: int = MAX_DRAWS,
+    progress: bool | None = False,
 ) -> dict[str, Any]:
-    """Return the target's IPS/SNIPS/DR CTR estimates and what was used, from logged lists."""
-    if not spec.thompson:
-        raise ValueError(f"the target must be a Thompson policy (*-ts*), got {spec.name!r}")
+    """Return the target's IPS/SNIPS/DR CTR estimates and what was used, from logged lists.
+
+    A Thompson target's propensities are Monte-Carlo estimates: the draws per list grow from
+    ``n_draws`` until their error is at most MC_SHARE of the bootstrap's for every estimator,
+    or ``max_draws`` is reached; then the interval is widened by the Monte-Carlo error.
+    """
+    logged = _typed(lines)
+    _require_propensities(logged)
+    target = make_target(spec, state.impressions, state.clicks)
+    if not 1 <= n_draws <= max_draws:
+        raise ValueError(f"draws must be in [1, max_draws = {max_draws}], got {n_draws}")
+    draws = n_draws
+    while True:
+        advance = progress_bar(len(logged), progress, f"evaluate ({draws} draws)"
+                               if target.batches > 1 else "evaluate")  # fmt: skip
+        try:
+            columns = _columns(logged, spec, state, target, rng, draws, half_life_s, advance)
+        finally:
+            advance(-1)
+        estimates = estimate_ctr(
+            columns.lists, columns.reward, columns.logged, columns.target.mean(axis=0),
+            columns.reward_hat, columns.direct.mean(axis=0), columns.shown, rng, n_boot,
+        )  # fmt: skip
+        errors = monte_carlo_error(
+            columns.lists, columns.reward, columns.logged, columns.target,
+            columns.reward_hat, columns.direct, columns.shown,
+        )  # fmt: skip
+        excess = _mc_excess(estimates, errors)
+        if excess <= 1.0 or draws >= max_draws:
+            break
+        # The MC variance falls as 1 / draws: aim a quarter below the bar.
+        draws = min(max_draws, math.ceil(draws * excess**2 * 1.25))
+    met = excess <= 1.0
+    final = {
+        name: _widened(est._replace(mc_error=errors[name]), met) for name, est in estimates.items()
+    }
+    weights = columns.target.mean(axis=0) / columns.logged
+    return {
+        "policy": spec.name,
+        "lists": int(columns.shown.size),
+        "impressions": int(columns.reward.size),
+        "logged_ctr": float(np.mean(columns.reward)),
+        "effective_sample_size": float(weights.sum() ** 2 / max(1e-300, (weights**2).sum())),
+        "skipped": columns.skipped,
+        "candidates": columns.candidates,
+        "target_propensities": {
+            "kind": "monte-carlo" if target.batches > 1 else "exact",
+            "draws_per_list": draws if target.batches > 1 else 0,
+            "batches": target.batches,
+            "mc_within_bar": met,
+        },
+        "estimates": {name: est._asdict() for name, est in final.items()},
+    }
+
+
+@dataclass
+class _Columns:
+    """What the estimators take: per impression, per list, target terms per MC batch."""
+
+    lists: IndexArray
+    reward: FloatArray
+    logged: FloatArray
+    target: FloatArray  # (batches, impressions)
+    reward_hat: FloatArray
+    direct: FloatArray  # (batches, lists)
+    shown: FloatArray
+    skipped: dict[str, int]
+    candidates: dict[str, int]
+
+
+def _columns(
+    lines: list[LoggedList],
+    spec: PolicySpec,
+    state: ArmState,
+    target: Target,
+    rng: np.random.Generator,
+    n_draws: int,
+    half_life_s: float,
+    advance: Callable[[int], None],
+) -> _Columns:
+    """Return the estimators' inputs for the lists the target can be evaluated on."""
     index = {item: i for i, item in enumerate(state.item_ids)}
-    # The same posteriors the target policy itself would sample (flat or catalog prior).
-    alpha, beta = Arms.params_for(spec, state.impressions, state.clicks)
+    catalog = np.arange(len(index))
     reward_model = _reward_model(state)
-    columns: dict[str, list[float]] = {k: [] for k in ("list", "r", "logged", "target", "r_hat")}
-    direct: list[float] = []
-    shown_per_list: list[float] = []
+    list_of: list[int] = []
+    reward: list[float] = []
+    logged: list[float] = []
+    target_parts: list[FloatArray] = []
+    r_hat: list[float] = []
+    direct: list[FloatArray] = []
+    shown: list[float] = []
     skipped = {"other_generation": 0, "no_impressions": 0, "unknown_items": 0}
-    cache: dict[tuple[int, int], FloatArray] = {}
-    for line, unclicked in _with_unclicked(lines, index, half_life_s):
-        items = line["items"]
-        if any(item["item_id"] not in index for item in items):
+    candidates = {"served_all": 0, "catalog": 0}
+    for number, (line, unclicked) in enumerate(_with_unclicked(lines, index, half_life_s)):
+        if number % 1000 == 999:
+            advance(1000)
+        if any(item.item_id not in index for item in line.items):
             skipped["unknown_items"] += 1
             continue
         row = state.n_clusters
-        if spec.per_cluster:
-            if state.gen is not None and int(line["gen"]) != state.gen:
+        if spec.per_cluster and line.cluster is not None and state.n_clusters:
+            if state.gen is not None and line.gen != state.gen:
                 skipped["other_generation"] += 1
                 continue
-            row = min(int(line["cluster"]), state.n_clusters - 1) if state.n_clusters else row
-        seen = [item for item in items if item["impression"]]
+            row = min(line.cluster, state.n_clusters - 1)
+        seen = [item for item in line.items if item.impression]
         if not seen:
             skipped["no_impressions"] += 1
             continue
-        k = int(line["k"])
-        if spec.gamma < 1.0 and unclicked.any():
-            multipliers = seen_decay(unclicked, spec.gamma)
-            probs = inclusion_shares(alpha[row], beta[row], k, rng, n_draws, multipliers)
+        positions = np.array([index[item.item_id] for item in seen])
+        if len(line.items) == line.n_candidates:
+            # Every candidate was served, so the candidates are known: any target that fills
+            # min(k, n) slots serves all of them.
+            at = np.array([index[item.item_id] for item in line.items])
+            probs = np.ones((target.batches, at.size))
+            seen_at = np.flatnonzero([item.impression for item in line.items])
+            candidates["served_all"] += 1
         else:
-            # Without seen decay the target's propensities depend on (row, k) only.
-            key = (row, k)
-            if key not in cache:
-                cache[key] = inclusion_shares(alpha[row], beta[row], k, rng, n_draws * 10)
-            probs = cache[key]
-        number = len(direct)
-        positions = np.array([index[item["item_id"]] for item in seen])
-        columns["list"].extend([number] * len(seen))
-        columns["r"].extend(float(item["click"]) for item in seen)
-        columns["logged"].extend(float(item["propensity"]) for item in seen)
-        columns["target"].extend(probs[positions].tolist())
-        columns["r_hat"].extend(reward_model[row, positions].tolist())
-        # The direct term counts only as many slots as this list had impressions.
-        direct.append(float(probs @ reward_model[row]) * len(seen) / len(items))
-        shown_per_list.append(float(len(seen)))
-    if not direct:
+            # The log does not list the candidates: the items known to the state stand in.
+            at, seen_at = catalog, positions
+            slate = Slate(row, at, line.k, line.n_candidates, unclicked)
+            probs = np.broadcast_to(
+                target.inclusion(slate, rng, n_draws), (target.batches, at.size)
+            )
+            candidates["catalog"] += 1
+        list_of.extend([len(shown)] * len(seen))
+        reward.extend(float(item.click) for item in seen)
+        logged.extend(float(item.propensity or 0.0) for item in seen)
+        target_parts.append(probs[:, seen_at])
+        r_hat.extend(reward_model[row, positions].tolist())
+        # The target's expected clicks per slot, times the slots this list had impressions in:
+        # its inclusion chances add up to the slots it fills, so divide by their sum.
+        direct.append(len(seen) * (probs @ reward_model[row, at]) / probs.sum(axis=1))
+        shown.append(float(len(seen)))
+    advance(len(lines) % 1000)
+    if not shown:
         raise ValueError(f"no logged list could be evaluated for {spec.name!r}: {skipped}")
-    estimates = estimate_ctr(
-        np.array(columns["list"], dtype=np.intp), columns["r"], columns["logged"],
-        columns["target"], columns["r_hat"], direct, shown_per_list, rng, n_boot,
-    )  # fmt: skip
-    weights = np.array(columns["target"]) / np.array(columns["logged"])
-    return {
-        "policy": spec.name,
-        "lists": len(direct),
-        "impressions": len(columns["r"]),
-        "logged_ctr": float(np.mean(columns["r"])),
-        "effective_sample_size": float(weights.sum() ** 2 / max(1e-300, (weights**2).sum())),
-        "skipped": skipped,
-        "estimates": {name: est._asdict() for name, est in estimates.items()},
-    }
+    return _Columns(
+        np.array(list_of, dtype=np.intp),
+        np.array(reward),
+        np.array(logged),
+        np.concatenate(target_parts, axis=1),
+        np.array(r_hat),
+        np.stack(direct, axis=1),
+        np.array(shown),
+        skipped,
+        candidates,
+    )
+
+
+def _typed(lines: Sequence[LoggedList | Mapping[str, Any]]) -> list[LoggedList]:
+    """Return the lists typed, oldest first; a record is validated, numbered by its position."""
+    typed = [
+        line if isinstance(line, LoggedList) else parse_record(dict(line), number)
+        for number, line in enumerate(lines, 1)
+    ]
+    return sorted(typed, key=lambda line: line.ts)
+
+
+def _require_propensities(lines: Sequence[LoggedList]) -> None:
+    """Refuse logs whose seen items carry no propensity: nothing can weight them."""
+    for line in lines:
+        for position, item in enumerate(line.items):
+            if item.impression and item.propensity is None:
+                raise LogLineError(
+                    f"line {line.number}: items[{position}].propensity: null, so the list "
+                    "cannot be weighted (the service writes null when it runs with "
+                    "BANDITREC_PROPENSITY_SAMPLES=0; serve with it above 0 to evaluate its logs)"
+                )
+
+
+def _mc_excess(estimates: dict[str, Estimate], errors: dict[str, float]) -> float:
+    """Return the largest Monte-Carlo error in units of MC_SHARE of the bootstrap's (<= 1: ok)."""
+    worst = 0.0
+    for name, est in estimates.items():
+        if errors[name] == 0.0 or math.isnan(est.se):
+            continue
+        bar = MC_SHARE * est.se
+        worst = max(worst, errors[name] / bar if bar > 0 else math.inf)
+    return worst
+
+
+def _widened(est: Estimate, met: bool) -> Estimate:
+    """Return the estimate, its interval widened by the MC error unless that is within the bar."""
+    if met or est.mc_error == 0.0:
+        return est
+    z = 1.959963984540054  # the 95% interval's normal quantile
+    low = est.value - math.hypot(est.value - est.low, z * est.mc_error)
+    high = est.value + math.hypot(est.high - est.value, z * est.mc_error)
+    return est._replace(low=low, high=high)
 
 
 def _reward_model(state: ArmState) -> FloatArray:
@@ -208,24 +344,24 @@ def _reward_model(state: ArmState) -> FloatArray:
 
 
 def _with_unclicked(
-    lines: list[dict[str, Any]], index: dict[str, int], half_life_s: float
-) -> Iterator[tuple[dict[str, Any], FloatArray]]:
+    lines: list[LoggedList], index: dict[str, int], half_life_s: float
+) -> Iterator[tuple[LoggedList, FloatArray]]:
     """Yield each line with its user's fading unclicked counts just before it was served."""
     counts: dict[str, FloatArray] = {}
     touched: dict[str, float] = {}
     n_items = len(index)
     for line in lines:
-        user, ts = str(line["user_id"]), float(line["ts"])
+        user, ts = line.user_id, line.ts
         row = counts.setdefault(user, np.zeros(n_items))
         if user in touched:
             row[:] = decayed_counts(row, np.full(n_items, ts - touched[user]), half_life_s)
         touched[user] = ts
         yield line, row
-        for item in line["items"]:
-            position = index.get(item["item_id"])
-            if position is None or not item["impression"]:
+        for item in line.items:
+            position = index.get(item.item_id)
+            if position is None or not item.impression:
                 continue
-            row[position] = 0.0 if item["click"] else row[position] + 1.0
+            row[position] = 0.0 if item.click else row[position] + 1.0
 
 
 def format_result(result: dict[str, Any]) -> str:
@@ -237,7 +373,24 @@ def format_result(result: dict[str, Any]) -> str:
     ]
     for name, est in result["estimates"].items():
         e = Estimate(**est)
-        lines.append(f"  {name:5s} {e.value:.4f}  [{e.low:.4f}, {e.high:.4f}]")
+        mc = f"  (MC error {e.mc_error:.4f})" if e.mc_error else ""
+        lines.append(f"  {name:5s} {e.value:.4f}  [{e.low:.4f}, {e.high:.4f}]{mc}")
+    propensities = result.get("target_propensities", {})
+    if propensities.get("kind") == "monte-carlo":
+        within = (
+            f"Monte-Carlo error <= {MC_SHARE:g} x the bootstrap's"
+            if propensities["mc_within_bar"]
+            else "Monte-Carlo error above the bar at the cap: intervals widened by it"
+        )
+        lines.append(
+            f"  target propensities: {propensities['draws_per_list']} draws per list; {within}"
+        )
+    candidates = result.get("candidates", {})
+    if candidates.get("catalog"):
+        lines.append(
+            f"  candidates: {candidates['served_all']} lists served all of theirs; for the "
+            f"other {candidates['catalog']} the state's items stood in (not logged)"
+        )
     if any(result["skipped"].values()):
         lines.append(f"  skipped: {result['skipped']}")
     return "\n".join(lines)

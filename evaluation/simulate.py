@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -15,6 +14,7 @@ import numpy as np
 from evaluation.config import SimConfig, config_dict
 from evaluation.engine import Trace, make_traffic, run_named, run_policy
 from evaluation.policies import Arms, mabwiser_missing, parse_policy
+from evaluation.progress import progress_bar
 from evaluation.report import write_run
 from evaluation.world import World, build_world
 
@@ -51,7 +51,7 @@ def simulate(
     traffic = make_traffic(world, config)
     names = runnable_policies(config, say)
     log_path = str(out_dir / "logs.ndjson") if config.log_policy is not None else None
-    bar = _progress_bar(len(names) * config.n_steps, progress)
+    bar = progress_bar(len(names) * config.n_steps, progress, "simulate")
     started = time.perf_counter()
     traces: list[Trace] = []
     if jobs > 1 and len(names) > 1:
@@ -125,27 +125,6 @@ def write_arms(path: Path, arms: Arms, gen: int, half_life_s: float) -> None:
     path.write_text(json.dumps(state) + "\n")
 
 
-def _progress_bar(total: int, enabled: bool | None) -> Callable[[int], None]:
-    """Return a callback advancing a tqdm bar by n steps (n = -1 closes it)."""
-    show = sys.stderr.isatty() if enabled is None else enabled
-    if not show:
-        return lambda n: None
-    try:
-        from tqdm import tqdm  # type: ignore[import-untyped]
-    except ImportError:
-        return lambda n: None  # the bar is a nicety: run without it
-
-    bar = tqdm(total=total, unit="list", desc="simulate", file=sys.stderr)
-
-    def advance(n: int) -> None:
-        if n < 0:
-            bar.close()
-        else:
-            bar.update(n)
-
-    return advance
-
-
 def simulate_http(
     config: SimConfig,
     out_dir: Path,
@@ -165,7 +144,7 @@ def simulate_http(
     out_dir.mkdir(parents=True, exist_ok=True)
     world = world_of(config)
     traffic = make_traffic(world, config)
-    bar = _progress_bar(config.n_steps, progress)
+    bar = progress_bar(config.n_steps, progress, "simulate")
     started = time.perf_counter()
     if url is None:
         with tempfile.TemporaryDirectory(prefix="banditrec-sim-") as data_dir:

@@ -88,3 +88,61 @@ def test_estimators_on_a_hand_computed_log():
 def test_zero_logged_propensity_is_refused():
     with pytest.raises(ValueError, match="logged_propensity"):
         estimate_ctr([0], [1], [0.0], [0.5], [0.1], [0.1], [1], np.random.default_rng(0))
+
+
+# Four items whose shrunk CTRs (clicks + 20 * 0.15) / (20 + 20) are a 0.175, b 0.075,
+# c 0.125, d 0.225: the reward model of the hand-computed DR values below.
+HAND_STATE = ArmState(["a", "b", "c", "d"], np.array([[20.0, 20, 20, 20]]),
+                      np.array([[4.0, 0, 2, 6]]), gen=None)  # fmt: skip
+
+
+def _line(number, k, n_candidates, items):
+    return {"rec_id": f"r{number}", "user_id": f"u{number}", "gen": 0, "cluster": None,
+            "ts": float(number), "k": k, "n_candidates": n_candidates,
+            "items": [{"item_id": item, "propensity": p, "impression": True, "click": click}
+                      for item, p, click in items]}  # fmt: skip
+
+
+def test_estimators_on_full_and_partial_lists_by_hand():
+    lines = [
+        # Full: 2 of 4 candidates; the uniform target includes each with 2/4.
+        _line(0, 2, 4, [("a", 0.5, True), ("b", 0.8, False)]),
+        # Partial, every candidate served: any target serves both.
+        _line(1, 5, 2, [("c", 1.0, False), ("d", 1.0, True)]),
+        # Partial, 2 of 6 candidates served (e.g. quotas): uniform 5/6 over unlogged candidates.
+        _line(2, 5, 6, [("a", 0.9, False), ("c", 0.9, False)]),
+    ]
+    result = evaluate_logs(lines, parse_policy("random"), HAND_STATE, np.random.default_rng(0),
+                           n_boot=20)  # fmt: skip
+    w = (5 / 6) / 0.9
+    # The target's expected clicks per slot times the impressions: the catalog's mean reward
+    # (0.15) for lists 0 and 2, the mean of c and d for list 1.
+    direct = 2 * 0.15 + 2 * (0.125 + 0.225) / 2 + 2 * 0.15
+    residual = (1 - 0.175) + 0.625 * (0 - 0.075) + (0 - 0.125) + (1 - 0.225) - w * 0.3
+    estimates = result["estimates"]
+    assert estimates["ips"]["value"] == pytest.approx(2 / 6, abs=1e-15)
+    assert estimates["snips"]["value"] == pytest.approx(2 / (1 + 0.625 + 2 + 2 * w), abs=1e-15)
+    assert estimates["dr"]["value"] == pytest.approx((direct + residual) / 6, abs=1e-15)
+    assert result["candidates"] == {"served_all": 1, "catalog": 2}
+    assert result["target_propensities"]["kind"] == "exact"
+
+
+@pytest.mark.parametrize("policy", ["global-ts", "random", "most-popular"])
+def test_dr_counts_only_the_slots_a_short_list_has(policy):
+    # Issue 11: k = 5, 2 items served, reward model 0.1 everywhere, logged CTR 0.1.
+    state = ArmState(["a", "b", "c", "d"], np.full((1, 4), 20.0), np.full((1, 4), 2.0), gen=None)
+    lines = [_line(n, 5, 2, [("a", 1.0, n == 0), ("b", 1.0, n == 1)]) for n in range(10)]
+    result = evaluate_logs(lines, parse_policy(policy), state, np.random.default_rng(0),
+                           n_boot=20)  # fmt: skip
+    for name in ("ips", "snips", "dr"):
+        assert result["estimates"][name]["value"] == pytest.approx(0.1, abs=1e-15), name
+
+
+def test_the_bootstrap_in_chunks_draws_the_same_resamples(monkeypatch):
+    rng = np.random.default_rng(7)
+    n = 500
+    args = (np.arange(n), rng.random(n) < 0.2, np.full(n, 0.5), rng.random(n), np.full(n, 0.1),
+            np.full(n, 0.1), np.ones(n))  # fmt: skip
+    whole = estimate_ctr(*args, np.random.default_rng(0), n_boot=40)
+    monkeypatch.setattr("evaluation.ope.BOOT_CHUNK", 3 * n)  # 3 resamples per chunk
+    assert estimate_ctr(*args, np.random.default_rng(0), n_boot=40) == whole
