@@ -219,6 +219,7 @@ def test_serve_writes_json_lines_from_every_worker_and_no_access_log(tmp_path: P
             for n in range(6):
                 rec = http.post("/v1/recommend", json={"user_id": f"u{n}", "k": 2})
                 assert rec.status_code == 200
+            scraped = http.get("/metrics").text
     finally:
         assert stop(process) == 0
     lines = [json.loads(line) for line in log.read_text().splitlines()]
@@ -237,3 +238,4 @@ def test_serve_writes_json_lines_from_every_worker_and_no_access_log(tmp_path: P
     )
     assert not [line for line in lines if line["logger"] == "uvicorn.access"]
     assert any(line.get("reason") == "start" for line in lines)
+    assert 'banditrec_catalog_items{state="active"} 3.0' in scraped
