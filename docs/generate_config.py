@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 
 from service.config import Settings
+from service.config_file import CONFIG_VARIABLE
 
 PAGE = Path(__file__).with_name("configuration.md")
 
@@ -30,6 +31,14 @@ three for one run: `BANDITREC_PORT=8080 make run` and `.venv/bin/banditrec serve
 do the same. Processes that share a Redis must agree on `{prefix}KEY_PREFIX` and
 `{prefix}HALF_LIFE_H` (counts are stored under the one and discounted by the other).
 What the settings do in context: [semantics.md](semantics.md).
+
+**From a file.** `{config}=banditrec.toml` reads settings from a TOML file too: its
+keys are the names below without the prefix, in lower case (`port = 8080`,
+`mode = "baseline"`). An environment variable wins over the file, the file over the
+default. A key that is no setting, a value out of bounds or a file that cannot be read
+stops the command with exit code 2 and a message naming the file and key (or the
+variable). `banditrec config` prints the effective settings as TOML, each with where it
+came from (`default`, `file`, `env`), secrets masked.
 
 | variable | type | default | bounds | what it does |
 |---|---|---|---|---|
@@ -58,7 +67,7 @@ def render() -> str:
         (decorator.func.__doc__ or "").strip()
         for decorator in Settings.__pydantic_decorators__.model_validators.values()
     ]
-    page = _INTRO.format(prefix=prefix) + "\n".join(rows) + "\n"
+    page = _INTRO.format(prefix=prefix, config=CONFIG_VARIABLE) + "\n".join(rows) + "\n"
     if any(rules):
         page += "\nRules across settings (a start with values that break one is refused):\n\n"
         page += "".join(f"- {rule}\n" for rule in rules if rule)

@@ -1,5 +1,6 @@
 """The service's subcommands of `banditrec`: `serve` runs the API (with an embedded Redis if
-needed); `export` and `import` back up, move or seed its state (see docs/state-format.md)."""
+needed); `export` and `import` back up, move or seed its state (see docs/state-format.md);
+`config` prints the effective settings."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 import uvicorn
 
 from service.embedded import EmbeddedRedis, EmbeddedRedisError, answers_ping
+from service.logs import log_event
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -64,17 +66,34 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
+def command_settings(command: str) -> Settings | None:
+    """Return the settings with this process's logging set up by them, or None after
+    printing why they are invalid (the caller exits with 2)."""
+    from service.config import load_settings
+    from service.config_file import SettingsError
+    from service.logs import configure_logging
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"banditrec {command}: invalid settings: {exc}", file=sys.stderr)
+        return None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
 def serve(args: argparse.Namespace) -> int:
     """Run uvicorn until interrupted; return the exit code."""
     for variable in _SINGLE_THREADED_BLAS:
         os.environ.setdefault(variable, "1")
-    from service.config import Settings
+    from service.logs import logging_config
 
-    settings = Settings()
+    settings = command_settings("serve")
+    if settings is None:
+        return 2
     host = args.host or settings.host
     port = args.port or settings.port
     workers = args.workers or settings.workers
-    logging.basicConfig(level=settings.log_level.upper(), format="%(levelname)s: %(message)s")
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; turning it into
     # SystemExit lets the embedded Redis below be stopped cleanly instead of orphaned.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
@@ -89,6 +108,9 @@ def serve(args: argparse.Namespace) -> int:
                 port=port,
                 workers=workers,
                 log_level=settings.log_level,
+                # Every worker applies this config; RequestLog replaces the access log.
+                log_config=logging_config(settings.log_level, settings.log_format),
+                access_log=False,
                 loop="uvloop",
                 http="httptools",
             )
@@ -105,10 +127,11 @@ _SECTION_NAMES = {"retired": "retired items", "dedupe": "dedupe markers"}
 
 def export_state(args: argparse.Namespace) -> int:
     """Write the store's state as one JSON document; return the exit code."""
-    from service.config import Settings
     from service.store import StateChanged, StoreUnavailable
 
-    settings = Settings()
+    settings = command_settings("export")
+    if settings is None:
+        return 2
     try:
         with redis_for_command(settings) as url, _output(args.output) as out:
             summary = asyncio.run(export_document(url, settings, out, users=args.users))
@@ -205,9 +228,10 @@ def _version() -> str:
 def import_state(args: argparse.Namespace) -> int:
     """Validate a state file, then write it in one transaction; return the exit code."""
     from service import state
-    from service.config import Settings
 
-    settings = Settings()
+    settings = command_settings("import")
+    if settings is None:
+        return 2
     source = "stdin" if args.file == "-" else args.file
     try:
         text = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
@@ -250,6 +274,15 @@ async def import_document(
             plan = state.plan_import(document, current)
             with contextlib.suppress(StateChanged):
                 await store_state.write_state(store, plan, current.clusters, replace=replace)
+                log_event(
+                    "state_imported",
+                    prefix=prefix,
+                    replace=replace,
+                    items=len(document.items),
+                    arms=len(document.arms),
+                    dedupe_markers=len(document.dedupe),
+                    users=len(document.users or ()),
+                )
                 print(
                     f"banditrec import: imported {state.describe(document)} into prefix {prefix!r}"
                 )
@@ -272,8 +305,22 @@ async def import_document(
     return 1
 
 
+def show_config(args: argparse.Namespace) -> int:
+    """Print the effective settings as TOML with where each comes from; return the exit code."""
+    from service.config import load_settings
+    from service.config_file import SettingsError, render_toml
+
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"banditrec config: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_toml(settings))
+    return 0
+
+
 def add_commands(commands: Any) -> None:
-    """Add the serve, export and import subparsers to ``commands`` (an argparse subparsers)."""
+    """Add the serve, export, import and config subparsers to ``commands`` (argparse's)."""
     serve_cmd = commands.add_parser("serve", help="run the HTTP API")
     serve_cmd.add_argument("--host", help="bind address (default BANDITREC_HOST or 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port (default BANDITREC_PORT or 8000)")
@@ -293,3 +340,9 @@ def add_commands(commands: Any) -> None:
         "--replace", action="store_true", help="first delete every key under the key prefix"
     )
     import_cmd.set_defaults(run=import_state)
+    config_cmd = commands.add_parser(
+        "config",
+        help="print the effective settings (environment over BANDITREC_CONFIG's file over "
+        "defaults) as TOML, secrets masked",
+    )
+    config_cmd.set_defaults(run=show_config)

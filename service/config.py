@@ -1,25 +1,34 @@
-"""Every runtime setting, read once from BANDITREC_* environment variables."""
+"""Every runtime setting, read once from BANDITREC_* environment variables and the TOML
+file BANDITREC_CONFIG names (the environment wins)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bandits import Discount, Prior
+from service.config_file import ConfigFileSource, config_path, explain
 
 
 class Settings(BaseSettings):
-    """Service settings; each field is the env var BANDITREC_<NAME>."""
+    """Service settings; each field is the env var BANDITREC_<NAME>, or a key of the file."""
 
     model_config = SettingsConfigDict(env_prefix="BANDITREC_", frozen=True, extra="ignore")
 
     host: str = Field("127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(8000, ge=1, le=65535, description="Port the HTTP server binds.")
     workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes.")
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Level of the service's log lines and uvicorn's."
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="json: one JSON object per line; text: one readable line; auto: text "
+        "when stderr is a terminal, json otherwise (a container, a file, a pipe).",
+    )
 
     redis_url: str | None = Field(
         None, description="External Redis (redis:// or unix://). Unset: start an embedded one."
@@ -123,6 +132,20 @@ class Settings(BaseSettings):
         200_000, ge=8, le=10_000_000, description="Users sampled for a k-means fit."
     )
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Read arguments, then the environment, then the BANDITREC_CONFIG file: first wins."""
+        path = config_path()
+        sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        return sources if path is None else (*sources, ConfigFileSource(settings_cls, path))
+
     @model_validator(mode="after")
     def _stale_after_covers_refresh(self) -> Settings:
         """`BANDITREC_STALE_AFTER_S` must cover one snapshot period (`BANDITREC_SNAPSHOT_MS`)."""
@@ -144,3 +167,11 @@ class Settings(BaseSettings):
     def seen_half_life_s(self) -> float:
         """Seen-decay half-life in seconds."""
         return self.seen_half_life_h * 3600.0
+
+
+def load_settings() -> Settings:
+    """Return the settings; raise SettingsError naming the variable or file key at fault."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise explain(exc, Settings) from None

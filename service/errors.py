@@ -153,7 +153,8 @@ async def _dimension_mismatch(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    log.warning("redis unavailable on %s: %s", request.url.path, exc)
+    # The outage itself is logged once, by the snapshot refresh (engine/outage.py).
+    log.debug("redis unavailable on %s: %s", request.url.path, exc)
     return error_response(
         503, "redis_unavailable", "state store unavailable; nothing was written, retry later"
     )

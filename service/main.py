@@ -13,7 +13,7 @@ from service.config import Settings
 from service.engine import Engine
 from service.errors import install_error_handlers
 from service.metrics import Metrics
-from service.middleware import BodySizeLimit, RequestMetrics
+from service.middleware import BodySizeLimit, RequestLog, RequestMetrics
 from service.openapi import DESCRIPTION, TAGS
 from service.routes import admin, arms, feedback, health, items, recommend, stats, users
 from service.routes.docs import install_docs
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
             await engine.refresh()
         except StoreUnavailable as exc:
             # Start anyway: /readyz says 503 and the refresh loop keeps trying.
-            log.warning("redis not reachable at startup: %s", exc)
+            engine.snapshots.outage.failed(exc)
         stop = asyncio.Event()
         task = asyncio.create_task(engine.snapshots.run(stop), name="snapshot-refresh")
         try:
@@ -69,4 +69,6 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)
+    # Outermost, so that every response (a 413 included) carries the request id.
+    app.add_middleware(RequestLog)
     return app

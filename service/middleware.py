@@ -1,14 +1,27 @@
-"""ASGI middleware: request body size limit and per-route metrics."""
+"""ASGI middleware: request body size limit, per-route metrics and the request log."""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
+import uuid
 from typing import Any
 
+from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import error_response
+from service.logs import REQUEST_ID
 from service.metrics import Metrics
+
+# A caller's X-Request-ID is kept only if it is a plain token of bounded length, so that
+# it cannot forge log lines or bloat them; anything else gets an id of ours.
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._:=+/-]{1,128}")
+# Probes and scrapes arrive every few seconds: their lines are debug, not info.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+request_log = logging.getLogger("banditrec.http")
 
 
 class BodySizeLimit:
@@ -84,8 +97,58 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, send_with_status)
         finally:
-            route: Any = scope.get("route")
-            # Unmatched paths share one label so random URLs cannot explode cardinality.
-            template = getattr(route, "path", "unmatched")
+            template = route_template(scope)
             self.metrics.requests.labels(template, scope["method"], str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - start)
+
+
+def route_template(scope: Scope) -> str:
+    """Return the matched route's path template, or "unmatched"."""
+    route: Any = scope.get("route")
+    # Unmatched paths share one name so random URLs cannot explode cardinality.
+    return str(getattr(route, "path", "unmatched"))
+
+
+class RequestLog:
+    """Gives each request an id (the caller's X-Request-ID if sane, else a new one), echoes
+    it in the response's X-Request-ID and logs one line per request when it ends."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _SANE_REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        start = time.perf_counter()
+        status = 500
+        error: str | None = None
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)["X-Request-ID"] = request_id
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        except Exception as exc:
+            error = type(exc).__name__
+            raise
+        finally:
+            template = route_template(scope)
+            fields: dict[str, Any] = {
+                "method": scope["method"],
+                "route": template,
+                "status": status,
+                "latency_ms": round((time.perf_counter() - start) * 1000, 3),
+            }
+            if error is not None:
+                fields["error"] = error
+            level = logging.DEBUG if template in _QUIET_ROUTES else logging.INFO
+            request_log.log(level, "request", extra={"event": "request", "fields": fields})
+            REQUEST_ID.reset(token)

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from service.config import Settings
+from service.engine.bandit_metrics import BanditMetrics
 from service.engine.context import Context
 from service.engine.feedback import Feedback
 from service.engine.items import Items
@@ -42,6 +43,7 @@ class Engine:
         self.feedback = Feedback(self.ctx, self.snapshots, self.users)
         self.views = Views(self.ctx, self.snapshots, self.users)
         self.refits = Refits(self.ctx, self.snapshots)
+        self.bandit_metrics = BanditMetrics(self.ctx, self.snapshots)
 
     @property
     def settings(self) -> Settings:

@@ -182,6 +182,8 @@ class Recommender:
         except StoreUnavailable:
             stale = True
         self.ctx.metrics.recommendations.labels(stale=str(stale).lower()).inc()
+        cluster = "global" if membership.top is None else str(membership.top)
+        self.ctx.metrics.served_lists.labels(policy=policy, cluster=cluster).inc()
         return RecommendResponse(
             rec_id=rec_id,
             user_id=request.user_id,

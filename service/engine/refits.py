@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 
@@ -12,6 +13,7 @@ from service.engine.errors import InvalidRequest
 from service.engine.membership import embedded_rows
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog
+from service.logs import log_event
 from service.schemas import FitRequest, FitResult
 
 # k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
@@ -30,6 +32,7 @@ class Refits:
         """Fit k-means on users' vectors, store the centres as a new generation."""
         settings, store = self.ctx.settings, self.ctx.store
         async with self._lock:
+            started = time.perf_counter()
             snap = await self.snapshots.refresh()
             histories = await store.user_histories(settings.fit_max_users, settings.history_n)
             vectors = await asyncio.to_thread(_user_vectors, snap.catalog, histories)
@@ -46,6 +49,16 @@ class Refits:
             labels = assign_hard(vectors, normalize_rows(model.centers_))
             sizes = [int(s) for s in cluster_sizes(labels, request.k)]
             stored = await store.save_clusters(model.centers_, model.inertia_, sizes)
+            log_event(
+                "clusters_fitted",
+                gen=stored.gen,
+                k=stored.k,
+                n_users=len(vectors),
+                sizes=sizes,
+                inertia=round(float(model.inertia_), 6),
+                seed=request.seed,
+                duration_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
             await self.snapshots.refresh()
             return FitResult(
                 gen=stored.gen,

@@ -9,7 +9,9 @@ import time
 
 from clustering import normalize_rows
 from service.engine.context import Context
+from service.engine.outage import OutageLog
 from service.engine.snapshot import Catalog, Posteriors, Snapshot
+from service.logs import log_event
 from service.store import ClusterModel, StoreUnavailable
 
 log = logging.getLogger("banditrec")
@@ -24,6 +26,9 @@ class Snapshots:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.current = Snapshot()
+        # Count versions the store was ahead of the snapshot when the last refresh began.
+        self.version_lag = 0
+        self.outage = OutageLog()
         self._lock = asyncio.Lock()
 
     async def refresh(self) -> Snapshot:
@@ -40,7 +45,11 @@ class Snapshots:
                 centers = None if clusters.centers is None else normalize_rows(clusters.centers)
             posteriors = old.posteriors
             prior, discount, now = ctx.settings.prior_model, ctx.settings.discount, ctx.clock()
+            self.version_lag = 0 if posteriors is None else versions.arms - posteriors.version
+            started = time.perf_counter()
+            reason = None
             if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
+                reason = _reload_reason(old, catalog, clusters)
                 posteriors = await self.load_posteriors(catalog, clusters)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
@@ -48,6 +57,7 @@ class Snapshots:
                 advanced = posteriors.apply(changes, catalog, prior, discount, now)
                 if advanced is None or advanced.version < versions.arms:
                     ctx.metrics.snapshot_full_reloads.inc()
+                    reason = "behind"
                     advanced = await self.load_posteriors(catalog, clusters)
                 posteriors = advanced
             elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
@@ -55,6 +65,17 @@ class Snapshots:
                 posteriors = posteriors.rederive(prior, discount, now)
             self.current = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
             ctx.metrics.snapshot_refreshes.inc()
+            if reason is not None:
+                log_event(
+                    "snapshot_reloaded",
+                    reason=reason,
+                    items=len(catalog),
+                    gen=clusters.gen,
+                    k=clusters.k,
+                    counts_version=posteriors.version,
+                    version_lag=self.version_lag,
+                    duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                )
             return self.current
 
     async def load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
@@ -80,12 +101,22 @@ class Snapshots:
         while not stop.is_set():
             try:
                 await self.refresh()
+                self.outage.succeeded()
             except StoreUnavailable as exc:
                 metrics.snapshot_failures.inc()
-                log.warning("snapshot refresh failed: %s", exc)
+                # Logged once per outage by OutageLog, not once per period.
+                self.outage.failed(exc)
+                log.debug("snapshot refresh failed: %s", exc)
             except Exception:
                 metrics.snapshot_failures.inc()
                 log.exception("snapshot refresh failed")
             metrics.snapshot_age.set(self.current.age_s())
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), period)
+
+
+def _reload_reason(old: Snapshot, catalog: Catalog, clusters: ClusterModel) -> str:
+    """Return why every count is read again: start, catalog or clusters."""
+    if old.posteriors is None:
+        return "start"
+    return "clusters" if clusters is not old.clusters else "catalog"

@@ -36,6 +36,8 @@ async def readyz(engine: EngineDep) -> Readiness:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(metrics: MetricsDep, engine: EngineDep) -> Response:
-    """Return Prometheus text."""
+    """Return Prometheus text: this worker's metrics, then the bandit's (docs/metrics.md)."""
     metrics.snapshot_age.set(engine.snapshot.age_s())
-    return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    await engine.bandit_metrics.update()
+    body = generate_latest(metrics.registry) + generate_latest(engine.bandit_metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
