@@ -6,10 +6,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from service.deps import EngineDep
+from service.deps import EngineDep, ReadAccess
 from service.schemas import ID_PATTERN, ArmList, ItemArms
 
-router = APIRouter(prefix="/v1/arms", tags=["arms"])
+router = APIRouter(prefix="/v1/arms", tags=["arms"], dependencies=[ReadAccess])
 
 
 @router.get("/{item_id}", response_model_by_alias=True)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.deps import EngineDep, WriteAccess
+from service.deps import EngineDep, ReadAccess, WriteAccess
 from service.schemas import StatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
 
-@router.get("")
+@router.get("", dependencies=[ReadAccess])
 async def get_stats(engine: EngineDep) -> StatsOut:
     """Return each policy's lists, impressions, clicks and CTR, plus agreement and replay."""
     return await engine.views.stats()
