@@ -374,8 +374,8 @@ class StatsOut(BaseModel):
 class CatalogOverview(BaseModel):
     """The catalog as the serving snapshot holds it."""
 
-    items: int = Field(description="Items ever stored, retired ones included.")
-    active: int = Field(description="Items that may be served.")
+    items: int = Field(description="Items in the catalog (deleted ones are not).")
+    active: int = Field(description="Items that may be served (not stored with active=false).")
     with_embedding: int
     version: int = Field(description="Bumped by every catalog write.")
 
@@ -391,7 +391,7 @@ class ClustersOverview(BaseModel):
 
 
 class EventTotals(BaseModel):
-    """Feedback events counted so far, over every item (the global arms)."""
+    """Feedback events counted so far on the catalog's items (their global arms)."""
 
     impressions: int | float
     clicks: int | float
@@ -404,8 +404,9 @@ class Overview(BaseModel):
     catalog: CatalogOverview
     clusters: ClustersOverview
     events: EventTotals = Field(
-        description="Sums of the global arms' counts: accepted events per type. With a "
-        "count half-life (BANDITREC_HALF_LIFE_H) these are the discounted totals."
+        description="Sums of the catalog items' global arm counts: accepted events per type "
+        "(a deleted item's leave with it). With a count half-life (BANDITREC_HALF_LIFE_H) "
+        "these are the discounted totals."
     )
     arms_version: int = Field(description="Feedback batches that changed a count so far.")
     snapshot_age_s: float = Field(
