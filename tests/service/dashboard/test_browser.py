@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import scipy.stats
 
 from evaluation.child import free_port, stop, wait_until_ready
 from service.client import Client, served_events
@@ -287,6 +288,18 @@ def _check_item(browser: Browser, api: httpx.Client, item_id: str, tmp_path: Pat
     _screenshot(browser, tmp_path, "dashboard-item.png")
 
 
+def _check_densities_math(browser: Browser) -> None:
+    """The page's Beta density (its own lgamma) agrees with scipy's."""
+    cases = [(0.3, 2.5, 7.1), (0.02, 40.0, 2000.0), (0.5, 1.0, 1.0), (0.9, 0.7, 0.4),
+             (0.031, 3000.5, 95000.2)]  # fmt: skip
+    ours = browser.evaluate(
+        "import('./dashboard/static/beta.js').then((m) => "
+        f"{json.dumps(cases)}.map(([x, a, b]) => m.betaPdf(x, a, b)))"
+    )
+    expected = [float(scipy.stats.beta.pdf(x, a, b)) for x, a, b in cases]
+    assert ours == pytest.approx(expected, rel=1e-6)
+
+
 def _check_user(browser: Browser, api: httpx.Client) -> None:
     user_id = max(USERS, key=lambda u: len(api.get(f"/v1/users/{u}").json()["seen"]))
     _show(browser, f"#/users/{user_id}", "users")
@@ -341,6 +354,7 @@ def test_every_view_shows_the_apis_numbers(served, browser, tmp_path):
         _check_overview(browser, api, tmp_path)
         top_item = _check_clusters(browser, api)
         _check_item(browser, api, top_item, tmp_path)
+        _check_densities_math(browser)
         _check_user(browser, api)
 
         # The learned seen-decay curve is drawn once /v1/stats reports one.
