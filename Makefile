@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint install bench load clean
+.PHONY: run test lint install chromium bench load clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# Headless chromium for the dashboard's browser test (skipped without it); needs root.
+chromium:
+	.ci/install-chromium
 
 BENCH_STAMP := $(VENV)/.installed-bench
 $(BENCH_STAMP): $(TEST_STAMP)

@@ -42,7 +42,9 @@ class Settings(BaseSettings):
     redis_timeout_s: float = Field(2.0, gt=0, le=60, description="Per-command Redis timeout.")
     key_prefix: str = Field("br", pattern=r"^[a-z0-9_]{1,16}$", description="Redis key prefix.")
 
-    api_key: SecretStr | None = Field(None, description="If set, writes need X-API-Key.")
+    api_key: SecretStr | None = Field(
+        None, description="If set, writes and reads of arms, users, stats need X-API-Key."
+    )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Larger bodies: 413.")
 
     snapshot_ms: int = Field(1000, ge=10, le=600_000, description="Snapshot refresh period.")

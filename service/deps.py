@@ -63,3 +63,5 @@ async def require_api_key(
 
 
 WriteAccess = Depends(require_api_key)
+# Reads of what was learned and of users' data (the dashboard's sources) need the key too.
+ReadAccess = Depends(require_api_key)

@@ -15,7 +15,8 @@ from service.errors import install_error_handlers
 from service.metrics import Metrics
 from service.middleware import BodySizeLimit, RequestLog, RequestMetrics
 from service.openapi import DESCRIPTION, TAGS
-from service.routes import admin, arms, feedback, health, items, recommend, stats, users
+from service.routes import admin, arms, feedback, health, items, overview, recommend, stats, users
+from service.routes.dashboard import install_dashboard
 from service.routes.docs import install_docs
 from service.store import Store, StoreUnavailable
 
@@ -64,8 +65,9 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
     app.state.metrics = metrics
     install_error_handlers(app)
     install_docs(app)
+    install_dashboard(app)
     # Each route declares the error statuses it can answer with (service/openapi.py).
-    for module in (items, recommend, feedback, arms, users, stats, admin, health):
+    for module in (items, recommend, feedback, arms, users, stats, overview, admin, health):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, metrics=metrics)

@@ -560,3 +560,46 @@ class StatsOut(BaseModel):
         "policy's list also had: their CTR estimates the policy's own CTR per item, free "
         "of the bias of who chose what was shown. Needs BANDITREC_EXPLORATION > 0."
     )
+
+
+class CatalogOverview(BaseModel):
+    """The catalog as the serving snapshot holds it."""
+
+    items: int = Field(description="Items in the catalog (deleted ones are not).")
+    active: int = Field(description="Items that may be served (not stored with active=false).")
+    with_embedding: int
+    version: int = Field(description="Bumped by every catalog write.")
+
+
+class ClustersOverview(BaseModel):
+    """The current clustering: generation 0 means no fit yet (one cluster, everyone in it)."""
+
+    gen: int
+    k: int
+    sizes: list[int] = Field(description="Users per cluster at the fit; empty before one.")
+    fitted_at: float | None = Field(description="Unix time of the fit.")
+    inertia: float | None
+
+
+class EventTotals(BaseModel):
+    """Feedback events counted so far on the catalog's items (their global arms)."""
+
+    impressions: int | float
+    clicks: int | float
+    conversions: int | float
+
+
+class Overview(BaseModel):
+    """What one worker serves from: catalog, clustering, counted events, snapshot age."""
+
+    catalog: CatalogOverview
+    clusters: ClustersOverview
+    events: EventTotals = Field(
+        description="Sums of the catalog items' global arm counts: accepted events per type "
+        "(a deleted item's leave with it). With a count half-life (BANDITREC_HALF_LIFE_H) "
+        "these are the discounted totals."
+    )
+    arms_version: int = Field(description="Feedback batches that changed a count so far.")
+    snapshot_age_s: float = Field(
+        description="Seconds since this worker's snapshot was last confirmed current."
+    )

@@ -18,9 +18,13 @@ from service.engine.users import Users
 from service.schemas import (
     Arm,
     ArmList,
+    CatalogOverview,
     ClickStats,
     ClusterArm,
+    ClustersOverview,
+    EventTotals,
     ItemArms,
+    Overview,
     PolicyStats,
     RankedArm,
     SeenItem,
@@ -156,6 +160,36 @@ class Views:
             gen=snap.clusters.gen,
             recent_clicks=user.clicks,
             seen=seen,
+        )
+
+    def overview(self) -> Overview:
+        """Return catalog, clustering and event totals as this worker's snapshot holds them."""
+        snap = self.snapshots.current
+        catalog, clusters, posteriors = snap.catalog, snap.clusters, snap.posteriors
+        # The global row as stored (not discounted to now), so the totals only grow
+        # between feedback batches when counts are not discounted.
+        totals = posteriors.stored[:, -1, :].sum(axis=1) if posteriors else np.zeros(3)
+        return Overview(
+            catalog=CatalogOverview(
+                items=len(catalog),
+                active=int(catalog.active.sum()),
+                with_embedding=int(catalog.has_embedding.sum()),
+                version=catalog.version,
+            ),
+            clusters=ClustersOverview(
+                gen=clusters.gen,
+                k=clusters.k,
+                sizes=clusters.sizes,
+                fitted_at=clusters.fitted_at,
+                inertia=clusters.inertia,
+            ),
+            events=EventTotals(
+                impressions=_count_out(totals[0]),
+                clicks=_count_out(totals[1]),
+                conversions=_count_out(totals[2]),
+            ),
+            arms_version=posteriors.version if posteriors else 0,
+            snapshot_age_s=round(snap.age_s(), 3),
         )
 
     async def stats(self) -> StatsOut:

@@ -6,11 +6,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from service.deps import EngineDep
+from service.deps import EngineDep, ReadAccess
 from service.openapi import bad_id, error_responses, problem
 from service.schemas import ID_PATTERN, ArmList, ItemArms
 
-router = APIRouter(prefix="/v1/arms", tags=["arms"])
+router = APIRouter(prefix="/v1/arms", tags=["arms"], dependencies=[ReadAccess])
 
 
 @router.get(
@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/arms", tags=["arms"])
     summary="Read an item's arms",
     response_model_by_alias=True,
     responses=error_responses(
+        401,
         404,
         422,
         503,
@@ -46,7 +47,7 @@ _NO_SUCH_CLUSTER = problem(
 @router.get(
     "",
     summary="List a cluster's arms",
-    responses=error_responses(422, 503, invalid=[_NO_SUCH_CLUSTER]),
+    responses=error_responses(401, 422, 503, invalid=[_NO_SUCH_CLUSTER]),
 )
 async def list_arms(
     engine: EngineDep,

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from service.deps import EngineDep, WriteAccess
+from service.deps import EngineDep, ReadAccess, WriteAccess
 from service.openapi import error_responses
 from service.schemas import StatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 
 
-@router.get("", summary="Compare the serving policies", responses=error_responses(503))
+@router.get(
+    "",
+    summary="Compare the serving policies",
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 503),
+)
 async def get_stats(engine: EngineDep) -> StatsOut:
     """Return each policy's lists, impressions, clicks and CTR, plus agreement and replay.
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 
-from service.deps import EngineDep
+from service.deps import EngineDep, ReadAccess
 from service.openapi import bad_id, error_responses
 from service.schemas import ID_PATTERN, UserOut
 
@@ -16,7 +16,8 @@ router = APIRouter(prefix="/v1/users", tags=["users"])
 @router.get(
     "/{user_id}",
     summary="Read a user's state",
-    responses=error_responses(422, 503, invalid=[bad_id("user_id")]),
+    dependencies=[ReadAccess],
+    responses=error_responses(401, 422, 503, invalid=[bad_id("user_id")]),
 )
 async def get_user(
     user_id: Annotated[str, Path(pattern=ID_PATTERN, examples=["u42"])], engine: EngineDep

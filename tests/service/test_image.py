@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import urllib.request
 from pathlib import Path, PurePosixPath
 
 import pytest
@@ -153,6 +154,11 @@ def test_the_image_file_set_installs_alone_and_serves(tmp_path: Path, redis_url:
         )  # fmt: skip
     try:
         wait_until_ready(f"http://127.0.0.1:{port}/readyz", process, log, _READY_TIMEOUT_S)
+        # The dashboard's files are package data: the installed copy serves every one.
+        static = sorted(p.name for p in (ROOT / "service" / "dashboard" / "static").iterdir())
+        for path in ["dashboard", *(f"dashboard/static/{name}" for name in static)]:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/{path}", timeout=10) as answer:
+                assert answer.status == 200, path
     finally:
         code = stop(process)
     assert code == 0, log.read_text()

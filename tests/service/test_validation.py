@@ -151,7 +151,7 @@ async def test_unknown_route_and_method_use_the_error_shape(svc):
     assert _error(await svc.client.get("/v1/feedback"), 405)["code"] == "method_not_allowed"
 
 
-async def test_api_key_guards_writes_but_not_reads(start):
+async def test_api_key_guards_writes_and_the_dashboards_reads(start):
     running = await start(api_key="s3cret")
     client = running.client
     item = {"embedding": None}
@@ -165,6 +165,9 @@ async def test_api_key_guards_writes_but_not_reads(start):
     _error(await client.post("/v1/admin/clusters/fit", json={"k": 2}), 401)
     _error(await client.delete("/v1/items/a"), 401)
     assert (await client.get("/v1/items/a")).status_code == 200
-    assert (await client.get("/v1/arms/a")).status_code == 200
-    assert (await client.get("/v1/users/u")).status_code == 200
+    # What was learned, and users' data: the dashboard's sources need the key (issue 16).
+    for path in ("/v1/arms/a", "/v1/arms", "/v1/users/u", "/v1/stats", "/v1/overview"):
+        assert _error(await client.get(path), 401)["field"] == "X-API-Key"
+        assert (await client.get(path, headers=key)).status_code == 200
+    assert (await client.get("/dashboard")).status_code == 200
     assert (await send(client, [event("impression", "u", "a")], headers=key)).status_code == 200

@@ -1,0 +1,1 @@
+"""The dashboard's static files (HTML, CSS, JavaScript): read-only views of the public API."""
