@@ -592,6 +592,26 @@ class EventTotals(BaseModel):
 class Overview(BaseModel):
     """What one worker serves from: catalog, clustering, counted events, snapshot age."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "catalog": {"items": 9, "active": 9, "with_embedding": 9, "version": 3},
+                    "clusters": {
+                        "gen": 1,
+                        "k": 8,
+                        "sizes": [41, 37, 52, 30, 45, 39, 28, 48],
+                        "fitted_at": 1795459000.0,
+                        "inertia": 112.4,
+                    },
+                    "events": {"impressions": 1840, "clicks": 97, "conversions": 4},
+                    "arms_version": 212,
+                    "snapshot_age_s": 0.41,
+                }
+            ]
+        }
+    )
+
     catalog: CatalogOverview
     clusters: ClustersOverview
     events: EventTotals = Field(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -39,6 +41,9 @@ def test_generated_requests_get_documented_answers(tmp_path: Path) -> None:
         )
     try:
         wait_until_ready(f"{base}/readyz", server, log, timeout_s=30)
+        with urllib.request.urlopen(f"{base}/openapi.json", timeout=10) as response:
+            paths = json.load(response)["paths"].values()
+        operations = sum(len(methods) for methods in paths)
         run = subprocess.run(
             [
                 *(sys.executable, "-m", "schemathesis.cli", "run", f"{base}/openapi.json"),
@@ -54,4 +59,4 @@ def test_generated_requests_get_documented_answers(tmp_path: Path) -> None:
     finally:
         assert stop(server) == 0
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "15 selected" in run.stdout  # every operation was exercised
+    assert f"{operations} selected" in run.stdout  # every operation was exercised
