@@ -1,5 +1,6 @@
 """The service's subcommands of `banditrec`: `serve` runs the API (with an embedded Redis if
-needed); `export` and `import` back up, move or seed its state (see docs/state-format.md)."""
+needed); `export` and `import` back up, move or seed its state (see docs/state-format.md);
+`import-events` counts a platform's past events (see docs/import-events.md)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,16 @@ import logging
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import uvicorn
 
 from service.embedded import EmbeddedRedis, EmbeddedRedisError, answers_ping
+from service.progress import Progress
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -58,6 +62,36 @@ def redis_for_command(settings: Settings) -> Iterator[str]:
         return
     with redis_for(settings) as url:
         yield url
+
+
+def store_description(settings: Settings) -> str:
+    """Return which store a command uses: its Redis URL (password hidden) or data folder."""
+    if settings.redis_url:
+        parts = urlsplit(settings.redis_url)
+        where = settings.redis_url
+        if parts.password is not None:
+            host = parts.netloc.rpartition("@")[2]
+            where = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+    else:
+        where = f"the embedded Redis of {settings.data_dir.resolve()}"
+    return f"{where}, key prefix {settings.key_prefix!r}"
+
+
+# How to point a command at the service's store instead of the one it found.
+_STORE_HINT = (
+    "Run the command where `banditrec serve` runs, or set BANDITREC_DATA_DIR to its data "
+    "folder (BANDITREC_REDIS_URL for a Redis of your own, BANDITREC_KEY_PREFIX for another "
+    "prefix)"
+)
+
+
+def _no_data_folder(settings: Settings) -> bool:
+    """Return whether the command would start an embedded Redis in a folder that is not there."""
+    return not settings.redis_url and not settings.data_dir.exists()
+
+
+class EmptyStore(RuntimeError):
+    """An export found no items, counts or clustering under the prefix."""
 
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
@@ -109,9 +143,24 @@ def export_state(args: argparse.Namespace) -> int:
     from service.store import StateChanged, StoreUnavailable
 
     settings = Settings()
+    empty = (
+        f"banditrec export: nothing was exported: {{}}. {_STORE_HINT}; --allow-empty "
+        "exports an empty store anyway"
+    )
+    if _no_data_folder(settings) and not args.allow_empty:
+        missing = f"{settings.data_dir.resolve()} does not exist ({store_description(settings)})"
+        print(empty.format(missing), file=sys.stderr)
+        return 1
+    print(f"banditrec export: reading {store_description(settings)}", file=sys.stderr)
     try:
         with redis_for_command(settings) as url, _output(args.output) as out:
-            summary = asyncio.run(export_document(url, settings, out, users=args.users))
+            summary = asyncio.run(
+                export_document(url, settings, out, users=args.users, allow_empty=args.allow_empty)
+            )
+    except EmptyStore:
+        held = f"{store_description(settings)} holds no items, counts or clustering"
+        print(empty.format(held), file=sys.stderr)
+        return 1
     except (EmbeddedRedisError, StoreUnavailable, StateChanged) as exc:
         print(f"banditrec export: {exc}", file=sys.stderr)
         return 1
@@ -140,14 +189,21 @@ def _output(path: str | None) -> Iterator[TextIO]:
         partial.unlink(missing_ok=True)
 
 
-async def export_document(url: str, settings: Settings, out: TextIO, *, users: bool) -> str:
-    """Stream the state under settings.key_prefix to `out`; return a summary of what it holds."""
+async def export_document(
+    url: str, settings: Settings, out: TextIO, *, users: bool, allow_empty: bool = True
+) -> str:
+    """Stream the state under settings.key_prefix to `out`; return a summary of what it holds.
+
+    Raises EmptyStore, before writing anything, if the store holds nothing and not `allow_empty`.
+    """
     from service import state
     from service.store import Store
 
     store = Store(url, settings.key_prefix, settings.redis_timeout_s)
     try:
         snapshot = await store.read_state()
+        if not allow_empty and not state.holds_state(snapshot):
+            raise EmptyStore(f"nothing under key prefix {settings.key_prefix!r}")
         out.write(state.open_document(snapshot, state.settings_fields(settings), _version()))
         markers = store.dedupe_markers(snapshot.at_ms, settings.dedupe_retention_s)
         sections: list[tuple[str, AsyncIterable[list[str]]]] = [
@@ -159,10 +215,11 @@ async def export_document(url: str, settings: Settings, out: TextIO, *, users: b
         if users:
             sections.append(("users", _rendered(store.stored_users(), state.user_entries)))
         counts = []
-        for n, (name, entries) in enumerate(sections):
-            out.write(",\n" if n else "")
-            n_entries = await _write_array(out, name, entries)
-            counts.append(f"{n_entries} {_SECTION_NAMES.get(name, name)}")
+        with Progress("banditrec export: writing", None, "entries") as progress:
+            for n, (name, entries) in enumerate(sections):
+                out.write(",\n" if n else "")
+                n_entries = await _write_array(out, name, entries, progress)
+                counts.append(f"{n_entries} {_SECTION_NAMES.get(name, name)}")
         out.write("\n}\n")
     finally:
         await store.close()
@@ -180,7 +237,9 @@ async def _rendered(
         yield render(batch)
 
 
-async def _write_array(out: TextIO, name: str, batches: AsyncIterable[list[str]]) -> int:
+async def _write_array(
+    out: TextIO, name: str, batches: AsyncIterable[list[str]], progress: Progress
+) -> int:
     """Write `"name": [...]` one entry per line; return how many entries it has."""
     out.write(f'"{name}": [')
     n = 0
@@ -188,6 +247,7 @@ async def _write_array(out: TextIO, name: str, batches: AsyncIterable[list[str]]
         for entry in batch:
             out.write(("\n" if n == 0 else ",\n") + entry)
             n += 1
+        progress.advance(len(batch))
     out.write("\n]" if n else "]")
     return n
 
@@ -206,11 +266,13 @@ def import_state(args: argparse.Namespace) -> int:
 
     settings = Settings()
     source = "stdin" if args.file == "-" else args.file
+    phase = _phase_printer("banditrec import")
     try:
         text = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
     except OSError as exc:
         print(f"banditrec import: cannot read {source}: {exc.strerror}", file=sys.stderr)
         return 2
+    phase(f"read {len(text) / 1e6:.1f} MB from {source}; validating")
     try:
         document = state.parse_document(text)
     except state.InvalidState as exc:
@@ -223,6 +285,8 @@ def import_state(args: argparse.Namespace) -> int:
         return 2
     for note in state.settings_differences(document, settings):
         print(f"banditrec import: note: {note}", file=sys.stderr)
+    phase(f"validated {state.describe(document)}; writing in one transaction")
+    print(f"banditrec import: writing to {store_description(settings)}", file=sys.stderr)
     try:
         with redis_for_command(settings) as url:
             return asyncio.run(import_document(url, settings, document, replace=args.replace))
@@ -268,24 +332,127 @@ async def import_document(
     return 1
 
 
+def _phase_printer(label: str) -> Callable[[str], None]:
+    """Return a function printing a step of a long command with its time, on a terminal only."""
+    started = time.monotonic()
+
+    def phase(step: str) -> None:
+        if sys.stderr.isatty():
+            print(f"{label}: {step} ({time.monotonic() - started:.1f} s)", file=sys.stderr)
+
+    return phase
+
+
+def import_events(args: argparse.Namespace) -> int:
+    """Check an event file, then count its events once each; return the exit code."""
+    from service.config import Settings
+    from service.events_file import BadFile, detect_format
+    from service.events_import import import_events as run_import
+
+    settings = Settings()
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"banditrec import-events: {path} is not a readable file", file=sys.stderr)
+        return 2
+    if _no_data_folder(settings):
+        print(
+            f"banditrec import-events: nothing was written: {settings.data_dir.resolve()} does "
+            f"not exist ({store_description(settings)}), so there is no catalog to import "
+            f"into. {_STORE_HINT}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        file_format = detect_format(path) if args.format == "auto" else args.format
+    except (OSError, BadFile) as exc:
+        print(f"banditrec import-events: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"banditrec import-events: writing to {store_description(settings)}", file=sys.stderr)
+    try:
+        with redis_for_command(settings) as url:
+            return asyncio.run(
+                run_import(
+                    url,
+                    settings,
+                    path,
+                    file_format,
+                    skip_bad=args.skip_bad,
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            )
+    except EmbeddedRedisError as exc:
+        print(f"banditrec import-events: {exc}", file=sys.stderr)
+        return 1
+
+
+_SETTINGS_NOTE = (
+    "Settings come from BANDITREC_* environment variables, as for serve (docs/configuration.md)."
+)
+_STORE_NOTE = (
+    "The store: BANDITREC_REDIS_URL if set, else the embedded Redis of BANDITREC_DATA_DIR "
+    "(default ./data; a running serve's, else one started for the command), under "
+    "BANDITREC_KEY_PREFIX (default br)."
+)
+
+
 def add_commands(commands: Any) -> None:
-    """Add the serve, export and import subparsers to ``commands`` (an argparse subparsers)."""
-    serve_cmd = commands.add_parser("serve", help="run the HTTP API")
-    serve_cmd.add_argument("--host", help="bind address (default BANDITREC_HOST or 127.0.0.1)")
-    serve_cmd.add_argument("--port", type=int, help="port (default BANDITREC_PORT or 8000)")
-    serve_cmd.add_argument("--workers", type=int, help="worker processes (default 1)")
+    """Add serve, export, import and import-events to ``commands`` (an argparse subparsers)."""
+    serve_cmd = commands.add_parser(
+        "serve", help="run the HTTP API", description=f"Run the HTTP API. {_SETTINGS_NOTE}"
+    )
+    serve_cmd.add_argument("--host", help="bind address (default: BANDITREC_HOST, else 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port (default: BANDITREC_PORT, else 8000)")
+    serve_cmd.add_argument(
+        "--workers", type=int, help="worker processes (default: BANDITREC_WORKERS, else 1)"
+    )
     serve_cmd.set_defaults(run=serve)
     export_cmd = commands.add_parser(
-        "export", help="write items, clusters, counts and dedupe markers as one JSON document"
+        "export",
+        help="write items, clusters, counts and dedupe markers as one JSON document",
+        description="Write the store's state as one JSON document (docs/state-format.md). "
+        f"{_STORE_NOTE} An empty store is refused (exit 1) unless --allow-empty.",
     )
-    export_cmd.add_argument("--users", action="store_true", help="also write every user's state")
+    export_cmd.add_argument(
+        "--users", action="store_true", help="also write every user's state (default: off)"
+    )
     export_cmd.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export_cmd.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="export a store without items, counts or clustering (default: refuse it)",
+    )
     export_cmd.set_defaults(run=export_state)
     import_cmd = commands.add_parser(
-        "import", help="load a state file into an empty store (or replace the store's state)"
+        "import",
+        help="load a state file into an empty store (or replace the store's state)",
+        description=f"Load a file written by export. {_STORE_NOTE}",
     )
     import_cmd.add_argument("file", help="the file written by export, or - for stdin")
     import_cmd.add_argument(
-        "--replace", action="store_true", help="first delete every key under the key prefix"
+        "--replace",
+        action="store_true",
+        help="first delete every key under the key prefix (default: refuse a store with state)",
     )
     import_cmd.set_defaults(run=import_state)
+    events_cmd = commands.add_parser(
+        "import-events",
+        help="count a platform's past impressions, clicks and conversions once each",
+        description="Count past events (NDJSON or CSV: event_id, type, user_id, item_id, ts, "
+        "optional rec_id) once each, as live feedback would, into a store that a service may "
+        f"be using (docs/import-events.md). {_STORE_NOTE}",
+    )
+    events_cmd.add_argument("path", help="the event file (.gz is read compressed)")
+    events_cmd.add_argument(
+        "--format",
+        choices=("auto", "ndjson", "csv"),
+        default="auto",
+        help="the file's format (default: auto, by suffix .csv/.ndjson/.jsonl, else by content)",
+    )
+    events_cmd.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="import the valid lines and list the bad ones (default: refuse a file with a bad "
+        "line, before writing anything)",
+    )
+    events_cmd.set_defaults(run=import_events)
