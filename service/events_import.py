@@ -132,7 +132,6 @@ class EventsImport:
                 result.skipped_lines += len({p.line for p in batch.problems})
                 await self._record(batch.events, result, skip_bad=skip_bad)
                 bar.advance(batch.lines)
-            result.problems = result.problems[:SHOWN_PROBLEMS]
         return result
 
     async def _record(
@@ -148,7 +147,8 @@ class EventsImport:
                 problem = BadLine(events[position].line, field_name, exc.message)
                 if not skip_bad:
                     raise ImportStopped(problem, result) from exc
-                result.problems.append(problem)
+                if len(result.problems) < SHOWN_PROBLEMS:
+                    result.problems.append(problem)
                 result.skipped_lines += 1
                 events = events[:position] + events[position + 1 :]
                 continue
