@@ -73,26 +73,29 @@ async def _seed_catalog(url: str) -> None:
 def _run_command(path: Path, url: str) -> dict[str, Any]:
     """Run import-events in a child process; return its wall time, peak RSS and summary."""
     env = {**os.environ, "BANDITREC_REDIS_URL": url, "PYTHONPATH": str(ROOT)}
-    started = time.perf_counter()
-    child = subprocess.Popen(
-        [sys.executable, "-m", "cli", "import-events", str(path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    # wait4 gives this child's own rusage: the Redis server (also our child) is not in it.
-    _, status, usage = os.wait4(child.pid, 0)
-    wall_s = time.perf_counter() - started
+    out_path, err_path = path.with_suffix(".out"), path.with_suffix(".err")
+    # Files, not pipes: the child must never block on a full pipe while we wait for it.
+    with out_path.open("w") as out, err_path.open("w") as err:
+        started = time.perf_counter()
+        child = subprocess.Popen(
+            [sys.executable, "-m", "cli", "import-events", str(path)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+        )
+        # wait4 gives this child's own rusage: the Redis server (also our child) is not in it.
+        _, status, usage = os.wait4(child.pid, 0)
+        wall_s = time.perf_counter() - started
     child.returncode = os.waitstatus_to_exitcode(status)
-    out = child.stdout.read() if child.stdout else ""
-    err = child.stderr.read() if child.stderr else ""
     if child.returncode != 0:
-        raise RuntimeError(f"import-events exited {child.returncode}: {err}")
-    return {"wall_s": round(wall_s, 1), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)} | {
-        "summary": out.strip(),
-        "progress": [line for line in err.splitlines() if "/s" in line][-2:],
+        raise RuntimeError(f"import-events exited {child.returncode}: {err_path.read_text()}")
+    progress = [line for line in err_path.read_text().splitlines() if "/s" in line]
+    return {
+        "wall_s": round(wall_s, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "summary": out_path.read_text().strip(),
+        "progress": progress[-2:],
     }
 
 
