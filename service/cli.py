@@ -384,6 +384,13 @@ def import_events(args: argparse.Namespace) -> int:
     except EmbeddedRedisError as exc:
         print(f"banditrec import-events: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(
+            "banditrec import-events: interrupted; rerun to finish (events already counted "
+            "are then duplicates)",
+            file=sys.stderr,
+        )
+        return 130
 
 
 _SETTINGS_NOTE = (

@@ -477,3 +477,18 @@ def test_a_store_description_hides_the_password():
     described = store_description(Settings(redis_url="redis://admin:s3cret@cache:6380/2"))
     assert described == "redis://admin:***@cache:6380/2, key prefix 'br'"
     assert store_description(Settings(redis_url="unix:///run/r.sock")).startswith("unix:///run")
+
+
+def test_import_tells_a_terminal_its_steps(cli, tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    source = tmp_path / "state.json"
+    source.write_text(json.dumps(_document()))
+    assert main(["import", str(source)]) == 0
+    shown = terminal.getvalue()
+    assert "banditrec import: read 0.0 MB from" in shown
+    assert "banditrec import: validated 2 items" in shown and "writing in one transaction" in shown
