@@ -294,7 +294,14 @@ def _summary(result: ImportResult) -> str:
 
 
 def _report_check(found: FileCheck, batch_events: int, *, skip_bad: bool, err: TextIO) -> None:
-    """Print the first pass's bad lines and warnings."""
+    """Print the first pass's span of time, bad lines and warnings."""
+    if found.events:
+        span = [dt.datetime.fromtimestamp(t, dt.UTC) for t in (found.oldest_ts, found.newest_ts)]
+        print(
+            f"{_PREFIX}: {found.events} valid events from {span[0]:%Y-%m-%d %H:%M} to "
+            f"{span[1]:%Y-%m-%d %H:%M} UTC",
+            file=err,
+        )
     if found.bad_lines:
         verb = "skipping" if skip_bad else "refusing the file; nothing was written"
         print(f"{_PREFIX}: {_lines(found.bad_lines)}, {verb}:", file=err)

@@ -115,6 +115,8 @@ async def test_a_rerun_counts_nothing_twice(flushed, redis_url, raw, make_settin
     code, out, err = await _import(make_settings, path, batch=4)
     assert code == 0, err
     assert "13 events: 12 counted, 1 duplicates" in out
+    first_day = time.strftime("%Y-%m-%d", time.gmtime(PAST))
+    assert f"13 valid events from {first_day}" in err
     assert "a rerun until" in out and "BANDITREC_DEDUPE_RETENTION_S" in out
     counted = await _counts(raw, "br")
     assert counted["imp:global"] == {b"a": b"5", b"b": b"5"}
