@@ -1,5 +1,6 @@
 """The `banditrec` command: `serve` runs the API (with an embedded Redis if needed);
 `export` and `import` back up, move or seed its state (see docs/state-format.md);
+`import-events` counts a platform's past events (see docs/import-events.md);
 `simulate` and `evaluate` prove that it learns (see docs/evaluation.md)."""
 
 from __future__ import annotations

@@ -1,29 +1,31 @@
 """The service's subcommands of `banditrec`: `serve` runs the API (with an embedded Redis if
-needed); `export` and `import` back up, move or seed its state (see docs/state-format.md);
-`config` prints the effective settings."""
+needed); `export` and `import` back up, move or seed its state (service/backup.py);
+`import-events` counts a platform's past events (see docs/import-events.md); `config` prints
+the effective settings."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import importlib.metadata
 import logging
 import os
 import signal
 import sys
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, TypeVar
+from typing import Any
 
 import uvicorn
 
-from service.embedded import EmbeddedRedis, EmbeddedRedisError, answers_ping
-from service.logs import log_event
-
-if TYPE_CHECKING:
-    from service.config import Settings
-    from service.state import StateDocument
+from service.backup import export_state, import_state
+from service.command_context import (
+    STORE_HINT,
+    command_settings,
+    no_data_folder,
+    redis_for,
+    redis_for_command,
+    store_description,
+)
+from service.embedded import EmbeddedRedisError
 
 # A BLAS thread pool per worker fights the event loop and the other workers for cores (a
 # 10k-item matvec took 8 ms instead of 0.25 ms on a busy 2-core box). OpenBLAS reads these
@@ -32,54 +34,9 @@ _SINGLE_THREADED_BLAS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THR
 
 log = logging.getLogger("banditrec")
 
-T = TypeVar("T")
-
-
-@contextlib.contextmanager
-def redis_for(settings: Settings) -> Iterator[str]:
-    """Yield the Redis URL to use: the configured one, or a started embedded server."""
-    if settings.redis_url:
-        yield settings.redis_url
-        return
-    server = EmbeddedRedis(settings.data_dir, settings.redis_appendfsync).start()
-    log.info("embedded redis on %s, data in %s", server.url, server.data_dir)
-    try:
-        yield server.url
-    finally:
-        server.stop()
-        log.info("embedded redis stopped")
-
-
-@contextlib.contextmanager
-def redis_for_command(settings: Settings) -> Iterator[str]:
-    """Yield a Redis URL for a one-off command: configured, a running serve's, or a new one."""
-    socket_path = EmbeddedRedis(settings.data_dir).socket_path
-    if not settings.redis_url and answers_ping(socket_path):
-        # A running serve holds the folder's lock: share its server instead.
-        yield f"unix://{socket_path}"
-        return
-    with redis_for(settings) as url:
-        yield url
-
 
 def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(0)
-
-
-def command_settings(command: str) -> Settings | None:
-    """Return the settings with this process's logging set up by them, or None after
-    printing why they are invalid (the caller exits with 2)."""
-    from service.config import load_settings
-    from service.config_file import SettingsError
-    from service.logs import configure_logging
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        print(f"banditrec {command}: invalid settings: {exc}", file=sys.stderr)
-        return None
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -121,188 +78,6 @@ def serve(args: argparse.Namespace) -> int:
 
 
 # An import plans its counters from the store's; a concurrent write means planning again.
-_IMPORT_ATTEMPTS = 3
-_SECTION_NAMES = {"retired": "retired items", "dedupe": "dedupe markers"}
-
-
-def export_state(args: argparse.Namespace) -> int:
-    """Write the store's state as one JSON document; return the exit code."""
-    from service.store import StateChanged, StoreUnavailable
-
-    settings = command_settings("export")
-    if settings is None:
-        return 2
-    try:
-        with redis_for_command(settings) as url, _output(args.output) as out:
-            summary = asyncio.run(export_document(url, settings, out, users=args.users))
-    except (EmbeddedRedisError, StoreUnavailable, StateChanged) as exc:
-        print(f"banditrec export: {exc}", file=sys.stderr)
-        return 1
-    except BrokenPipeError:
-        # The reader went away (`banditrec export | head`): not an error of ours. Point
-        # stdout at devnull so the interpreter's final flush does not raise again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    print(f"banditrec export: {summary} of prefix {settings.key_prefix!r}", file=sys.stderr)
-    return 0
-
-
-@contextlib.contextmanager
-def _output(path: str | None) -> Iterator[TextIO]:
-    """Yield stdout, or a file that appears under `path` only once it is complete."""
-    if path is None or path == "-":
-        yield sys.stdout
-        sys.stdout.flush()
-        return
-    partial = Path(f"{path}.partial")
-    try:
-        with partial.open("w", encoding="utf-8") as out:
-            yield out
-        partial.replace(path)
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-async def export_document(url: str, settings: Settings, out: TextIO, *, users: bool) -> str:
-    """Stream the state under settings.key_prefix to `out`; return a summary of what it holds."""
-    from service import state
-    from service.store import Store
-    from service.store import state as store_state
-
-    store = Store(url, settings.key_prefix, settings.redis_timeout_s)
-    try:
-        snapshot = await store_state.read_state(store)
-        out.write(state.open_document(snapshot, state.settings_fields(settings), _version()))
-        markers = store_state.dedupe_markers(store, snapshot.at_ms, settings.dedupe_retention_s)
-        sections: list[tuple[str, AsyncIterable[list[str]]]] = [
-            ("items", _once(state.item_entries(snapshot))),
-            ("retired", _once(state.retired_entries(snapshot))),
-            ("arms", _once(state.arm_entries(snapshot))),
-            ("dedupe", _rendered(markers, state.dedupe_entries)),
-        ]
-        if users:
-            sections.append(
-                ("users", _rendered(store_state.stored_users(store), state.user_entries))
-            )
-        counts = []
-        for n, (name, entries) in enumerate(sections):
-            out.write(",\n" if n else "")
-            n_entries = await _write_array(out, name, entries)
-            counts.append(f"{n_entries} {_SECTION_NAMES.get(name, name)}")
-        out.write("\n}\n")
-    finally:
-        await store.close()
-    return ", ".join(counts)
-
-
-async def _once(entries: list[str]) -> AsyncIterator[list[str]]:
-    yield entries
-
-
-async def _rendered(
-    batches: AsyncIterable[list[T]], render: Callable[[list[T]], list[str]]
-) -> AsyncIterator[list[str]]:
-    async for batch in batches:
-        yield render(batch)
-
-
-async def _write_array(out: TextIO, name: str, batches: AsyncIterable[list[str]]) -> int:
-    """Write `"name": [...]` one entry per line; return how many entries it has."""
-    out.write(f'"{name}": [')
-    n = 0
-    async for batch in batches:
-        for entry in batch:
-            out.write(("\n" if n == 0 else ",\n") + entry)
-            n += 1
-    out.write("\n]" if n else "]")
-    return n
-
-
-def _version() -> str:
-    try:
-        return importlib.metadata.version("banditrec")
-    except importlib.metadata.PackageNotFoundError:
-        return "unknown"
-
-
-def import_state(args: argparse.Namespace) -> int:
-    """Validate a state file, then write it in one transaction; return the exit code."""
-    from service import state
-
-    settings = command_settings("import")
-    if settings is None:
-        return 2
-    source = "stdin" if args.file == "-" else args.file
-    try:
-        text = sys.stdin.buffer.read() if args.file == "-" else Path(args.file).read_bytes()
-    except OSError as exc:
-        print(f"banditrec import: cannot read {source}: {exc.strerror}", file=sys.stderr)
-        return 2
-    try:
-        document = state.parse_document(text)
-    except state.InvalidState as exc:
-        print(
-            f"banditrec import: {source} is not a valid state file; nothing was written:",
-            file=sys.stderr,
-        )
-        for path, message in exc.errors:
-            print(f"  {path}: {message}" if path else f"  {message}", file=sys.stderr)
-        return 2
-    for note in state.settings_differences(document, settings):
-        print(f"banditrec import: note: {note}", file=sys.stderr)
-    try:
-        with redis_for_command(settings) as url:
-            return asyncio.run(import_document(url, settings, document, replace=args.replace))
-    except EmbeddedRedisError as exc:
-        print(f"banditrec import: {exc}", file=sys.stderr)
-        return 1
-
-
-async def import_document(
-    url: str, settings: Settings, document: StateDocument, *, replace: bool
-) -> int:
-    """Write a validated document under settings.key_prefix; return the exit code."""
-    from service import state
-    from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable
-    from service.store import state as store_state
-
-    prefix = settings.key_prefix
-    store = Store(url, prefix, settings.redis_timeout_s)
-    try:
-        for _ in range(_IMPORT_ATTEMPTS):
-            current = await store.versions()
-            plan = state.plan_import(document, current)
-            with contextlib.suppress(StateChanged):
-                await store_state.write_state(store, plan, current.clusters, replace=replace)
-                log_event(
-                    "state_imported",
-                    prefix=prefix,
-                    replace=replace,
-                    items=len(document.items),
-                    arms=len(document.arms),
-                    dedupe_markers=len(document.dedupe),
-                    users=len(document.users or ()),
-                )
-                print(
-                    f"banditrec import: imported {state.describe(document)} into prefix {prefix!r}"
-                )
-                return 0
-        print(
-            "banditrec import: the store kept changing while importing (is the service still "
-            "taking writes?); nothing was written",
-            file=sys.stderr,
-        )
-    except StateNotEmpty as exc:
-        print(
-            f"banditrec import: {exc} under prefix {prefix!r}; nothing was written. "
-            "--replace deletes every key under the prefix, then imports",
-            file=sys.stderr,
-        )
-    except StoreUnavailable as exc:
-        print(f"banditrec import: {exc}; nothing was written", file=sys.stderr)
-    finally:
-        await store.close()
-    return 1
 
 
 def show_config(args: argparse.Namespace) -> int:
@@ -319,25 +94,104 @@ def show_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def import_events(args: argparse.Namespace) -> int:
+    """Check an event file, then count its events once each; return the exit code."""
+    from service.events_file import BadFile, detect_format
+    from service.events_import import import_events as run_import
+
+    settings = command_settings("import-events")
+    if settings is None:
+        return 2
+    path = Path(args.path)
+    if not path.is_file():
+        print(f"banditrec import-events: {path} is not a readable file", file=sys.stderr)
+        return 2
+    if no_data_folder(settings):
+        print(
+            f"banditrec import-events: nothing was written: {settings.data_dir.resolve()} does "
+            f"not exist ({store_description(settings)}), so there is no catalog to import "
+            f"into. {STORE_HINT}",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        file_format = detect_format(path) if args.format == "auto" else args.format
+    except (OSError, BadFile) as exc:
+        print(f"banditrec import-events: cannot read {path}: {exc}", file=sys.stderr)
+        return 2
+    print(f"banditrec import-events: writing to {store_description(settings)}", file=sys.stderr)
+    try:
+        with redis_for_command(settings) as url:
+            return asyncio.run(
+                run_import(
+                    url,
+                    settings,
+                    path,
+                    file_format,
+                    skip_bad=args.skip_bad,
+                    out=sys.stdout,
+                    err=sys.stderr,
+                )
+            )
+    except EmbeddedRedisError as exc:
+        print(f"banditrec import-events: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(
+            "banditrec import-events: interrupted; rerun to finish (events already counted "
+            "are then duplicates)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+_SETTINGS_NOTE = (
+    "Settings come from BANDITREC_* environment variables, as for serve (docs/configuration.md)."
+)
+_STORE_NOTE = (
+    "The store: BANDITREC_REDIS_URL if set, else the embedded Redis of BANDITREC_DATA_DIR "
+    "(default ./data; a running serve's, else one started for the command), under "
+    "BANDITREC_KEY_PREFIX (default br)."
+)
+
+
 def add_commands(commands: Any) -> None:
-    """Add the serve, export, import and config subparsers to ``commands`` (argparse's)."""
-    serve_cmd = commands.add_parser("serve", help="run the HTTP API")
-    serve_cmd.add_argument("--host", help="bind address (default BANDITREC_HOST or 127.0.0.1)")
-    serve_cmd.add_argument("--port", type=int, help="port (default BANDITREC_PORT or 8000)")
-    serve_cmd.add_argument("--workers", type=int, help="worker processes (default 1)")
+    """Add serve, export, import, import-events and config to ``commands`` (argparse's)."""
+    serve_cmd = commands.add_parser(
+        "serve", help="run the HTTP API", description=f"Run the HTTP API. {_SETTINGS_NOTE}"
+    )
+    serve_cmd.add_argument("--host", help="bind address (default: BANDITREC_HOST, else 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port (default: BANDITREC_PORT, else 8000)")
+    serve_cmd.add_argument(
+        "--workers", type=int, help="worker processes (default: BANDITREC_WORKERS, else 1)"
+    )
     serve_cmd.set_defaults(run=serve)
     export_cmd = commands.add_parser(
-        "export", help="write items, clusters, counts and dedupe markers as one JSON document"
+        "export",
+        help="write items, clusters, counts and dedupe markers as one JSON document",
+        description="Write the store's state as one JSON document (docs/state-format.md). "
+        f"{_STORE_NOTE} An empty store is refused (exit 1) unless --allow-empty.",
     )
-    export_cmd.add_argument("--users", action="store_true", help="also write every user's state")
+    export_cmd.add_argument(
+        "--users", action="store_true", help="also write every user's state (default: off)"
+    )
     export_cmd.add_argument("-o", "--output", help="file to write (default: stdout)")
+    export_cmd.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="export a store without items, counts or clustering (default: refuse it)",
+    )
     export_cmd.set_defaults(run=export_state)
     import_cmd = commands.add_parser(
-        "import", help="load a state file into an empty store (or replace the store's state)"
+        "import",
+        help="load a state file into an empty store (or replace the store's state)",
+        description=f"Load a file written by export. {_STORE_NOTE}",
     )
     import_cmd.add_argument("file", help="the file written by export, or - for stdin")
     import_cmd.add_argument(
-        "--replace", action="store_true", help="first delete every key under the key prefix"
+        "--replace",
+        action="store_true",
+        help="first delete every key under the key prefix (default: refuse a store with state)",
     )
     import_cmd.set_defaults(run=import_state)
     config_cmd = commands.add_parser(
@@ -346,3 +200,24 @@ def add_commands(commands: Any) -> None:
         "defaults) as TOML, secrets masked",
     )
     config_cmd.set_defaults(run=show_config)
+    events_cmd = commands.add_parser(
+        "import-events",
+        help="count a platform's past impressions, clicks and conversions once each",
+        description="Count past events (NDJSON or CSV: event_id, type, user_id, item_id, ts, "
+        "optional rec_id) once each, as live feedback would, into a store that a service may "
+        f"be using (docs/import-events.md). {_STORE_NOTE}",
+    )
+    events_cmd.add_argument("path", help="the event file (.gz is read compressed)")
+    events_cmd.add_argument(
+        "--format",
+        choices=("auto", "ndjson", "csv"),
+        default="auto",
+        help="the file's format (default: auto, by suffix .csv/.ndjson/.jsonl, else by content)",
+    )
+    events_cmd.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="import the valid lines and list the bad ones (default: refuse a file with a bad "
+        "line, before writing anything)",
+    )
+    events_cmd.set_defaults(run=import_events)

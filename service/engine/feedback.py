@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.membership import Membership
@@ -13,7 +15,7 @@ from service.store import ArmEvent, UserEvent, UserState
 from service.store.codecs import EVENT_KINDS, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
-_MAX_CLOCK_SKEW_S = 300.0
+MAX_CLOCK_SKEW_S = 300.0
 
 
 class Feedback:
@@ -24,19 +26,25 @@ class Feedback:
         self.snapshots = snapshots
         self.users = users
 
-    async def record(self, batch: FeedbackBatch) -> FeedbackResult:
-        """Validate the whole batch, then count each new event exactly once."""
+    async def record(self, batch: FeedbackBatch, *, history: bool = False) -> FeedbackResult:
+        """Validate the whole batch, then count each new event exactly once.
+
+        With `history` (banditrec import-events) events may be older than the dedupe
+        retention, and each takes effect on its user at its own ts.
+        """
         now = self.ctx.clock()
         events = batch.events
-        oldest = now - self.ctx.settings.dedupe_retention_s
+        # An import is remembered for the retention from now, so old events are fine.
+        oldest = -math.inf if history else now - self.ctx.settings.dedupe_retention_s
         for i, event in enumerate(events):
-            if event.ts is not None and not oldest <= event.ts <= now + _MAX_CLOCK_SKEW_S:
+            if event.ts is not None and not oldest <= event.ts <= now + MAX_CLOCK_SKEW_S:
                 raise InvalidRequest(
                     "invalid_ts",
-                    f"ts {event.ts} is outside [now - retention, now + {_MAX_CLOCK_SKEW_S:.0f} s]; "
+                    f"ts {event.ts} is outside [now - retention, now + {MAX_CLOCK_SKEW_S:.0f} s]; "
                     "events older than the dedupe retention cannot be counted exactly once",
                     f"events[{i}].ts",
                 )
+        times = [e.ts if history and e.ts is not None else now for e in events]
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
         existing = await self.ctx.store.existing_items(item_ids)
@@ -53,7 +61,7 @@ class Feedback:
         users = await self.users.read_current(
             [e.user_id for e in events], for_feedback=True, last_clicks_of=bare
         )
-        attributed = self._attribute_conversions(events, users, now)
+        attributed = self._attribute_conversions(events, users, times)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
             recs |= await self.ctx.store.read_rec_logs(missing)
@@ -99,14 +107,14 @@ class Feedback:
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
-        for event, membership, stats in zip(events, logged, stats_of, strict=True):
+        for event, membership, stats, at in zip(events, logged, stats_of, times, strict=True):
             membership = membership or current[event.user_id]
             shares = tuple(membership.micro_weights())
             arm_events.append(
                 ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
             )
             user_events.setdefault(event.user_id, []).append(
-                UserEvent(event.event_id, event.type, event.item_id, event.rec_id)
+                UserEvent(event.event_id, event.type, event.item_id, event.rec_id, at)
             )
         flags = await self.ctx.store.record_feedback(
             arm_events,
@@ -130,7 +138,7 @@ class Feedback:
         )
 
     def _attribute_conversions(
-        self, events: list[FeedbackEvent], users: dict[str, UserState], now: float
+        self, events: list[FeedbackEvent], users: dict[str, UserState], times: list[float]
     ) -> dict[int, str]:
         """Return, by event position, the rec_id of the click each bare conversion follows."""
         window = self.ctx.settings.attribution_h * 3600
@@ -139,6 +147,6 @@ class Feedback:
             if event.type != "conversion" or event.rec_id is not None:
                 continue
             clicked_at, rec_id = users[event.user_id].last_clicks.get(event.item_id, (0.0, None))
-            if rec_id is not None and now - clicked_at <= window:
+            if rec_id is not None and times[i] - clicked_at <= window:
                 found[i] = rec_id
         return found

@@ -17,6 +17,7 @@ from service.state.document import (
 from service.state.export import (
     arm_entries,
     dedupe_entries,
+    holds_state,
     item_entries,
     open_document,
     retired_entries,
@@ -32,6 +33,7 @@ __all__ = [
     "arm_entries",
     "dedupe_entries",
     "describe",
+    "holds_state",
     "item_entries",
     "open_document",
     "parse_document",

@@ -32,6 +32,12 @@ def open_document(snapshot: StateSnapshot, settings: dict[str, Any], version: st
     return "{\n" + "".join(f'"{name}": {text},\n' for name, text in head.items())
 
 
+def holds_state(snapshot: StateSnapshot) -> bool:
+    """Return whether the snapshot has items, counts or a clustering (an export has content)."""
+    counted = any(snapshot.counts.values()) or any(snapshot.times.values())
+    return bool(snapshot.items) or counted or snapshot.clusters.gen > 0
+
+
 def _clusters_entry(clusters: ClusterModel) -> dict[str, Any] | None:
     if clusters.gen == 0 or clusters.centers is None:
         return None

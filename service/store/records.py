@@ -111,9 +111,14 @@ class ArmEvent:
 
 @dataclass(frozen=True, slots=True)
 class UserEvent:
-    """One event's effect on a user's seen decay, history and last clicks."""
+    """One event's effect on a user's seen decay, history and last clicks.
+
+    `at` is when it happened: None for live feedback (the batch's now), an imported
+    event's own time, so that seen counts decay from then.
+    """
 
     event_id: str
     kind: str
     item_id: str
     rec_id: str | None = None
+    at: float | None = None

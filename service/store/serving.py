@@ -379,13 +379,15 @@ class Store:
             count_args += arm_event.stats
         calls: list[ScriptCall] = [(self._record_counts, count_keys, count_args)]
         for user_id, events in user_events.items():
-            # Impressions first: a batch with both an impression and a click of one
-            # item must end with the item not penalised.
-            ordered = sorted(events, key=lambda e: e.kind != "impression")
+            # In time order, impressions first at equal times: a batch with both an
+            # impression and a click of one item must end with the item not penalised.
+            ordered = sorted(
+                events, key=lambda e: (now if e.at is None else e.at, e.kind != "impression")
+            )
             args: list[Any] = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
             for user_event in ordered:
                 args += [user_event.event_id, user_event.kind, user_event.item_id]
-                args.append(user_event.rec_id or "")
+                args += [user_event.rec_id or "", now if user_event.at is None else user_event.at]
             calls.append((self._record_user, list(keys.user_keys(user_id)), args))
         commands = [
             ("HSET", keys.outcomes(rec_id), *[x for f in sorted(fields) for x in (f, 1)])

@@ -135,3 +135,16 @@ def test_locust_runs_headless_against_a_real_server(tmp_path):
     assert result["failures"] == 0
     assert result["p50_ms"] is not None and result["p50_ms"] <= result["p99_ms"]
     assert (tmp_path / "smoke_stats.csv").exists()
+
+
+@pytest.mark.slow
+def test_import_events_bench_reports_rate_and_peak_rss_of_the_command(tmp_path):
+    from bench import import_events
+
+    result = import_events.run(300, tmp_path)
+    assert result["events"] == 300
+    assert "300 events: 300 counted, 0 duplicates" in result["import"]["summary"]
+    assert "300 events: 0 counted, 300 duplicates" in result["rerun"]["summary"]
+    for run in (result["import"], result["rerun"]):
+        assert run["events_per_s"] > 0 and 10 < run["peak_rss_mb"] < 10_000
+    json.dumps(result)

@@ -45,3 +45,22 @@ def test_unknown_arguments_of_an_installed_command_are_still_refused(
         main(["serve", "--bogus"])
     assert exit_.value.code == 2
     assert "unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "defaults"),
+    [
+        ("serve", ["(default: BANDITREC_HOST, else 127.0.0.1)", "BANDITREC_PORT, else 8000"]),
+        ("export", ["(default: stdout)", "(default: off)", "(default: refuse it)"]),
+        ("import", ["(default: refuse a store with state)", "BANDITREC_DATA_DIR"]),
+        ("import-events", ["(default: auto", "(default: refuse a file with a bad", "./data"]),
+    ],
+)
+def test_the_service_commands_help_shows_their_defaults(
+    command: str, defaults: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for default in defaults:
+        assert default in shown

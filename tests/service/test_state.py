@@ -15,7 +15,8 @@ import pytest
 import redis.asyncio as redis
 
 from cli import main
-from service.cli import export_document, import_document, redis_for_command
+from service.backup import export_document, import_document
+from service.command_context import redis_for_command, store_description
 from service.config import Settings
 from service.embedded import EmbeddedRedis
 from service.state import InvalidState, parse_document
@@ -440,3 +441,56 @@ async def _ping(url: str) -> bool:
         return False
     finally:
         await store.close()
+
+
+def test_export_names_its_store_and_refuses_an_empty_one(cli, tmp_path, capsys, monkeypatch):
+    assert main(["export", "-o", str(tmp_path / "state.json")]) == 1
+    err = capsys.readouterr().err
+    assert f"reading {cli}, key prefix 'cli'" in err
+    assert "holds no items, counts or clustering" in err and "nothing was exported" in err
+    assert "BANDITREC_DATA_DIR" in err and "--allow-empty" in err
+    assert not list(tmp_path.iterdir())  # neither the file nor a partial one
+
+    assert main(["export", "--allow-empty"]) == 0
+    assert json.loads(capsys.readouterr().out)["items"] == []
+
+    monkeypatch.setattr("service.progress.LINE_EVERY_S", 0.0)
+    source = tmp_path / "valid.json"
+    source.write_text(json.dumps(_document()))
+    assert main(["import", str(source)]) == 0
+    assert f"writing to {cli}, key prefix 'cli'" in capsys.readouterr().err
+    assert main(["export"]) == 0
+    assert "banditrec export: writing: 2 entries" in capsys.readouterr().err  # progress lines
+
+
+def test_export_from_a_folder_without_data_says_where_it_looked(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("BANDITREC_REDIS_URL", raising=False)
+    monkeypatch.delenv("BANDITREC_DATA_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["export"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert f"the embedded Redis of {tmp_path / 'data'}, key prefix 'br'" in captured.err
+    assert "BANDITREC_DATA_DIR" in captured.err and "--allow-empty" in captured.err
+    assert not (tmp_path / "data").exists()  # no empty Redis started there
+
+
+def test_a_store_description_hides_the_password():
+    described = store_description(Settings(redis_url="redis://admin:s3cret@cache:6380/2"))
+    assert described == "redis://admin:***@cache:6380/2, key prefix 'br'"
+    assert store_description(Settings(redis_url="unix:///run/r.sock")).startswith("unix:///run")
+
+
+def test_import_tells_a_terminal_its_steps(cli, tmp_path, monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    source = tmp_path / "state.json"
+    source.write_text(json.dumps(_document()))
+    assert main(["import", str(source)]) == 0
+    shown = terminal.getvalue()
+    assert "banditrec import: read 0.0 MB from" in shown
+    assert "banditrec import: validated 2 items" in shown and "writing in one transaction" in shown

@@ -88,6 +88,24 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
     assert users["u"].last_clicks == {"b": (NOW, "r1")}
 
 
+async def test_each_user_event_takes_effect_at_its_own_time(store, raw):
+    # An import: past events in one batch, out of order; seen decays between their times.
+    past = NOW - 10 * HALF_LIFE_S
+    events = [
+        UserEvent("e3", "click", "b", "r1", at=past + 2 * HALF_LIFE_S),
+        UserEvent("e2", "impression", "a", at=past + HALF_LIFE_S),
+        UserEvent("e1", "impression", "a", at=past),
+        UserEvent("e4", "click", "c", at=past + 3 * HALF_LIFE_S),
+    ]
+    await _feedback(store, events, NOW)
+    users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
+    assert users["u"].seen == {"a": (1.5, past + HALF_LIFE_S)}
+    assert users["u"].clicks == ["c", "b"]  # newest first, by time, not by batch order
+    assert users["u"].last_clicks["b"] == (past + 2 * HALF_LIFE_S, "r1")
+    # The dedupe set keeps the batch's time: the events are remembered from now.
+    assert await raw.zscore(store.keys.user("u", "events"), "e1") == NOW
+
+
 @pytest.mark.parametrize("half_life_s", [0.0, HALF_LIFE_S])
 async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, half_life_s):
     shares = ((0, 250_000), (1, 750_000))
