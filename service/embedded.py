@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,9 +15,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from service.lifetime import end_with_parent
+
 # AF_UNIX paths are limited to 108 bytes on Linux; leave room for the terminator.
 _MAX_SOCKET_PATH = 100
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -42,13 +42,6 @@ def _socket_path(data_dir: Path) -> Path:
         return preferred
     digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"banditrec-{digest}.sock"
-
-
-def _die_with_parent() -> None:
-    # Linux only: the server gets SIGTERM (and so fsyncs and exits) if we are killed.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _ping(path: Path) -> bytes:
@@ -102,7 +95,10 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, close_fds=True
+            args,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=functools.partial(end_with_parent, os.getpid()),
+            close_fds=True,
         )
         self._wait_ready(timeout_s)
         return self
