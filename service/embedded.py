@@ -94,11 +94,16 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
+        assert self._lock is not None
         self._process = subprocess.Popen(
             args,
             stdin=subprocess.DEVNULL,
             preexec_fn=functools.partial(end_with_parent, os.getpid()),
             close_fds=True,
+            # The server holds the folder's lock too: after a SIGKILL of ours, the next serve
+            # is refused until it has exited. Until then it may still append to the AOF, and
+            # on exit it unlinks the socket path that a new server would be listening on.
+            pass_fds=(self._lock.fileno(),),
         )
         self._wait_ready(timeout_s)
         return self
@@ -110,7 +115,8 @@ class EmbeddedRedis:
         except BlockingIOError as exc:
             lock.close()
             raise EmbeddedRedisError(
-                f"{self.data_dir} is in use by another banditrec process"
+                f"{self.data_dir} is in use by another banditrec process "
+                "(or by the Redis of one that is still stopping)"
             ) from exc
         self._lock = lock
 
