@@ -59,16 +59,21 @@ class Answers:
         self.statuses: collections.Counter[int] = collections.Counter()
         self.acknowledged = 0
         self.accepted = 0
+        # Duplicates reported for batches on their first send: with events of their own,
+        # a batch can only be told of duplicates after a resend.
+        self.first_send_duplicates = 0
         self.given_up = False
         self._changed = threading.Condition()
 
-    def note(self, status: int, body: dict[str, Any] | None = None) -> None:
-        """Record one answer."""
+    def note(self, status: int, body: dict[str, Any] | None = None, resent: bool = False) -> None:
+        """Record one answer (with its body if it acknowledged the batch)."""
         with self._changed:
             self.statuses[status] += 1
             if body is not None:
                 self.acknowledged += 1
                 self.accepted += body["accepted"]
+                if not resent:
+                    self.first_send_duplicates += body["duplicates"]
             self._changed.notify_all()
 
     def wait_for(self, condition: Callable[[Answers], bool], what: str) -> None:
@@ -90,6 +95,7 @@ def deliver(http: httpx.Client, batch: list[dict[str, str]], answers: Answers) -
     """Post a batch until it is acknowledged (resending after a 503 or a dropped connection);
     return the acknowledging answer."""
     deadline = time.monotonic() + DELIVERY_TIMEOUT_S
+    resent = False
     while time.monotonic() < deadline and not answers.given_up:
         try:
             response = http.post("/v1/feedback", json={"events": batch})
@@ -98,10 +104,11 @@ def deliver(http: httpx.Client, batch: list[dict[str, str]], answers: Answers) -
         else:
             if response.status_code == 200:
                 body: dict[str, Any] = response.json()
-                answers.note(200, body)
+                answers.note(200, body, resent)
                 return body
             answers.note(response.status_code)
             assert response.status_code == 503, response.text
+        resent = True
         time.sleep(RESEND_PAUSE_S)
     raise AssertionError(f"batch {batch[0]['event_id']}.. not acknowledged")
 

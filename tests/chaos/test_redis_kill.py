@@ -51,6 +51,7 @@ def test_redis_killed_under_load_loses_and_doubles_no_acknowledged_event(redis_s
 
         assert answers.server_errors() == {}, answers.statuses
         assert set(answers.statuses) == {200, 503}, answers.statuses
+        assert answers.first_send_duplicates == 0
         settle(lambda: http.get("/readyz").status_code == 200, "workers reconnect")
         expected = expected_counts(events)
         with redis_server.client() as client:

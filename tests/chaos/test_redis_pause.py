@@ -69,6 +69,7 @@ def test_a_hung_redis_gives_503_or_stale_lists_and_resent_batches_count_once(
                 assert len(response.json()["items"]) == 3
         assert answers.server_errors() == {}, answers.statuses
         assert set(answers.statuses) == {200, 503}, answers.statuses
+        assert answers.first_send_duplicates == 0
 
         settle(lambda: http.get("/readyz").status_code == 200, "workers reconnect")
         expected = expected_counts(events)

@@ -175,6 +175,7 @@ def test_serve_killed_under_load_ends_its_processes_and_restarts_on_its_port_and
 
     assert answers.server_errors() == {}, answers.statuses
     assert set(answers.statuses) <= {200, 503, DROPPED}, answers.statuses
+    assert answers.first_send_duplicates == 0
     with restart.client() as http:
         assert served_counts(http) == expected_counts(events)
         resend_reports_duplicates(http, batches)
