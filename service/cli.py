@@ -59,7 +59,8 @@ def serve(args: argparse.Namespace) -> int:
             # Workers are separate processes that build their settings from the environment.
             os.environ["BANDITREC_REDIS_URL"] = url
             uvicorn.run(
-                "service.main:create_app",
+                # Workers end with this process, even when it is SIGKILLed.
+                "service.lifetime:create_worker_app",
                 factory=True,
                 host=host,
                 port=port,

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
+import functools
 import hashlib
 import importlib.util
 import os
-import signal
 import socket
 import subprocess
 import tempfile
@@ -16,9 +15,10 @@ import time
 from pathlib import Path
 from typing import IO
 
+from service.lifetime import end_with_parent
+
 # AF_UNIX paths are limited to 108 bytes on Linux; leave room for the terminator.
 _MAX_SOCKET_PATH = 100
-_PR_SET_PDEATHSIG = 1
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -42,13 +42,6 @@ def _socket_path(data_dir: Path) -> Path:
         return preferred
     digest = hashlib.sha1(str(data_dir).encode()).hexdigest()[:16]
     return Path(tempfile.gettempdir()) / f"banditrec-{digest}.sock"
-
-
-def _die_with_parent() -> None:
-    # Linux only: the server gets SIGTERM (and so fsyncs and exits) if we are killed.
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _ping(path: Path) -> bytes:
@@ -101,8 +94,16 @@ class EmbeddedRedis:
             "--daemonize", "no",
             "--logfile", str(self.data_dir / "redis.log"),
         ]  # fmt: skip
+        assert self._lock is not None
         self._process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent, close_fds=True
+            args,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=functools.partial(end_with_parent, os.getpid()),
+            close_fds=True,
+            # The server holds the folder's lock too: after a SIGKILL of ours, the next serve
+            # is refused until it has exited. Until then it may still append to the AOF, and
+            # on exit it unlinks the socket path that a new server would be listening on.
+            pass_fds=(self._lock.fileno(),),
         )
         self._wait_ready(timeout_s)
         return self
@@ -114,7 +115,8 @@ class EmbeddedRedis:
         except BlockingIOError as exc:
             lock.close()
             raise EmbeddedRedisError(
-                f"{self.data_dir} is in use by another banditrec process"
+                f"{self.data_dir} is in use by another banditrec process "
+                "(or by the Redis of one that is still stopping)"
             ) from exc
         self._lock = lock
 

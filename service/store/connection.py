@@ -86,22 +86,35 @@ async def run_scripts(
     client: redis.Redis, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()
 ) -> list[Any]:
     """Run scripts by EVALSHA, then idempotent commands, in one round trip; return results."""
-    for attempt in (1, 2):
-        async with client.pipeline(transaction=False) as pipe:
-            for script, keys, args in calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            for command in commands:
-                pipe.execute_command(*command)
-            try:
-                return list(await pipe.execute())
-            except NoScriptError:
-                # Redis restarted and lost its script cache. Scripts that did run
-                # skip their events on the retry, because every script dedupes.
-                if attempt == 2:
-                    raise
-        for script in {id(c[0]): c[0] for c in calls}.values():
+    results = await _pipelined(client, calls, commands)
+    # Redis lost its script cache (a restart), or another worker is loading the scripts
+    # into it: run again only the scripts that did not run. A script that did run must keep
+    # its result, which says which events were new: run twice, it would call them replays.
+    missing = [
+        n for n, result in enumerate(results[: len(calls)]) if isinstance(result, NoScriptError)
+    ]
+    if missing:
+        for script in {id(calls[n][0]): calls[n][0] for n in missing}.values():
             await replied(client.script_load(script.script))
-    raise AssertionError("unreachable")
+        again = await _pipelined(client, [calls[n] for n in missing])
+        for n, result in zip(missing, again, strict=True):
+            results[n] = result
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+async def _pipelined(
+    client: redis.Redis, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()
+) -> list[Any]:
+    """Return each command's reply, or the error it got, in one round trip."""
+    async with client.pipeline(transaction=False) as pipe:
+        for script, keys, args in calls:
+            pipe.evalsha(script.sha, len(keys), *keys, *args)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(await pipe.execute(raise_on_error=False))
 
 
 def unavailable_on_redis_errors(

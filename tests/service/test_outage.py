@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from importlib import resources
+
 import httpx
 import pytest
+import redis.asyncio as redis
 
 from service.config import Settings
 from service.embedded import EmbeddedRedis
@@ -53,3 +56,24 @@ async def test_redis_down_then_back(tmp_path):
             assert (await arm(client, "b"))["global"]["impressions"] == 1
     finally:
         server.stop()
+
+
+async def test_a_batch_run_while_redis_reloads_its_scripts_is_reported_accepted(svc, redis_url):
+    await add_items(svc.client, ["a"])
+    # As after a restart while another worker reloads the scripts: the count script is
+    # cached again, the user script not yet: the first runs at once, the second after a reload.
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await client.script_flush()
+        source = resources.files("service.store") / "scripts" / "record_counts.lua"
+        await client.script_load(source.read_text(encoding="utf-8"))
+    finally:
+        await client.aclose()
+    batch = [event("impression", "u", "a"), event("click", "u", "a")]
+    first = await send(svc.client, batch)
+    assert first.json() == {"accepted": 2, "duplicates": 0, "unknown_rec_ids": []}
+    counts = (await arm(svc.client, "a"))["global"]
+    assert (counts["impressions"], counts["clicks"]) == (1, 1)
+    assert (await svc.client.get("/v1/users/u")).json()["recent_clicks"] == ["a"]
+    again = await send(svc.client, batch)
+    assert again.json() == {"accepted": 0, "duplicates": 2, "unknown_rec_ids": []}
