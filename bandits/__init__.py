@@ -1,5 +1,6 @@
 """Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
 
+from bandits.conditional_propensity import conditional_inclusion
 from bandits.discount import Discount
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
@@ -16,6 +17,7 @@ __all__ = [
     "beta_mean",
     "beta_params",
     "catalog_prior",
+    "conditional_inclusion",
     "conversion_rate",
     "decayed_counts",
     "empirical_params",

@@ -9,11 +9,21 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from bandits import fill_quotas, inclusion_probabilities, rank, rank_with_quotas, top_k
+from bandits import (
+    conditional_inclusion,
+    fill_quotas,
+    inclusion_probabilities,
+    rank,
+    rank_with_quotas,
+    top_k,
+)
 from service.store.codecs import ServedList, stats_field
 
 Policy = Literal["bandit", "explore", "baseline"]
 POLICIES: tuple[Policy, ...] = get_args(Policy)
+# Counting hits (0 or 1 per draw) needs about this many times the draws of the conditional
+# estimate for as steady a propensity (tests/bandits/test_conditional_propensity.py).
+QUOTA_DRAWS_PER_SAMPLE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +63,7 @@ class Serving:
 
     mode: Literal["bandit", "baseline"] = "bandit"
     exploration: float = 0.0
-    propensity_samples: int = 32
+    propensity_samples: int = 4
 
     def serve(self, candidates: Candidates, rng: np.random.Generator) -> Served:
         """Return the list for one request, with mixture propensities when sampling is on."""
@@ -112,9 +122,15 @@ class Serving:
 
         If this policy drew the served list, that draw counts as one more sample that
         included every served item ((1 + hits) / (M + 1), never 0); if another policy
-        served, only the M extra draws count (hits / M).
+        served, only the M extra draws count (hits / M). Plain lists get the conditional
+        estimate (each draw counts the item's exact chance to clear the bar the others
+        set, so few draws suffice); quota lists, and zero multipliers (ties), count hits
+        over QUOTA_DRAWS_PER_SAMPLE times as many draws.
         """
         m = self.propensity_samples
+        if not c.pools and (factors is None or factors.all()):
+            return conditional_inclusion(alpha, beta, c.k, rng, m, top, factors, served_by_it)
+        m *= QUOTA_DRAWS_PER_SAMPLE
         p = inclusion_probabilities(alpha, beta, c.k, rng, m, top, factors, c.pools, c.quotas)
         if served_by_it:
             return p
