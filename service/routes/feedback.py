@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from service.deps import EngineDep, WriteAccess
 from service.openapi import error_responses, problem
+from service.responses import ModelResponse
 from service.schemas import FeedbackBatch, FeedbackResult
 
 router = APIRouter(prefix="/v1", tags=["feedback"])
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     "/feedback",
     summary="Report impressions, clicks and conversions",
     dependencies=[WriteAccess],
+    response_model=FeedbackResult,
     responses=error_responses(
         400,
         401,
@@ -32,7 +34,7 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
         ],
     ),
 )
-async def feedback(batch: FeedbackBatch, engine: EngineDep) -> FeedbackResult:
+async def feedback(batch: FeedbackBatch, engine: EngineDep) -> ModelResponse:
     """Count each new event once; replays of an event_id are reported as duplicates.
 
     Send an `impression` for every item the user was shown and a `click` for each one they
@@ -48,4 +50,4 @@ async def feedback(batch: FeedbackBatch, engine: EngineDep) -> FeedbackResult:
     refuses the batch with a 422 naming it, and nothing is written. An `event_id` is
     remembered for `BANDITREC_DEDUPE_RETENTION_S`, so a batch can be retried safely.
     """
-    return await engine.feedback.record(batch)
+    return ModelResponse(await engine.feedback.record(batch))

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from service.deps import EngineDep, WriteAccess
 from service.openapi import error_responses, problem
+from service.responses import ModelResponse
 from service.schemas import RecommendRequest, RecommendResponse
 
 router = APIRouter(prefix="/v1", tags=["recommend"])
@@ -15,6 +16,7 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
     "/recommend",
     summary="Recommend a ranked list to a user",
     dependencies=[WriteAccess],
+    response_model=RecommendResponse,
     responses=error_responses(
         400,
         401,
@@ -26,7 +28,7 @@ router = APIRouter(prefix="/v1", tags=["recommend"])
         ],
     ),
 )
-async def recommend(request: RecommendRequest, engine: EngineDep) -> RecommendResponse:
+async def recommend(request: RecommendRequest, engine: EngineDep) -> ModelResponse:
     """Rank candidates with the user's cluster bandits and seen decay; log the list as rec_id.
 
     Candidates: on `surface: home` every active item, or only `candidates`, or only the items
@@ -43,4 +45,4 @@ async def recommend(request: RecommendRequest, engine: EngineDep) -> RecommendRe
     When Redis is unreachable the list is served from the last snapshot with `stale: true`
     rather than refused.
     """
-    return await engine.recommender.recommend(request)
+    return ModelResponse(await engine.recommender.recommend(request))
