@@ -64,7 +64,7 @@ export function renderOverview({ state }) {
     card("Snapshot age", num("snapshot-age", overview.snapshot_age_s, seconds(overview.snapshot_age_s)),
       "this worker's copy"),
     card("Events / s", num("events-rate", rate, rate === null ? "…" : fixed(rate, 1)),
-      "between the last two polls"),
+      "over the last 10 s of polls"),
     card("Impressions", num("events-impressions", events.impressions, count(events.impressions)),
       h("span", {}, num("events-clicks", events.clicks, count(events.clicks)), " clicks, ",
         num("events-conversions", events.conversions, count(events.conversions)), " conversions")),

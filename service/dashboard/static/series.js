@@ -1,5 +1,6 @@
 // The in-browser history of /v1/stats and /v1/overview polls: CTR over time, events per second.
 const MAX_POINTS = 720;
+const RATE_WINDOW_MS = 10000;
 
 export class Series {
   constructor() {
@@ -17,11 +18,15 @@ export class Series {
     if (this.points.length > MAX_POINTS) this.points.shift();
   }
 
-  // Events per second between the last two polls; null until there are two.
+  // Events per second over the last RATE_WINDOW_MS of polls (at least the last two); null
+  // until there are two. A window, not the last step, so one slow refresh does not read as 0.
   eventsPerSecond() {
     const n = this.points.length;
     if (n < 2) return null;
-    const a = this.points[n - 2], b = this.points[n - 1];
+    const b = this.points[n - 1];
+    let i = n - 2;
+    while (i > 0 && b.t - this.points[i - 1].t <= RATE_WINDOW_MS) i -= 1;
+    const a = this.points[i];
     // Discounted totals can shrink; a rate below zero would mean nothing.
     return Math.max(b.events - a.events, 0) / ((b.t - a.t) / 1000);
   }
