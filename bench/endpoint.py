@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import statistics
 from pathlib import Path
 from typing import Any
 
-from bench import loadgen, machine, seed, server
+from bench import loadgen, machine, seed, server, wrk
 
 TARGET = 0.5  # recommend must reach >= 50% of hello-world requests/s
 
@@ -75,6 +76,7 @@ def run(
         runs["hello_world_again"] = _measure(
             hello, "endpoint-hello-again", out, users, duration_s, env
         )
+    wrk_figures = wrk_runs(work, data, n_users=n_users, n_items=n_items, duration_s=duration_s)
     hello_rps = (runs["hello_world"]["rps"] + runs["hello_world_again"]["rps"]) / 2
     ratios = {
         name: round(runs[name]["rps"] / hello_rps, 3) if hello_rps else None
@@ -96,6 +98,7 @@ def run(
         ),
         "runs": runs,
         "hello_world_rps_mean": round(hello_rps, 1),
+        "wrk": wrk_figures,
         "ratio_vs_hello_world": ratios,
         "target": {"ratio_min": TARGET},
         "met": {
@@ -103,4 +106,48 @@ def run(
             for name, r in ratios.items()
             if name != "recommend_everysec_no_propensity"
         },
+    }
+
+
+def wrk_runs(
+    work: Path, data: Path, *, n_users: int, n_items: int, duration_s: float, rounds: int = 2
+) -> dict[str, Any] | None:
+    """Alternate wrk -t1 -c16 runs of hello-world, recommend and feedback x100; ratios of medians.
+
+    None when wrk is not installed (and cannot be: not root, or no apt-get).
+    """
+    if wrk.ensure() is None:
+        return None
+    seconds = max(1, round(duration_s))
+    recommend_lua = wrk.script(work, "recommend", users=n_users, items=n_items)
+    feedback_lua = wrk.script(work, "feedback", users=n_users, items=n_items, batch=100)
+    runs: dict[str, list[dict[str, Any]]] = {"hello": [], "recommend": [], "feedback_x100": []}
+    with (
+        server.hello_world(work) as hello,
+        server.banditrec(data, appendfsync="everysec") as srv,
+    ):
+        for _ in range(rounds):
+            for name, url, lua in (
+                ("hello", f"{hello.base_url}/v1/recommend", recommend_lua),
+                ("recommend", f"{srv.base_url}/v1/recommend", recommend_lua),
+                ("feedback_x100", f"{srv.base_url}/v1/feedback", feedback_lua),
+            ):
+                figures = wrk.run(url, lua, duration_s=seconds)
+                figures["load"] = machine.load()
+                runs[name].append(figures)
+
+    def median(name: str, key: str) -> float:
+        return float(statistics.median(r.get(key) or 0.0 for r in runs[name]))
+
+    hello_rps = median("hello", "rps")
+    events_s = 100 * median("feedback_x100", "rps")
+    return {
+        "runs": runs,
+        "hello_rps": hello_rps,
+        "recommend_rps": median("recommend", "rps"),
+        "recommend_ratio": round(median("recommend", "rps") / hello_rps, 3) if hello_rps else None,
+        "feedback_events_s": events_s,
+        "feedback_ratio": round(events_s / hello_rps, 3) if hello_rps else None,
+        "recommend_p50_ms": median("recommend", "p50_ms"),
+        "recommend_p99_ms": median("recommend", "p99_ms"),
     }

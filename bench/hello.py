@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 
 def create_app() -> FastAPI:
-    """Return an app whose POST /v1/recommend answers a constant (same path and body as ours)."""
+    """Return an app whose POST /v1/recommend parses the JSON body and answers a constant."""
     app = FastAPI()
 
     @app.post("/v1/recommend")
-    async def recommend() -> dict[str, str]:
+    async def recommend(request: Request) -> dict[str, str]:
+        await request.json()  # the issue's baseline parses the same body
         return {"hello": "world"}
 
     @app.get("/healthz")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
@@ -128,9 +129,14 @@ class Feedback:
             outcome_ttl_s=self.ctx.settings.rec_log_ttl_s,
             count_half_life_s=self.ctx.settings.discount.half_life_s,
         )
-        for event, new in zip(events, flags, strict=True):
-            outcome = "accepted" if new else "duplicate"
-            self.ctx.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
+        # One labelled increment per (type, outcome) rather than per event: a labels()
+        # lookup costs microseconds, a hundred times per batch.
+        tally = Counter(
+            (e.type, "accepted" if new else "duplicate")
+            for e, new in zip(events, flags, strict=True)
+        )
+        for (kind, outcome), count in tally.items():
+            self.ctx.metrics.feedback_events.labels(type=kind, outcome=outcome).inc(count)
         accepted = sum(flags)
         unknown = [r for r in rec_ids if r not in recs]
         return FeedbackResult(

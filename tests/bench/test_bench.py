@@ -148,3 +148,32 @@ def test_import_events_bench_reports_rate_and_peak_rss_of_the_command(tmp_path):
     for run in (result["import"], result["rerun"]):
         assert run["events_per_s"] > 0 and 10 < run["peak_rss_mb"] < 10_000
     json.dumps(result)
+
+
+def test_wrk_output_is_read_into_rate_and_percentiles(tmp_path):
+    from bench import wrk
+
+    output = """Running 10s test @ http://127.0.0.1:8000/v1/recommend
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     5.31ms    1.02ms  20.10ms   90.00%
+  Latency Distribution
+     50%    5.12ms
+     75%    5.80ms
+     90%    6.50ms
+     99%  812.00us
+  30110 requests in 10.00s, 9.10MB read
+  Non-2xx or 3xx responses: 3
+Requests/sec:   3011.00
+"""
+    figures = wrk.parse(output)
+    assert figures == {
+        "requests": 30110,
+        "rps": 3011.0,
+        "non_2xx": 3,
+        "socket_errors": 0,
+        "p50_ms": 5.12,
+        "p99_ms": 0.812,
+    }
+    lua = wrk.script(tmp_path, "feedback", users=5, items=7, batch=3)
+    assert "for i = 1, 3 do" in lua.read_text()
