@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test lint install chromium bench load clean
+.PHONY: run test lint install chromium bench load clean wrk
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,13 @@ $(BENCH_STAMP): $(TEST_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench,peers]'
 	touch $(BENCH_STAMP)
 
+# wrk, the C load generator the endpoint benchmark runs next to locust (Debian package);
+# without root the benchmark skips its wrk runs and says so.
+wrk:
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get install -y -qq wrk
+
 # Benchmarks: ratios against baselines measured in the same run (bench/README.md).
-bench: $(BENCH_STAMP)
+bench: $(BENCH_STAMP) wrk
 	$(BIN)/python -m bench
 
 # Bounded locust run against a local service (started if not running).
