@@ -127,12 +127,19 @@ def wrk_runs(
         server.banditrec(data, appendfsync="everysec") as srv,
     ):
         for _ in range(rounds):
-            for name, url, lua in (
-                ("hello", f"{hello.base_url}/v1/recommend", recommend_lua),
-                ("recommend", f"{srv.base_url}/v1/recommend", recommend_lua),
-                ("feedback_x100", f"{srv.base_url}/v1/feedback", feedback_lua),
+            for name, target, path, lua in (
+                ("hello", hello, "/v1/recommend", recommend_lua),
+                ("recommend", srv, "/v1/recommend", recommend_lua),
+                ("feedback_x100", srv, "/v1/feedback", feedback_lua),
             ):
-                figures = wrk.run(url, lua, duration_s=seconds)
+                pids = target.python_pids()
+                cpu_before = server.cpu_seconds(pids)
+                figures = wrk.run(target.base_url + path, lua, duration_s=seconds)
+                # CPU per request does not depend on what else the shared cores run.
+                cpu_ms = 1000 * (server.cpu_seconds(pids) - cpu_before)
+                figures["server_cpu_ms_per_request"] = round(
+                    cpu_ms / max(figures["requests"], 1), 3
+                )
                 figures["load"] = machine.load()
                 runs[name].append(figures)
 
@@ -148,6 +155,7 @@ def wrk_runs(
         "recommend_ratio": round(median("recommend", "rps") / hello_rps, 3) if hello_rps else None,
         "feedback_events_s": events_s,
         "feedback_ratio": round(events_s / hello_rps, 3) if hello_rps else None,
+        "cpu_ms_per_request": {name: median(name, "server_cpu_ms_per_request") for name in runs},
         "recommend_p50_ms": median("recommend", "p50_ms"),
         "recommend_p99_ms": median("recommend", "p99_ms"),
     }

@@ -114,7 +114,21 @@ def endpoint(result: dict[str, Any]) -> str:
         )
     header = ["run", "req/s", "p50 ms", "p95 ms", "p99 ms", "failures", "server CPU ms/req",
               "redis CPU ms/req", "of hello-world req/s", "≥ 50%"]  # fmt: skip
-    return _table(header, rows)
+    table = _table(header, rows)
+    figures = result.get("wrk")
+    if figures is None:
+        return table + "\n\nwrk: not installed (not root), skipped."
+    wrk_rows = [
+        ["hello-world", figures["hello_rps"], "", ""],
+        ["recommend", figures["recommend_rps"], f"{figures['recommend_ratio']:.1%}",
+         _met(figures["recommend_ratio"] >= 0.5)],
+        ["feedback x100 (events/s)", figures["feedback_events_s"],
+         f"{figures['feedback_ratio']:.2f}x", _met(figures["feedback_ratio"] >= 5)],
+    ]  # fmt: skip
+    wrk_table = _table(
+        ["wrk -t1 -c16, median of rounds", "req/s", "of hello-world", "goal"], wrk_rows
+    )
+    return f"{table}\n\n{wrk_table}"
 
 
 def ingest(result: dict[str, Any]) -> str:
