@@ -70,7 +70,8 @@ def script(work: Path, mode: str, *, users: int, items: int, batch: int = 100) -
 def run(url: str, lua: Path, *, duration_s: int = 10, connections: int = 16) -> dict[str, Any]:
     """Run wrk -t1 against url with the script; return req/s and p50/p99 (ms)."""
     command = [
-        "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--latency", "-s", str(lua), url
+        "wrk", "-t1", f"-c{connections}", f"-d{duration_s}s", "--timeout", "10s", "--latency",
+        "-s", str(lua), url,
     ]  # fmt: skip
     out = subprocess.run(
         command, check=True, capture_output=True, text=True, timeout=duration_s + 60
