@@ -495,7 +495,10 @@ class ClickStats(BaseModel):
 
     impressions: int
     clicks: int
-    ctr: float | None = Field(description="clicks / impressions; null before any impression.")
+    ctr: float | None = Field(
+        description="clicks / max(impressions, clicks): a click implies an impression, so "
+        "never above 1; null before any impression or click."
+    )
     ctr_ci95: tuple[float, float] | None = Field(
         description="95% interval of the CTR: Beta(1 + clicks, 1 + non-clicks)."
     )
