@@ -47,15 +47,18 @@ class Feedback:
         times = [e.ts if history and e.ts is not None else now for e in events]
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
-        existing = await self.ctx.store.existing_items(item_ids)
+        known = await self.ctx.store.known_items(item_ids)
+        recs = await self.ctx.store.read_rec_logs(rec_ids)
         for i, event in enumerate(events):
-            if event.item_id not in existing:
+            # An item deleted after it was served keeps its arms, so its feedback counts:
+            # it is known by its counts, or by the served list that named it.
+            rec = recs.get(event.rec_id) if event.rec_id is not None else None
+            if event.item_id not in known and (rec is None or event.item_id not in rec.items):
                 raise InvalidRequest(
                     "unknown_item",
-                    f"item {event.item_id!r} is not in the catalog",
+                    f"item {event.item_id!r} is not in the catalog and has no counts",
                     f"events[{i}].item_id",
                 )
-        recs = await self.ctx.store.read_rec_logs(rec_ids)
         # Only conversions without a rec_id are attributed through the user's last clicks.
         bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
         users = await self.users.read_current(

@@ -148,12 +148,23 @@ class Store:
         return bool(await self._delete_item(keys=catalog, args=[item_id]))
 
     @unavailable_on_redis_errors
-    async def existing_items(self, item_ids: Sequence[str]) -> set[str]:
-        """Return the subset of item_ids that are in the catalog."""
+    async def known_items(self, item_ids: Sequence[str]) -> set[str]:
+        """Return the subset of item_ids in the catalog or with counts in the global arms.
+
+        An item deleted from the catalog keeps its counts (delete_item), so feedback on it
+        still counts; only ids that never had either are unknown.
+        """
         if not item_ids:
             return set()
-        found = await replied(self._redis.hmget(self.keys.item_meta, list(item_ids)))
-        return {i for i, meta in zip(item_ids, found, strict=True) if meta is not None}
+        ids = list(item_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.item_meta, ids)
+            for kind in KINDS:
+                pipe.hmget(self.keys.arms(kind), ids)
+            replies = await pipe.execute()
+        return {
+            i for i, *found in zip(ids, *replies, strict=True) if any(f is not None for f in found)
+        }
 
     @unavailable_on_redis_errors
     async def load_items(self) -> tuple[int, list[ItemRecord]]:

@@ -21,7 +21,9 @@ async def test_clicks_before_impressions_leave_the_ranking_exploring(start):
     await running.refresh()
     tops, propensities = [], []
     for n in range(100):
-        body = (await running.client.post("/v1/recommend", json={"user_id": f"v{n}", "k": 1})).json()
+        body = (
+            await running.client.post("/v1/recommend", json={"user_id": f"v{n}", "k": 1})
+        ).json()
         tops.append(body["items"][0]["item_id"])
         propensities.append(body["items"][0]["propensity"])
     # Beta(11, 2) for i0 against nine Beta(8, 2): each of the nine tops ~7% of lists, so
