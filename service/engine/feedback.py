@@ -11,7 +11,7 @@ from service.engine.policies import stats_fields
 from service.engine.refresh import Snapshots
 from service.engine.users import Users
 from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
-from service.store import ArmEvent, UserEvent, UserState
+from service.store import ArmEvent, UserEvent, UserState, Verdict
 from service.store.codecs import EVENT_KINDS, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
@@ -45,6 +45,10 @@ class Feedback:
                     f"events[{i}].ts",
                 )
         times = [e.ts if history and e.ts is not None else now for e in events]
+        owners: dict[str, str] = {}
+        for i, event in enumerate(events):
+            if owners.setdefault(event.event_id, event.user_id) != event.user_id:
+                raise _reused(event.event_id, i)
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
         known = await self.ctx.store.known_items(item_ids)
@@ -71,7 +75,7 @@ class Feedback:
         snap = self.snapshots.current
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
-        outcomes: dict[str, set[str]] = {}
+        outcomes: list[tuple[str, str] | None] = []
         logged: list[Membership | None] = []
         stats_of: list[tuple[str, ...]] = []
         for i, event in enumerate(events):
@@ -98,10 +102,12 @@ class Feedback:
                 if rec.gen == gen:
                     membership = Membership.decode(rec.membership)
             stats: tuple[str, ...] = ()
+            outcome = None
             if rec is not None:
                 kind = EVENT_KINDS[event.type]
-                outcomes.setdefault(str(rec_id), set()).add(outcome_field(kind, event.item_id))
+                outcome = (str(rec_id), outcome_field(kind, event.item_id))
                 stats = stats_fields(rec, kind, event.item_id)
+            outcomes.append(outcome)
             fits = membership is not None and membership.fits(snap.clusters.k)
             logged.append(membership if fits else None)
             stats_of.append(stats)
@@ -110,16 +116,28 @@ class Feedback:
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
-        for event, membership, stats, at in zip(events, logged, stats_of, times, strict=True):
+        for event, membership, stats, outcome, at in zip(
+            events, logged, stats_of, outcomes, times, strict=True
+        ):
             membership = membership or current[event.user_id]
             shares = tuple(membership.micro_weights())
             arm_events.append(
-                ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
+                ArmEvent(
+                    event.event_id,
+                    event.user_id,
+                    event.type,
+                    event.item_id,
+                    gen,
+                    shares,
+                    stats=stats,
+                    outcome=outcome,
+                )
             )
             user_events.setdefault(event.user_id, []).append(
                 UserEvent(event.event_id, event.type, event.item_id, event.rec_id, at)
             )
-        flags = await self.ctx.store.record_feedback(
+        # One decision per event_id for the counts and the user state (store/dedupe.py).
+        verdicts = await self.ctx.store.record_feedback(
             arm_events,
             user_events,
             now=now,
@@ -127,17 +145,19 @@ class Feedback:
             seen_half_life_s=self.ctx.settings.seen_half_life_s,
             history_n=self.ctx.settings.history_n,
             user_ttl_s=self.ctx.settings.user_ttl_s,
-            outcomes=outcomes,
             outcome_ttl_s=self.ctx.settings.rec_log_ttl_s,
             count_half_life_s=self.ctx.settings.discount.half_life_s,
         )
-        for event, new in zip(events, flags, strict=True):
-            outcome = "accepted" if new else "duplicate"
-            self.ctx.metrics.feedback_events.labels(type=event.type, outcome=outcome).inc()
-        accepted = sum(flags)
+        if Verdict.CLAIMED in verdicts:
+            i = verdicts.index(Verdict.CLAIMED)
+            raise _reused(events[i].event_id, i)
+        for event, verdict in zip(events, verdicts, strict=True):
+            counted = "accepted" if verdict is Verdict.NEW else "duplicate"
+            self.ctx.metrics.feedback_events.labels(type=event.type, outcome=counted).inc()
+        accepted = verdicts.count(Verdict.NEW)
         unknown = [r for r in rec_ids if r not in recs]
         return FeedbackResult(
-            accepted=accepted, duplicates=len(flags) - accepted, unknown_rec_ids=unknown
+            accepted=accepted, duplicates=len(verdicts) - accepted, unknown_rec_ids=unknown
         )
 
     def _attribute_conversions(
@@ -153,3 +173,13 @@ class Feedback:
             if rec_id is not None and times[i] - clicked_at <= window:
                 found[i] = rec_id
         return found
+
+
+def _reused(event_id: str, position: int) -> InvalidRequest:
+    """Return the error for an event_id already used by another user's event."""
+    return InvalidRequest(
+        "event_id_conflict",
+        f"event_id {event_id!r} is already used by another user's event; an event_id names "
+        "one event (nothing in this batch was written)",
+        f"events[{position}].event_id",
+    )

@@ -242,6 +242,26 @@ def decode_user(
     )
 
 
+# -- dedupe markers ----------------------------------------------------------------------
+
+# What earlier releases (and imports of files without owners) store in a marker: an owner
+# nobody matches. New owners carry a prefix, so a user whose id is "1" is no exception.
+UNKNOWN_OWNER = "1"
+_OWNER_PREFIX = "u:"
+
+
+def encode_owner(user_id: str) -> str:
+    """Return a dedupe marker's value: the user whose event counted under its event_id."""
+    # record_counts.lua compares these strings whole and writes the one it is given.
+    return _OWNER_PREFIX + user_id
+
+
+def decode_owner(value: bytes | str) -> str | None:
+    """Return the user_id of a marker's value; None for a marker without an owner."""
+    owner = text(value)
+    return owner[len(_OWNER_PREFIX) :] if owner.startswith(_OWNER_PREFIX) else None
+
+
 def outcome_field(kind: str, item_id: str) -> str:
     """Return the field flagged on a served list's outcome hash: 'imp:ITEM', 'clk:ITEM'..."""
     return f"{kind}:{item_id}"

@@ -208,7 +208,8 @@ def key_table() -> list[KeyEntry]:
         KeyEntry(
             keys.marker("EVENT_ID"),
             "string",
-            "dedupe marker, expires after `BANDITREC_DEDUPE_RETENTION_S`",
+            "dedupe marker: `u:USER`, the user the event counted for (`1`: owner unknown, "
+            "as earlier releases wrote it), expires after `BANDITREC_DEDUPE_RETENTION_S`",
         ),
         KeyEntry(
             keys.clusters,
