@@ -145,6 +145,8 @@ class Feedback:
             seen_half_life_s=self.ctx.settings.seen_half_life_s,
             history_n=self.ctx.settings.history_n,
             user_ttl_s=self.ctx.settings.user_ttl_s,
+            user_events_max=self.ctx.settings.user_events_max,
+            user_items_max=self.ctx.settings.user_items_max,
             outcome_ttl_s=self.ctx.settings.rec_log_ttl_s,
             count_half_life_s=self.ctx.settings.discount.half_life_s,
         )

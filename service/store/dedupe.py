@@ -29,6 +29,10 @@ answered 200 for (a 503 says to):
 - A marker expires after the retention; the user's set forgets an id by the same clock
   (its score is when the user script ran, a moment after the marker was set), so a
   resend that late is new to both sides, give or take that moment.
+- What is not covered: the user's set also keeps only the newest
+  `BANDITREC_USER_EVENTS_MAX` ids (at least one batch), so resending an older batch of a
+  user with more events than that within the retention re-applies the forgotten events
+  to that user's seen decay and history (never to the counts).
 """
 
 from __future__ import annotations

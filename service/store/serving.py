@@ -355,6 +355,8 @@ class Store:
         seen_half_life_s: float,
         history_n: int,
         user_ttl_s: int,
+        user_events_max: int,
+        user_items_max: int,
         outcome_ttl_s: int = 0,
         count_half_life_s: float = 0.0,
     ) -> list[Verdict]:
@@ -367,7 +369,9 @@ class Store:
         one decision covers both (why a crash between them is repaired: store/dedupe.py).
 
         With `count_half_life_s` > 0 every count touched is first discounted to `now`
-        (halved per half-life since it was last touched), then incremented.
+        (halved per half-life since it was last touched), then incremented. A user keeps
+        at most `user_events_max` applied event ids and `user_items_max` items in each of
+        its seen and last-click hashes (record_user.lua).
         """
         keys = self.keys
         counts = dedupe.count_call(
@@ -384,6 +388,7 @@ class Store:
             return verdicts
         applied = dedupe.applied(arm_events, verdicts)
         user_args = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
+        user_args += [user_events_max, user_items_max]
         calls = dedupe.user_calls(keys, self._record_user, user_events, applied, user_args, now)
         commands = dedupe.outcome_commands(keys, applied, outcome_ttl_s)
         if calls or commands:

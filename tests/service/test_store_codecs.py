@@ -54,6 +54,8 @@ async def _feedback(store: Store, user_events: list[UserEvent], now: float, **kw
         seen_half_life_s=HALF_LIFE_S,
         history_n=10,
         user_ttl_s=86400,
+        user_events_max=1000,
+        user_items_max=500,
         **kwargs,
     )
 
@@ -125,6 +127,8 @@ async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, ha
         seen_half_life_s=HALF_LIFE_S,
         history_n=10,
         user_ttl_s=86400,
+        user_events_max=1000,
+        user_items_max=500,
         count_half_life_s=half_life_s,
     )
     (change,) = await store.read_changes("0-0", 10)
