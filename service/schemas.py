@@ -149,7 +149,7 @@ class ScoredItem(BaseModel):
     score: float = Field(
         description="What the list is ordered by: the sampled CTR x seen decay (bandit), a "
         "uniform draw (explore), global clicks or the place from the end of `candidates` "
-        "(baseline)."
+        "(baseline); to 6 significant digits."
     )
     propensity: float | None = Field(
         None,

@@ -57,13 +57,22 @@ class ServedList:
     shadows: dict[str, list[str]]
 
     def encode(self) -> str:
-        """Return the JSON stored under the rec key."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Return the JSON stored under the rec key; fields at their default are left out."""
+        fields = asdict(self)
+        for name, default in _SERVED_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> ServedList:
-        """Return the list stored by encode()."""
-        return cls(**json.loads(raw))
+        """Return the list stored by encode(), or by earlier releases (every field written)."""
+        return cls(**{**_SERVED_DEFAULTS, **json.loads(raw)})
+
+
+# Served-list fields a record leaves out when they hold these (most lists do): 28 bytes of
+# `"item_id":null,"pools":null` in a record of ~900. Records of earlier releases have them.
+_SERVED_DEFAULTS: dict[str, object] = {"item_id": None, "pools": None}
 
 
 def text(value: bytes | str) -> str:
