@@ -96,6 +96,12 @@ class Store:
         """Return True when Redis answers."""
         return bool(await replied(self._redis.ping()))
 
+    @unavailable_on_redis_errors
+    async def memory(self) -> tuple[int, int]:
+        """Return Redis's (used_memory, maxmemory) in bytes; maxmemory 0 means no limit."""
+        info = await replied(self._redis.info("memory"))
+        return int(info["used_memory"]), int(info.get("maxmemory", 0))
+
     async def close(self) -> None:
         """Close the connection pool."""
         await self._redis.aclose()
