@@ -5,7 +5,14 @@ from bandits.discount import Discount
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
-from bandits.prior import Prior, catalog_prior, conversion_rate, empirical_params, shrunk_priors
+from bandits.prior import (
+    Prior,
+    catalog_prior,
+    conversion_rate,
+    effective_impressions,
+    empirical_params,
+    shrunk_priors,
+)
 from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
@@ -20,6 +27,7 @@ __all__ = [
     "conditional_inclusion",
     "conversion_rate",
     "decayed_counts",
+    "effective_impressions",
     "empirical_params",
     "fill_quotas",
     "inclusion_probabilities",

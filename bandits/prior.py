@@ -21,10 +21,20 @@ def catalog_prior(
 
     A brand-new item starting here is tried (its draws spread around the catalog mean) but
     not flooded the way Beta(1, 1), with mean 0.5, floods a catalog whose CTRs are ~5%.
-    With no impressions anywhere the mean is 0.5.
+
+    A click implies an impression: each arm counts ``max(impressions, clicks)`` impressions
+    (:func:`effective_impressions`), so the pooled CTR never exceeds 1. And the mean rests
+    on the evidence it has: with ``n`` pooled impressions it stays within
+    ``[1 / (n + 2), (n + 1) / (n + 2)]``, no more extreme than Laplace's rule of succession
+    after ``n`` misses or ``n`` hits. So three clicks (and one impression) cannot make every
+    new item a certain winner, nor ten unclicked impressions a certain loser; with no
+    impressions anywhere the mean is 0.5.
 
     >>> catalog_prior([100, 300], [10, 10], strength=20)
     (1.0, 19.0)
+    >>> a0, b0 = catalog_prior([1, 0], [3, 0], strength=10)  # 3 clicks, 1 impression
+    >>> round(a0, 6), round(b0, 6)
+    (8.0, 2.0)
     """
     impressions_ = nonnegative("impressions", impressions)
     clicks_ = nonnegative("clicks", clicks)
@@ -32,11 +42,30 @@ def catalog_prior(
     strength_ = real_scalar("strength", strength)
     if strength_ <= 0:
         raise ValueError(f"strength must be > 0, got {strength!r}")
-    shown = float(impressions_.sum())
-    mean = min(float(clicks_.sum()) / shown, 1.0) if shown > 0 else 0.5
-    # Keep both shapes > 0 even for an all-click or no-click catalog.
-    mean = float(np.clip(mean, 1e-6, 1.0 - 1e-6))
+    shown = float(_effective_impressions(impressions_, clicks_).sum())
+    mean = float(clicks_.sum()) / shown if shown > 0 else 0.5
+    mean = min(max(mean, 1.0 / (shown + 2.0)), (shown + 1.0) / (shown + 2.0))
     return mean * strength_, (1.0 - mean) * strength_
+
+
+def effective_impressions(impressions: npt.ArrayLike, clicks: npt.ArrayLike) -> FloatArray:
+    """Return each arm's impressions as every rate counts them: at least its clicks.
+
+    A click implies an impression, even when the impression was not (or not yet) counted,
+    so no rate derived from these counts exceeds 1.
+
+    >>> effective_impressions([1, 10, 0], [3, 2, 0]).tolist()
+    [3.0, 10.0, 0.0]
+    """
+    impressions_ = nonnegative("impressions", impressions)
+    clicks_ = nonnegative("clicks", clicks)
+    same_shape(("impressions", "clicks"), impressions_, clicks_)
+    return _effective_impressions(impressions_, clicks_)
+
+
+def _effective_impressions(impressions: FloatArray, clicks: FloatArray) -> FloatArray:
+    shown: FloatArray = np.maximum(impressions, clicks)
+    return shown
 
 
 def shrunk_priors(
@@ -169,9 +198,8 @@ def conversion_rate(
     clicks_ = nonnegative("clicks", clicks)
     conversions_ = nonnegative("conversions", conversions)
     same_shape(("clicks", "conversions"), clicks_, conversions_)
-    pooled_a, pooled_b = catalog_prior(
-        clicks_[-1], np.minimum(conversions_[-1], clicks_[-1]), strength
-    )
+    # A conversion implies a click, as a click implies an impression (catalog_prior).
+    pooled_a, pooled_b = catalog_prior(clicks_[-1], conversions_[-1], strength)
     misses = np.maximum(clicks_ - conversions_, 0.0)
     rate: FloatArray = (pooled_a + conversions_) / (pooled_a + pooled_b + conversions_ + misses)
     return rate

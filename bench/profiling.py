@@ -23,7 +23,7 @@ _WATCH = (
     "Store.read_users",
     "Store.log_recommendation",
     "Store.record_feedback",
-    "Store.existing_items",
+    "Store.known_items",
     "Store.read_rec_logs",
     "Users.current",
     "Users.seen_multipliers",

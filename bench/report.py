@@ -189,6 +189,7 @@ def memory(result: dict[str, Any]) -> str:
             "Redis: per accepted feedback event (dedupe marker, user log)",
             f"{r['per_feedback_event']:.0f} B",
         ],
+        *_served_rows(result),
         ["worker RSS: catalog delta", f"{w['items_delta'] / mb:.1f} MiB"],
         [
             "worker RSS: arms delta, 10k x 8 clusters",
@@ -197,6 +198,22 @@ def memory(result: dict[str, Any]) -> str:
         ["worker RSS total / peak", f"{w['total'] / mb:.0f} / {w['peak'] / mb:.0f} MiB"],
     ]
     return _table(["what", "memory"], rows)
+
+
+def _served_rows(result: dict[str, Any]) -> list[list[str]]:
+    """Rows of the served-list and heavy-user figures (absent from older result files)."""
+    r = result["redis_bytes"]
+    if "per_served_list" not in r:
+        return []
+    heavy = result["heavy_user_bytes"]
+    kib = 1 << 10
+    names = {"events": "event ids", "seen": "seen", "lastclick": "last clicks"}
+    parts = ", ".join(f"{name} {heavy[key] / kib:.1f}" for key, name in names.items())
+    return [
+        ["Redis: per served list of 10 (log key)", f"{r['per_served_list']:.0f} B"],
+        ["Redis: per served list's outcome flags", f"{r['per_outcome_hash']:.0f} B"],
+        [f"Redis: one user after {heavy['after_events']} events (KiB)", parts],
+    ]
 
 
 def propensity(result: dict[str, Any]) -> str:

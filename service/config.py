@@ -104,6 +104,20 @@ class Settings(BaseSettings):
     user_ttl_s: int = Field(
         90 * 86400, ge=3600, le=3650 * 86400, description="Idle time before user state expires."
     )
+    user_events_max: int = Field(
+        1000,
+        ge=1000,
+        le=1_000_000,
+        description="Event ids kept per user (within the dedupe retention) so that a resent "
+        "batch does not touch that user's state twice; at least one batch.",
+    )
+    user_items_max: int = Field(
+        500,
+        ge=10,
+        le=100_000,
+        description="Items kept per user in seen decay and in last clicks; past it the "
+        "least penalised seen items and the oldest clicks are dropped.",
+    )
     related_n: int = Field(
         100, ge=1, le=10_000, description="Candidates of a related list: the N most similar."
     )

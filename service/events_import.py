@@ -180,7 +180,8 @@ class EventsImport:
     ) -> _Batch:
         """Return the batch with events from the future or of unknown items moved to problems."""
         latest = self.engine.clock() + MAX_CLOCK_SKEW_S
-        existing = await self.engine.store.existing_items(
+        # Known as live feedback knows them: in the catalog, or retired with counts.
+        known = await self.engine.store.known_items(
             list(dict.fromkeys(e.event.item_id for e in events))
         )
         kept = []
@@ -189,10 +190,9 @@ class EventsImport:
             if event.ts is not None and event.ts > latest:
                 message = f"{event.ts:.0f} is more than {MAX_CLOCK_SKEW_S:.0f} s in the future"
                 problems.append(BadLine(read.line, "ts", message))
-            elif event.item_id not in existing:
-                problems.append(
-                    BadLine(read.line, "item_id", f"item {event.item_id!r} is not in the catalog")
-                )
+            elif event.item_id not in known:
+                message = f"item {event.item_id!r} is not in the catalog and has no counts"
+                problems.append(BadLine(read.line, "item_id", message))
             else:
                 kept.append(read)
         problems.sort(key=lambda p: p.line)

@@ -149,7 +149,7 @@ class ScoredItem(BaseModel):
     score: float = Field(
         description="What the list is ordered by: the sampled CTR x seen decay (bandit), a "
         "uniform draw (explore), global clicks or the place from the end of `candidates` "
-        "(baseline)."
+        "(baseline); to 6 significant digits."
     )
     propensity: float | None = Field(
         None,
@@ -495,7 +495,10 @@ class ClickStats(BaseModel):
 
     impressions: int
     clicks: int
-    ctr: float | None = Field(description="clicks / impressions; null before any impression.")
+    ctr: float | None = Field(
+        description="clicks / max(impressions, clicks): a click implies an impression, so "
+        "never above 1; null before any impression or click."
+    )
     ctr_ci95: tuple[float, float] | None = Field(
         description="95% interval of the CTR: Beta(1 + clicks, 1 + non-clicks)."
     )

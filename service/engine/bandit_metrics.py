@@ -16,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from bandits import effective_impressions
 from service.engine.context import Context
 from service.engine.policies import POLICIES
 from service.engine.refresh import Snapshots
@@ -42,25 +43,45 @@ class BanditMetrics(Collector):
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._stats: dict[str, float] | None = None
+        self._memory: tuple[int, int] | None = None
         self._stats_read_at = -np.inf
         self._totals_of: Posteriors | None = None
         self._totals = np.zeros((0, 0))
 
     async def update(self) -> None:
-        """Read the per-policy counters from Redis, at most once per second."""
+        """Read the per-policy counters and Redis's memory use, at most once per second."""
         now = time.monotonic()
         if now - self._stats_read_at < _STATS_TTL_S:
             return
         self._stats_read_at = now
         try:
             self._stats = await self.ctx.store.stats()
+            # Memory is what runs out first (docs/memory.md): one INFO with the counters.
+            self._memory = await self.ctx.store.memory()
         except StoreUnavailable:
-            self._stats = None  # the scrape still answers, without the policy series
+            # The scrape still answers, without the series read from Redis.
+            self._stats, self._memory = None, None
 
     def collect(self) -> Iterator[Metric]:
         """Return every family (called by the registry during a scrape)."""
         yield from self._policy_families()
+        yield from self._memory_families()
         yield from self._snapshot_families()
+
+    def _memory_families(self) -> Iterator[Metric]:
+        if self._memory is None:
+            return
+        used, limit = self._memory
+        yield GaugeMetricFamily(
+            "banditrec_redis_used_memory_bytes",
+            f"Redis used_memory (INFO memory). {_SERVICE_WIDE}.",
+            value=used,
+        )
+        yield GaugeMetricFamily(
+            "banditrec_redis_maxmemory_bytes",
+            f"Redis maxmemory (0: no limit). {_SERVICE_WIDE}.",
+            value=limit,
+        )
 
     def _policy_families(self) -> Iterator[Metric]:
         stats = self._stats
@@ -84,13 +105,15 @@ class BanditMetrics(Collector):
         ctr = GaugeMetricFamily(
             "banditrec_policy_ctr",
             f"Clicks per impression of each serving policy's lists, since the last DELETE "
-            f"/v1/stats; absent before its first impression. {_SERVICE_WIDE}.",
+            f"/v1/stats, a click counting as an impression (never above 1, as /v1/stats); "
+            f"absent before its first impression or click. {_SERVICE_WIDE}.",
             labels=["policy"],
         )
         for policy in POLICIES:
-            shown = stats.get(stats_field("imp", policy), 0.0)
+            clicked = stats.get(stats_field("clk", policy), 0.0)
+            shown = max(stats.get(stats_field("imp", policy), 0.0), clicked)
             if shown > 0:
-                ctr.add_metric([policy], stats.get(stats_field("clk", policy), 0.0) / shown)
+                ctr.add_metric([policy], clicked / shown)
         yield ctr
 
     def _snapshot_families(self) -> Iterator[Metric]:
@@ -151,23 +174,27 @@ class BanditMetrics(Collector):
         )
         ctr = GaugeMetricFamily(
             "banditrec_cluster_ctr",
-            f"Clicks per impression {counted} Absent for a cluster without impressions.",
+            f"Clicks per impression {counted} Each arm counts max(impressions, clicks) "
+            "impressions (a click implies one), so it never exceeds 1; absent for a cluster "
+            "without impressions or clicks.",
             labels=["cluster"],
         )
         for row, label in enumerate(labels):
             shown, clicked = float(totals[0, row]), float(totals[1, row])
             impressions.add_metric([label], shown)
             clicks.add_metric([label], clicked)
-            if shown > 0:
-                ctr.add_metric([label], clicked / shown)
+            if totals[2, row] > 0:
+                ctr.add_metric([label], clicked / float(totals[2, row]))
         yield impressions
         yield clicks
         yield ctr
 
     def _cluster_totals(self, posteriors: Posteriors) -> np.ndarray:
-        """Return (impressions, clicks) per row in events, computed once per snapshot."""
+        """Return (impressions, clicks, effective impressions) per row in events, computed
+        once per snapshot; effective impressions are bandits.effective_impressions."""
         if self._totals_of is not posteriors:
-            totals = posteriors.stored[:2].sum(axis=2)
+            imp, clk = posteriors.stored[:2]
+            totals = np.stack([imp, clk, effective_impressions(imp, clk)]).sum(axis=2)
             totals[:, :-1] /= MICRO  # cluster rows are stored in millionths of an event
             self._totals, self._totals_of = totals, posteriors
         return self._totals

@@ -12,7 +12,7 @@ from service.engine.policies import stats_fields
 from service.engine.refresh import Snapshots
 from service.engine.users import Users
 from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
-from service.store import ArmEvent, UserEvent, UserState
+from service.store import ArmEvent, UserEvent, UserState, Verdict
 from service.store.codecs import EVENT_KINDS, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
@@ -46,17 +46,24 @@ class Feedback:
                     f"events[{i}].ts",
                 )
         times = [e.ts if history and e.ts is not None else now for e in events]
+        owners: dict[str, str] = {}
+        for i, event in enumerate(events):
+            if owners.setdefault(event.event_id, event.user_id) != event.user_id:
+                raise _reused(event.event_id, i)
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
-        existing = await self.ctx.store.existing_items(item_ids)
+        known = await self.ctx.store.known_items(item_ids)
+        recs = await self.ctx.store.read_rec_logs(rec_ids)
         for i, event in enumerate(events):
-            if event.item_id not in existing:
+            # An item deleted after it was served keeps its arms, so its feedback counts:
+            # it is known by its counts, or by the served list that named it.
+            rec = recs.get(event.rec_id) if event.rec_id is not None else None
+            if event.item_id not in known and (rec is None or event.item_id not in rec.items):
                 raise InvalidRequest(
                     "unknown_item",
-                    f"item {event.item_id!r} is not in the catalog",
+                    f"item {event.item_id!r} is not in the catalog and has no counts",
                     f"events[{i}].item_id",
                 )
-        recs = await self.ctx.store.read_rec_logs(rec_ids)
         # Only conversions without a rec_id are attributed through the user's last clicks.
         bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
         users = await self.users.read_current(
@@ -69,7 +76,7 @@ class Feedback:
         snap = self.snapshots.current
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
-        outcomes: dict[str, set[str]] = {}
+        outcomes: list[tuple[str, str] | None] = []
         logged: list[Membership | None] = []
         stats_of: list[tuple[str, ...]] = []
         for i, event in enumerate(events):
@@ -96,10 +103,12 @@ class Feedback:
                 if rec.gen == gen:
                     membership = Membership.decode(rec.membership)
             stats: tuple[str, ...] = ()
+            outcome = None
             if rec is not None:
                 kind = EVENT_KINDS[event.type]
-                outcomes.setdefault(str(rec_id), set()).add(outcome_field(kind, event.item_id))
+                outcome = (str(rec_id), outcome_field(kind, event.item_id))
                 stats = stats_fields(rec, kind, event.item_id)
+            outcomes.append(outcome)
             fits = membership is not None and membership.fits(snap.clusters.k)
             logged.append(membership if fits else None)
             stats_of.append(stats)
@@ -108,16 +117,28 @@ class Feedback:
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
-        for event, membership, stats, at in zip(events, logged, stats_of, times, strict=True):
+        for event, membership, stats, outcome, at in zip(
+            events, logged, stats_of, outcomes, times, strict=True
+        ):
             membership = membership or current[event.user_id]
             shares = tuple(membership.micro_weights())
             arm_events.append(
-                ArmEvent(event.event_id, event.type, event.item_id, gen, shares, stats)
+                ArmEvent(
+                    event.event_id,
+                    event.user_id,
+                    event.type,
+                    event.item_id,
+                    gen,
+                    shares,
+                    stats=stats,
+                    outcome=outcome,
+                )
             )
             user_events.setdefault(event.user_id, []).append(
                 UserEvent(event.event_id, event.type, event.item_id, event.rec_id, at)
             )
-        flags = await self.ctx.store.record_feedback(
+        # One decision per event_id for the counts and the user state (store/dedupe.py).
+        verdicts = await self.ctx.store.record_feedback(
             arm_events,
             user_events,
             now=now,
@@ -125,22 +146,26 @@ class Feedback:
             seen_half_life_s=self.ctx.settings.seen_half_life_s,
             history_n=self.ctx.settings.history_n,
             user_ttl_s=self.ctx.settings.user_ttl_s,
-            outcomes=outcomes,
+            user_events_max=self.ctx.settings.user_events_max,
+            user_items_max=self.ctx.settings.user_items_max,
             outcome_ttl_s=self.ctx.settings.rec_log_ttl_s,
             count_half_life_s=self.ctx.settings.discount.half_life_s,
         )
+        if Verdict.CLAIMED in verdicts:
+            i = verdicts.index(Verdict.CLAIMED)
+            raise _reused(events[i].event_id, i)
         # One labelled increment per (type, outcome) rather than per event: a labels()
         # lookup costs microseconds, a hundred times per batch.
         tally = Counter(
-            (e.type, "accepted" if new else "duplicate")
-            for e, new in zip(events, flags, strict=True)
+            (e.type, "accepted" if verdict is Verdict.NEW else "duplicate")
+            for e, verdict in zip(events, verdicts, strict=True)
         )
-        for (kind, outcome), count in tally.items():
-            self.ctx.metrics.feedback_events.labels(type=kind, outcome=outcome).inc(count)
-        accepted = sum(flags)
+        for (event_type, counted), count in tally.items():
+            self.ctx.metrics.feedback_events.labels(type=event_type, outcome=counted).inc(count)
+        accepted = verdicts.count(Verdict.NEW)
         unknown = [r for r in rec_ids if r not in recs]
         return FeedbackResult(
-            accepted=accepted, duplicates=len(flags) - accepted, unknown_rec_ids=unknown
+            accepted=accepted, duplicates=len(verdicts) - accepted, unknown_rec_ids=unknown
         )
 
     def _attribute_conversions(
@@ -156,3 +181,13 @@ class Feedback:
             if rec_id is not None and times[i] - clicked_at <= window:
                 found[i] = rec_id
         return found
+
+
+def _reused(event_id: str, position: int) -> InvalidRequest:
+    """Return the error for an event_id already used by another user's event."""
+    return InvalidRequest(
+        "event_id_conflict",
+        f"event_id {event_id!r} is already used by another user's event; an event_id names "
+        "one event (nothing in this batch was written)",
+        f"events[{position}].event_id",
+    )

@@ -142,7 +142,7 @@ class Recommender:
             if served.propensities is not None:
                 propensities = served.propensities.tolist()
             items = [
-                ScoredItem(item_id=ids[p], score=float(s), propensity=q)
+                ScoredItem(item_id=ids[p], score=_shown_score(s), propensity=q)
                 for p, s, q in zip(positions[served.top], served.scores, propensities, strict=True)
             ]
         policy = served.policy if served is not None else self.serving.mode
@@ -194,6 +194,15 @@ class Recommender:
             stale=stale,
             reason=_empty_reason(snap, items),
         )
+
+
+def _shown_score(score: float) -> float:
+    """Return a score as served and logged: to 6 significant digits.
+
+    A sampled score means no more, and the served-list log stores each list's scores
+    (codecs.ServedList): 17 digits made them a fifth of every logged list.
+    """
+    return float(f"{score:.6g}")
 
 
 def _baseline_scores(

@@ -281,12 +281,16 @@ def _served_line(logged: LoggedList) -> dict[str, Any]:
 
 
 def _ctr(impressions: int, clicks: int) -> dict[str, Any]:
-    """Return the CTR and its 95% interval under a flat Beta(1, 1) prior."""
-    if impressions == 0:
+    """Return the CTR and its 95% interval under a flat Beta(1, 1) prior.
+
+    A click implies an impression (bandits.effective_impressions): clicks counted before
+    their impressions never make the rate exceed 1.
+    """
+    shown = max(impressions, clicks)
+    if shown == 0:
         return {"ctr": None, "ctr_ci95": None}
-    misses = max(impressions - clicks, 0)
-    lo, hi = beta_interval(np.array([1.0 + clicks]), np.array([1.0 + misses]))
-    return {"ctr": clicks / impressions, "ctr_ci95": (float(lo[0]), float(hi[0]))}
+    lo, hi = beta_interval(np.array([1.0 + clicks]), np.array([1.0 + shown - clicks]))
+    return {"ctr": clicks / shown, "ctr_ci95": (float(lo[0]), float(hi[0]))}
 
 
 def _count_out(value: float) -> int | float:

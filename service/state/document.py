@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from service.config import Settings
 
 FORMAT = "banditrec-state"
-FORMAT_VERSION = 1
+# 2 added each dedupe marker's owner; files of version 1 are still read (owners unknown).
+FORMAT_VERSION = 2
+READ_VERSIONS = (1, 2)
 # The file's names for the stored count kinds, in KINDS order.
 COUNT_NAMES = ("impressions", "clicks", "conversions")
 # The settings that shape what the counts mean; recorded so an import can say what differs.
@@ -60,6 +62,13 @@ def _exact(value: object) -> object:
         return Decimal(value)
     if isinstance(value, float):
         return Decimal(repr(value))
+    return value
+
+
+def _with_owner(value: object) -> object:
+    # Version 1 wrote [event_id, expires_at]: the owner of those markers is unknown.
+    if isinstance(value, list) and len(value) == 2:
+        return [*value, None]
     return value
 
 
@@ -143,7 +152,7 @@ class StateDocument(_Entry):
     """A whole state file, as validated."""
 
     format: Literal["banditrec-state"]
-    format_version: Literal[1]
+    format_version: Literal[1, 2]
     exported_at: Time
     banditrec_version: Str = Field(max_length=64)
     settings: dict[Str, Number | Str | Bool | Int | None]
@@ -154,7 +163,7 @@ class StateDocument(_Entry):
     items: list[ItemEntry]
     retired: list[Id] = Field(default_factory=list)
     arms: list[ArmEntry]
-    dedupe: list[tuple[Id, Time]]
+    dedupe: list[Annotated[tuple[Id, Time, Id | None], BeforeValidator(_with_owner)]]
     users: list[UserEntry] | None = None
 
 
@@ -202,9 +211,10 @@ def _check_format(raw: object) -> None:
     """Refuse anything but a banditrec state file of a version this code reads."""
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         raise InvalidState([("format", f"not a banditrec state file (expected {FORMAT!r})")])
-    if raw.get("format_version") != FORMAT_VERSION:
-        found = raw.get("format_version")
-        message = f"version {found!r} is not supported; this banditrec reads {FORMAT_VERSION}"
+    found = raw.get("format_version")
+    if found not in READ_VERSIONS or isinstance(found, bool):
+        readable = " and ".join(str(v) for v in READ_VERSIONS)
+        message = f"version {found!r} is not supported; this banditrec reads {readable}"
         raise InvalidState([("format_version", message)])
 
 
@@ -248,7 +258,7 @@ def _reference_problems(document: StateDocument) -> list[tuple[str, str]]:
         if (arm.item_id, arm.cluster) in arms:
             problems.append((f"arms[{n}]", f"a second arm of {arm.item_id!r} in that cluster"))
         arms.add((arm.item_id, arm.cluster))
-    problems += _duplicates("dedupe", [event_id for event_id, _ in document.dedupe], "[0]")
+    problems += _duplicates("dedupe", [event_id for event_id, *_ in document.dedupe], "[0]")
     users = [user.user_id for user in document.users or []]
     problems += _duplicates("users", users, ".user_id")
     return problems

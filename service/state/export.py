@@ -116,9 +116,9 @@ def _arm_line(
     return "{" + ", ".join(fields) + "}"
 
 
-def dedupe_entries(markers: Iterable[tuple[str, int]]) -> list[str]:
-    """Return the dedupe markers' JSON texts: [event_id, expiry in unix seconds]."""
-    return [json.dumps([event_id, expires_ms / 1000]) for event_id, expires_ms in markers]
+def dedupe_entries(markers: Iterable[tuple[str, int, str | None]]) -> list[str]:
+    """Return the dedupe markers' JSON texts: [event_id, expiry in unix seconds, owner]."""
+    return [json.dumps([event_id, ms / 1000, owner]) for event_id, ms, owner in markers]
 
 
 def user_entries(users: Iterable[StoredUser]) -> list[str]:

@@ -2,7 +2,8 @@
 
 keys.py builds every key, codecs.py owns every stored encoding, scripts/*.lua hold the
 multi-key updates (loaded and run by connection.py), records.py the values passed in and
-out, serving.py is the store the service runs on, state.py its export and import.
+out, serving.py is the store the service runs on, dedupe.py how a feedback batch is
+written exactly once across slots, state.py its export and import.
 """
 
 from service.store.connection import StoreUnavailable
@@ -15,6 +16,7 @@ from service.store.records import (
     ItemRecord,
     UserEvent,
     UserState,
+    Verdict,
     Versions,
 )
 from service.store.serving import DimensionMismatch, LoggedList, Store
@@ -44,5 +46,6 @@ __all__ = [
     "StoredUser",
     "UserEvent",
     "UserState",
+    "Verdict",
     "Versions",
 ]

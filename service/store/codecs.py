@@ -57,13 +57,22 @@ class ServedList:
     shadows: dict[str, list[str]]
 
     def encode(self) -> str:
-        """Return the JSON stored under the rec key."""
-        return json.dumps(asdict(self), separators=(",", ":"))
+        """Return the JSON stored under the rec key; fields at their default are left out."""
+        fields = asdict(self)
+        for name, default in _SERVED_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
+        return json.dumps(fields, separators=(",", ":"))
 
     @classmethod
     def decode(cls, raw: bytes | str) -> ServedList:
-        """Return the list stored by encode()."""
-        return cls(**json.loads(raw))
+        """Return the list stored by encode(), or by earlier releases (every field written)."""
+        return cls(**{**_SERVED_DEFAULTS, **json.loads(raw)})
+
+
+# Served-list fields a record leaves out when they hold these (most lists do): 28 bytes of
+# `"item_id":null,"pools":null` in a record of ~900. Records of earlier releases have them.
+_SERVED_DEFAULTS: dict[str, object] = {"item_id": None, "pools": None}
 
 
 def text(value: bytes | str) -> str:
@@ -240,6 +249,26 @@ def decode_user(
         seen={text(item): decode_seen(value) for item, value in seen.items()},
         last_clicks={text(item): decode_last_click(value) for item, value in last_clicks.items()},
     )
+
+
+# -- dedupe markers ----------------------------------------------------------------------
+
+# What earlier releases (and imports of files without owners) store in a marker: an owner
+# nobody matches. New owners carry a prefix, so a user whose id is "1" is no exception.
+UNKNOWN_OWNER = "1"
+_OWNER_PREFIX = "u:"
+
+
+def encode_owner(user_id: str) -> str:
+    """Return a dedupe marker's value: the user whose event counted under its event_id."""
+    # record_counts.lua compares these strings whole and writes the one it is given.
+    return _OWNER_PREFIX + user_id
+
+
+def decode_owner(value: bytes | str) -> str | None:
+    """Return the user_id of a marker's value; None for a marker without an owner."""
+    owner = text(value)
+    return owner[len(_OWNER_PREFIX) :] if owner.startswith(_OWNER_PREFIX) else None
 
 
 def outcome_field(kind: str, item_id: str) -> str:

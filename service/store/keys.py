@@ -208,7 +208,8 @@ def key_table() -> list[KeyEntry]:
         KeyEntry(
             keys.marker("EVENT_ID"),
             "string",
-            "dedupe marker, expires after `BANDITREC_DEDUPE_RETENTION_S`",
+            "dedupe marker: `u:USER`, the user the event counted for (`1`: owner unknown, "
+            "as earlier releases wrote it), expires after `BANDITREC_DEDUPE_RETENTION_S`",
         ),
         KeyEntry(
             keys.clusters,
@@ -229,18 +230,20 @@ def key_table() -> list[KeyEntry]:
         KeyEntry(
             keys.user("USER", "seen"),
             "hash",
-            "item_id → `unclicked|updated_at` (decayed lazily on read and write)",
+            "item_id → `unclicked|updated_at` (decayed lazily on read and write), at most "
+            "`BANDITREC_USER_ITEMS_MAX` items (the least penalised go first)",
         ),
         KeyEntry(
             keys.user("USER", "events"),
             "zset",
             "event_ids already applied to this user, scored by time, pruned after the dedupe "
-            "retention",
+            "retention and to the newest `BANDITREC_USER_EVENTS_MAX`",
         ),
         KeyEntry(
             keys.user("USER", "lastclick"),
             "hash",
-            "item_id → `clicked_at|rec_id`, to attribute conversions",
+            "item_id → `clicked_at|rec_id`, to attribute conversions, at most "
+            "`BANDITREC_USER_ITEMS_MAX` items (the oldest go first)",
         ),
         KeyEntry(
             keys.rec("REC_ID"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 import numpy as np
 
@@ -97,16 +98,29 @@ class CountChange:
 class ArmEvent:
     """One deduplicated counter update: event_id credits item in generation gen's clusters.
 
+    `user_id` owns the event_id once it is counted (its dedupe marker records it);
     `shares` are (cluster, millionths of the event) pairs summing to one million; `stats`
-    are fields of the stats hash to count once if the event is new.
+    are fields of the stats hash to count once if the event is new; `outcome` is a
+    (rec_id, field) to flag on a served list when the event is applied.
     """
 
     event_id: str
+    user_id: str
     kind: str
     item_id: str
     gen: int
     shares: tuple[tuple[int, int], ...]
     stats: tuple[str, ...] = ()
+    outcome: tuple[str, str] | None = None
+
+
+class Verdict(IntEnum):
+    """What the dedupe marker of an event's id says about the event (record_counts.lua)."""
+
+    REPLAY = 0  # counted before for the same user: a duplicate; the user side may still need it
+    NEW = 1  # counted now
+    UNOWNED = 2  # counted before, owner unknown (a marker of an earlier release): a duplicate
+    CLAIMED = 3  # counted before for another user: the batch is refused, nothing written
 
 
 @dataclass(frozen=True, slots=True)

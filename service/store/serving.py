@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import redis.asyncio as redis
 
+from service.store import dedupe
 from service.store.codecs import (
-    EVENT_KINDS,
     KINDS,
     ServedList,
     decode_change,
@@ -32,7 +32,6 @@ from service.store.codecs import (
 )
 from service.store.connection import (
     REDIS_DOWN,
-    ScriptCall,
     StoreUnavailable,
     connect,
     register_script,
@@ -40,7 +39,7 @@ from service.store.connection import (
     run_scripts,
     unavailable_on_redis_errors,
 )
-from service.store.keys import CHANGES_RETENTION_S, Keys, tagged_id
+from service.store.keys import Keys, tagged_id
 from service.store.records import (
     ArmEvent,
     ClusterModel,
@@ -49,6 +48,7 @@ from service.store.records import (
     ItemRecord,
     UserEvent,
     UserState,
+    Verdict,
     Versions,
 )
 
@@ -95,6 +95,12 @@ class Store:
     async def ping(self) -> bool:
         """Return True when Redis answers."""
         return bool(await replied(self._redis.ping()))
+
+    @unavailable_on_redis_errors
+    async def memory(self) -> tuple[int, int]:
+        """Return Redis's (used_memory, maxmemory) in bytes; maxmemory 0 means no limit."""
+        info = await replied(self._redis.info("memory"))
+        return int(info["used_memory"]), int(info.get("maxmemory", 0))
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -148,12 +154,23 @@ class Store:
         return bool(await self._delete_item(keys=catalog, args=[item_id]))
 
     @unavailable_on_redis_errors
-    async def existing_items(self, item_ids: Sequence[str]) -> set[str]:
-        """Return the subset of item_ids that are in the catalog."""
+    async def known_items(self, item_ids: Sequence[str]) -> set[str]:
+        """Return the subset of item_ids in the catalog or with counts in the global arms.
+
+        An item deleted from the catalog keeps its counts (delete_item), so feedback on it
+        still counts; only ids that never had either are unknown.
+        """
         if not item_ids:
             return set()
-        found = await replied(self._redis.hmget(self.keys.item_meta, list(item_ids)))
-        return {i for i, meta in zip(item_ids, found, strict=True) if meta is not None}
+        ids = list(item_ids)
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.item_meta, ids)
+            for kind in KINDS:
+                pipe.hmget(self.keys.arms(kind), ids)
+            replies = await pipe.execute()
+        return {
+            i for i, *found in zip(ids, *replies, strict=True) if any(f is not None for f in found)
+        }
 
     @unavailable_on_redis_errors
     async def load_items(self) -> tuple[int, list[ItemRecord]]:
@@ -344,57 +361,45 @@ class Store:
         seen_half_life_s: float,
         history_n: int,
         user_ttl_s: int,
-        outcomes: dict[str, set[str]] | None = None,
+        user_events_max: int,
+        user_items_max: int,
         outcome_ttl_s: int = 0,
         count_half_life_s: float = 0.0,
-    ) -> list[bool]:
-        """Apply a validated batch; return, per arm event, whether it was new (not a replay).
+    ) -> list[Verdict]:
+        """Apply a validated batch; return, per arm event, what its dedupe marker decided.
 
-        `outcomes` maps logged rec_ids to fields (imp:ITEM, clk:ITEM) to flag on the served
-        list, for off-policy evaluation; flags are idempotent, so replays change nothing.
+        `user_events` lists each user's events in batch order. With any CLAIMED verdict
+        nothing is written. Otherwise NEW events are counted, and each event_id's first
+        NEW or REPLAY event is applied to its user's state and flags its `outcome`
+        (idempotent, for off-policy evaluation): two round trips, counts first, so that
+        one decision covers both (why a crash between them is repaired: store/dedupe.py).
 
         With `count_half_life_s` > 0 every count touched is first discounted to `now`
-        (halved per half-life since it was last touched), then incremented.
-
-        Counts and user state live in different slots, so each has its own dedupe and
-        script; both are sent in one round trip. A failure between them is repaired by
-        the client's retry: each side skips what it already applied.
+        (halved per half-life since it was last touched), then incremented. A user keeps
+        at most `user_events_max` applied event ids and `user_items_max` items in each of
+        its seen and last-click hashes (record_user.lua).
         """
         keys = self.keys
-        count_keys = [keys.arms_version, keys.changes, keys.stats, keys.decay_since]
-        # Stream ids come from the Redis clock, so trim by wall time, not the events' `now`.
-        oldest_ms = int((time.time() - CHANGES_RETENTION_S) * 1000)
-        count_args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
-        discounting = count_half_life_s > 0
-        for arm_event in arm_events:
-            kind = EVENT_KINDS[arm_event.kind]
-            count_keys.append(keys.marker(arm_event.event_id))
-            for g, c in [(None, None), *((arm_event.gen, c) for c, _ in arm_event.shares)]:
-                count_keys.append(keys.arms(kind, g, c))
-                if discounting:
-                    count_keys.append(keys.arm_times(kind, g, c))
-            count_args += [arm_event.item_id, arm_event.gen, kind]
-            count_args += [len(arm_event.shares), len(arm_event.stats)]
-            count_args += [x for share in arm_event.shares for x in share]
-            count_args += arm_event.stats
-        calls: list[ScriptCall] = [(self._record_counts, count_keys, count_args)]
-        for user_id, events in user_events.items():
-            # In time order, impressions first at equal times: a batch with both an
-            # impression and a click of one item must end with the item not penalised.
-            ordered = sorted(
-                events, key=lambda e: (now if e.at is None else e.at, e.kind != "impression")
-            )
-            args: list[Any] = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
-            for user_event in ordered:
-                args += [user_event.event_id, user_event.kind, user_event.item_id]
-                args += [user_event.rec_id or "", now if user_event.at is None else user_event.at]
-            calls.append((self._record_user, list(keys.user_keys(user_id)), args))
-        commands = [
-            ("HSET", keys.outcomes(rec_id), *[x for f in sorted(fields) for x in (f, 1)])
-            for rec_id, fields in (outcomes or {}).items()
-        ] + [("EXPIRE", keys.outcomes(rec_id), outcome_ttl_s) for rec_id in outcomes or {}]
-        flags, *_ = await run_scripts(self._redis, calls, commands)
-        return [bool(f) for f in flags]
+        counts = dedupe.count_call(
+            keys,
+            self._record_counts,
+            arm_events,
+            now=now,
+            retention_s=retention_s,
+            count_half_life_s=count_half_life_s,
+        )
+        (raw,) = await run_scripts(self._redis, [counts])
+        verdicts = [Verdict(v) for v in raw]
+        if Verdict.CLAIMED in verdicts:
+            return verdicts
+        applied = dedupe.applied(arm_events, verdicts)
+        user_args = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
+        user_args += [user_events_max, user_items_max]
+        calls = dedupe.user_calls(keys, self._record_user, user_events, applied, user_args, now)
+        commands = dedupe.outcome_commands(keys, applied, outcome_ttl_s)
+        if calls or commands:
+            await run_scripts(self._redis, calls, commands)
+        return verdicts
 
     async def served_lists(self, batch: int = 500) -> AsyncIterator[list[LoggedList]]:
         """Yield batches of logged served lists (SCAN order), each with its outcome flags."""

@@ -14,10 +14,13 @@ from redis.asyncio.client import Pipeline
 
 from service.store.codecs import (
     KINDS,
+    UNKNOWN_OWNER,
     decode_item,
+    decode_owner,
     encode_clusters,
     encode_embedding,
     encode_item_meta,
+    encode_owner,
     item_meta,
     text,
     text_map,
@@ -101,7 +104,7 @@ class StateWrite:
     times: dict[tuple[str, int | None], dict[str, str]]
     decay_since: str | None
     stats: dict[str, str]
-    dedupe: list[tuple[str, int]]  # event_id, expiry in unix ms
+    dedupe: list[tuple[str, int, str | None]]  # event_id, expiry in unix ms, owner or None
     users: list[StoredUser]
 
 
@@ -167,8 +170,10 @@ async def read_state(store: Store) -> StateSnapshot:
 
 async def dedupe_markers(
     store: Store, set_by_ms: int, retention_s: int, batch: int = 1000
-) -> AsyncIterator[list[tuple[str, int]]]:
-    """Yield batches of (event_id, expiry in unix ms) of the markers set by `set_by_ms`.
+) -> AsyncIterator[list[tuple[str, int, str | None]]]:
+    """Yield batches of (event_id, expiry in unix ms, owner) of the markers set by `set_by_ms`.
+
+    The owner is the user the event counted for; None for markers without one.
 
     A marker's setting time is its expiry minus the retention. Markers set later (and
     before this scan) belong to events counted after a read_state, so they are left out:
@@ -189,20 +194,22 @@ async def dedupe_markers(
 
 async def _marker_expiries(
     store: Store, marker_keys: list[str], set_by_ms: int, retention_s: int
-) -> list[tuple[str, int]]:
+) -> list[tuple[str, int, str | None]]:
     async with store.client.pipeline(transaction=True) as pipe:
         pipe.time()
         for key in marker_keys:
             pipe.pttl(key)
-        now, *ttls = await pipe.execute()
+            pipe.get(key)
+        now, *replies = await pipe.execute()
     now_ms = _unix_ms(now)
     markers = []
-    for key, ttl in zip(marker_keys, ttls, strict=True):
+    for key, ttl, owner in zip(marker_keys, replies[0::2], replies[1::2], strict=True):
         expires_ms = now_ms + ttl
         set_at_ms = expires_ms - retention_s * 1000
         # ttl < 0: expired since the SCAN (-2), or no expiry (-1): not a banditrec marker.
-        if ttl >= 0 and not set_by_ms < set_at_ms <= now_ms:
-            markers.append((store.keys.marker_event_id(key), expires_ms))
+        if ttl >= 0 and owner is not None and not set_by_ms < set_at_ms <= now_ms:
+            event_id = store.keys.marker_event_id(key)
+            markers.append((event_id, expires_ms, decode_owner(owner)))
     return markers
 
 
@@ -362,9 +369,10 @@ def _queue_state(
     if plan.decay_since is not None:
         pipe.set(keys.decay_since, plan.decay_since)
     _hset_all(pipe, keys.stats, plan.stats)
-    for event_id, expires_ms in plan.dedupe:
+    for event_id, expires_ms, owner in plan.dedupe:
         if expires_ms > now_ms:
-            pipe.set(keys.marker(event_id), "1", pxat=expires_ms)
+            value = UNKNOWN_OWNER if owner is None else encode_owner(owner)
+            pipe.set(keys.marker(event_id), value, pxat=expires_ms)
     for user in plan.users:
         if user.expires_ms is None or user.expires_ms > now_ms:
             _queue_user(pipe, keys, user)

@@ -19,7 +19,7 @@ from evaluation.world import WorldConfig, build_world
 
 # No fatigue: a click then depends on (user, item) only, as OPE assumes.
 WORLD = WorldConfig(n_users=300, n_groups=3, n_items=30, fatigue=1.0, prior_reads=0)
-CONFIG = SimConfig(world=WORLD, impressions=15_000, k=3, true_clusters=True, seed=11)
+CONFIG = SimConfig(world=WORLD, impressions=15_000, k=3, true_clusters=True, seed=16)
 TOLERANCE = 0.10  # relative error allowed between SNIPS and the on-policy CTR
 
 

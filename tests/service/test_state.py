@@ -206,6 +206,40 @@ async def test_acknowledged_events_stay_duplicates_after_a_move(start, make_sett
 
 
 @anyio
+async def test_markers_keep_their_owner_through_a_move(start, make_settings):
+    source = await start(key_prefix="src")
+    await add_items(source.client, ["a", "b"])
+    click = event("click", "u1", "a")
+    assert (await send(source.client, [click])).json()["accepted"] == 1
+    text = await _export(make_settings, "src")
+    document = json.loads(text)
+    assert document["format_version"] == 2
+    assert [(e[0], e[2]) for e in document["dedupe"]] == [(click["event_id"], "u1")]
+
+    target = await start(key_prefix="dst")
+    assert await _import(make_settings, "dst", text) == 0
+    # Still the owner's: its resend is a duplicate, another user's use of the id is refused.
+    replay = await send(target.client, [click])
+    assert replay.json() == {"accepted": 0, "duplicates": 1, "unknown_rec_ids": []}
+    reused = await send(target.client, [{**click, "user_id": "u2", "item_id": "b"}])
+    assert reused.status_code == 422
+    assert reused.json()["error"]["code"] == "event_id_conflict"
+    assert json.loads(await _export(make_settings, "dst"))["dedupe"] == document["dedupe"]
+
+
+@anyio
+async def test_a_version_1_file_is_read_and_its_markers_have_no_owner(svc, raw, make_settings):
+    document = _document()  # format_version 1: [event_id, expires_at]
+    assert await _import(make_settings, "br", json.dumps(document)) == 0
+    assert await raw.get("br:{arms}:ev:ev-1") == b"1"  # what earlier releases wrote
+    await svc.refresh()
+    resend = await send(svc.client, [{**event("click", "anyone", "a"), "event_id": "ev-1"}])
+    assert resend.json() == {"accepted": 0, "duplicates": 1, "unknown_rec_ids": []}
+    exported = json.loads(await _export(make_settings, "br"))
+    assert [(e[0], e[2]) for e in exported["dedupe"]] == [("ev-1", None)]
+
+
+@anyio
 async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
     await add_items(svc.client, ["a"])
     before = event("impression", "u1", "a")
@@ -216,7 +250,7 @@ async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
     await send(svc.client, [event("impression", "u1", "a")])
     retention = svc.app.state.settings.dedupe_retention_s
     batches = [b async for b in store_state.dedupe_markers(store, snapshot.at_ms, retention)]
-    assert [event_id for batch in batches for event_id, _ in batch] == [before["event_id"]]
+    assert [event_id for batch in batches for event_id, *_ in batch] == [before["event_id"]]
 
 
 @anyio
@@ -321,7 +355,7 @@ INVALID = [
     (_mutated("clusters/centers/1", [1.0, 0.0, 0.0]), "clusters.centers[1]"),
     (_mutated("dedupe/0", ["ev-1"]), "dedupe[0][1]"),
     (_mutated("dedupe/1/0", "ev-1"), "dedupe[1][0]"),
-    (_mutated("format_version", 2), "format_version"),
+    (_mutated("format_version", 3), "format_version"),
     (_mutated("arms/0/clickz", 1), "arms[0].clickz"),
 ]
 

@@ -8,11 +8,14 @@ import redis.asyncio as redis
 from service.store import ArmEvent, StateWrite, Store, StoredUser, UserEvent
 from service.store import state as store_state
 from service.store.codecs import (
+    UNKNOWN_OWNER,
     assigned_key,
     decode_counts,
     decode_last_click,
+    decode_owner,
     decode_seen,
     encode_last_click,
+    encode_owner,
     encode_seen,
     parse_assigned_key,
 )
@@ -39,14 +42,20 @@ async def raw(redis_url: str):
 
 
 async def _feedback(store: Store, user_events: list[UserEvent], now: float, **kwargs) -> None:
+    # The user side applies only events the counts side decided on, so count them too.
+    arm_events = [
+        ArmEvent(e.event_id, "u", e.kind, e.item_id, 0, ((0, 10**6),)) for e in user_events
+    ]
     await store.record_feedback(
-        [],
+        arm_events,
         {"u": user_events},
         now=now,
         retention_s=86400,
         seen_half_life_s=HALF_LIFE_S,
         history_n=10,
         user_ttl_s=86400,
+        user_events_max=1000,
+        user_items_max=500,
         **kwargs,
     )
 
@@ -109,7 +118,7 @@ async def test_each_user_event_takes_effect_at_its_own_time(store, raw):
 @pytest.mark.parametrize("half_life_s", [0.0, HALF_LIFE_S])
 async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, half_life_s):
     shares = ((0, 250_000), (1, 750_000))
-    arm_events = [ArmEvent("e1", "click", "a:b|c", 7, shares)]
+    arm_events = [ArmEvent("e1", "u", "click", "a:b|c", 7, shares)]
     await store.record_feedback(
         arm_events,
         {},
@@ -118,6 +127,8 @@ async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, ha
         seen_half_life_s=HALF_LIFE_S,
         history_n=10,
         user_ttl_s=86400,
+        user_events_max=1000,
+        user_items_max=500,
         count_half_life_s=half_life_s,
     )
     (change,) = await store.read_changes("0-0", 10)
@@ -147,3 +158,13 @@ async def test_the_membership_cache_key_is_the_codecs_one(svc):
     mode = svc.app.state.settings.membership
     assert parse_assigned_key(users["u1"].assigned) == (gen, 1, mode)
     assert users["u1"].assigned == assigned_key(gen, users["u1"].hist, mode)
+
+
+async def test_dedupe_markers_written_by_lua_name_their_owner_as_the_codecs_say(store, raw):
+    await _feedback(store, [UserEvent("e1", "impression", "a")], NOW)
+    value = await raw.get(store.keys.marker("e1"))
+    assert value == encode_owner("u").encode()
+    assert decode_owner(value) == "u"
+    # Markers of earlier releases hold "1": no owner, and no user's id (not even "1").
+    assert decode_owner(UNKNOWN_OWNER) is None
+    assert decode_owner(encode_owner("1")) == "1"

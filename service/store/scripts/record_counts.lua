@@ -5,15 +5,46 @@
 -- then per event: its dedupe key, then the global count key and one per credited cluster,
 -- each followed by its time key when discounting. ARGV[1] retention s, ARGV[2] oldest
 -- stream id to keep, ARGV[3] now, ARGV[4] count half-life s (0 = keep every event); then
--- per event: item, gen, kind, m, n_stats, m (cluster, millionths) pairs, n_stats stats
--- fields to count. Returns 1/0 per event (new / replay).
+-- per event: item, gen, kind, owner, m, n_stats, m (cluster, millionths) pairs, n_stats
+-- stats fields to count.
+-- The marker's value is its owner (codecs.encode_owner); '1', written by earlier releases
+-- and for files without owners, is an owner nobody matches. Returns a verdict per event
+-- (records.Verdict): 1 new, 0 a replay by its owner, 2 a replay of an ownerless marker,
+-- 3 claimed by another owner. Every verdict is decided before anything is written: with
+-- any 3 the script writes nothing.
 -- The change tokens are gen|kind|at|total|cluster:total,...|item (codecs.decode_count_total).
+local NEW, REPLAY, UNOWNED, CLAIMED = 1, 0, 2, 3
 local ttl = tonumber(ARGV[1])
 local now = tonumber(ARGV[3])
 local half_life = tonumber(ARGV[4])
-local stride, stamp, since = 1, '', now
+local stride = 1
+if half_life > 0 then stride = 2 end
+
+local verdicts, held, claimed = {}, {}, false
+local ki, ai = 5, 5
+while ai <= #ARGV do
+  local key, owner = KEYS[ki], ARGV[ai + 3]
+  local m, n_stats = tonumber(ARGV[ai + 4]), tonumber(ARGV[ai + 5])
+  -- `held` answers for markers this batch claims, so a repeated event_id is decided too
+  local holder = held[key]
+  if holder == nil then holder = redis.call('GET', key) end
+  local verdict = NEW
+  if holder then
+    if holder == owner then verdict = REPLAY
+    elseif holder == '1' then verdict = UNOWNED
+    else verdict = CLAIMED; claimed = true end
+  else
+    held[key] = owner
+  end
+  verdicts[#verdicts + 1] = verdict
+  ki = ki + 1 + stride * (1 + m)
+  ai = ai + 6 + 2 * m + n_stats
+end
+if claimed then return verdicts end
+
+local stamp, since = '', now
 if half_life > 0 then
-  stride, stamp = 2, ARGV[3]
+  stamp = ARGV[3]
   -- counts written before discounting was turned on start to fade from that moment
   redis.call('SET', KEYS[4], ARGV[3], 'NX')
   since = tonumber(redis.call('GET', KEYS[4]))
@@ -30,29 +61,29 @@ local function add(ki, item, delta)
   redis.call('HSET', KEYS[ki + 1], item, stamp)
   return text
 end
-local flags, tokens, counted = {}, {}, false
-local ki, ai = 5, 5
+local tokens, counted = {}, false
+local n = 0
+ki, ai = 5, 5
 while ai <= #ARGV do
-  local item, gen, kind = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2]
-  local m, n_stats = tonumber(ARGV[ai + 3]), tonumber(ARGV[ai + 4])
-  if redis.call('SET', KEYS[ki], '1', 'NX', 'EX', ttl) then
+  n = n + 1
+  local item, gen, kind, owner = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2], ARGV[ai + 3]
+  local m, n_stats = tonumber(ARGV[ai + 4]), tonumber(ARGV[ai + 5])
+  if verdicts[n] == NEW then
+    redis.call('SET', KEYS[ki], owner, 'EX', ttl)
     local total = add(ki + 1, item, 1)
     local parts = {}
     for j = 1, m do
-      parts[j] = ARGV[ai + 3 + 2 * j] .. ':' .. add(ki + 1 + stride * j, item, ARGV[ai + 4 + 2 * j])
+      parts[j] = ARGV[ai + 4 + 2 * j] .. ':' .. add(ki + 1 + stride * j, item, ARGV[ai + 5 + 2 * j])
     end
     counted = counted or n_stats > 0
     for j = 1, n_stats do
-      redis.call('HINCRBY', KEYS[3], ARGV[ai + 4 + 2 * m + j], 1)
+      redis.call('HINCRBY', KEYS[3], ARGV[ai + 5 + 2 * m + j], 1)
     end
-    flags[#flags + 1] = 1
     local clusters = table.concat(parts, ',')
     tokens[#tokens + 1] = table.concat({gen, kind, stamp, total, clusters, item}, '|')
-  else
-    flags[#flags + 1] = 0
   end
   ki = ki + 1 + stride * (1 + m)
-  ai = ai + 5 + 2 * m + n_stats
+  ai = ai + 6 + 2 * m + n_stats
 end
 if counted then redis.call('HSETNX', KEYS[3], 'since', ARGV[3]) end
 if #tokens > 0 then
@@ -60,4 +91,4 @@ if #tokens > 0 then
   redis.call('XADD', KEYS[2], 'MINID', '~', ARGV[2], '*',
              'v', version, 'd', table.concat(tokens, '\n'))
 end
-return flags
+return verdicts

@@ -1,10 +1,11 @@
 -- One user's share of a batch: seen decay, click history and last click per item (for
 -- attributing conversions), deduped per user. KEYS: state, seen, clicks, events,
--- lastclick. ARGV: now, half_life_s, history_n, retention_s, user_ttl_s, then
--- (event_id, type, item_id, rec_id or '', at) quintuples in time order, impressions before
--- clicks at equal times. `at` is when the event happened: now for live feedback, the
--- event's own time for an imported past, so seen counts decay from then. The dedupe set
--- keeps now: an event_id is remembered retention_s from when it was recorded.
+-- lastclick. ARGV: now, half_life_s, history_n, retention_s, user_ttl_s, events_max,
+-- items_max, then (event_id, type, item_id, rec_id or '', at) quintuples in time order,
+-- impressions before clicks at equal times. `at` is when the event happened: now for live
+-- feedback, the event's own time for an imported past, so seen counts decay from then.
+-- The dedupe set keeps now: an event_id is remembered retention_s from when it was
+-- recorded.
 -- Seen values are 'unclicked|updated_at' and last clicks 'clicked_at|rec_id', as
 -- codecs.encode_seen and codecs.encode_last_click write them.
 local now = tonumber(ARGV[1])
@@ -12,9 +13,20 @@ local half_life = tonumber(ARGV[2])
 local history_n = tonumber(ARGV[3])
 local retention = tonumber(ARGV[4])
 local ttl = tonumber(ARGV[5])
+local events_max = tonumber(ARGV[6])
+local items_max = tonumber(ARGV[7])
+local function parts(value)
+  local sep = string.find(value, '|', 1, true)
+  return tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))
+end
+-- a seen value's unclicked impressions decayed to time t: how much the item is penalised
+local function unclicked(value, t)
+  local n, updated = parts(value)
+  return n * math.pow(0.5, math.max(t - updated, 0) / half_life)
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - retention)
 local clicked = 0
-for i = 6, #ARGV, 5 do
+for i = 8, #ARGV, 5 do
   local event_id, kind, item, rec = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local at = tonumber(ARGV[i + 4])
   if redis.call('ZADD', KEYS[4], 'NX', now, event_id) == 1 then
@@ -23,11 +35,7 @@ for i = 6, #ARGV, 5 do
     elseif kind == 'impression' then
       local n = 0
       local old = redis.call('HGET', KEYS[2], item)
-      if old then
-        local sep = string.find(old, '|', 1, true)
-        local t = tonumber(string.sub(old, sep + 1))
-        n = tonumber(string.sub(old, 1, sep - 1)) * math.pow(0.5, math.max(at - t, 0) / half_life)
-      end
+      if old then n = unclicked(old, at) end
       redis.call('HSET', KEYS[2], item, string.format('%.6f|%.3f', n + 1, at))
     else
       redis.call('HDEL', KEYS[2], item)
@@ -41,5 +49,29 @@ if clicked > 0 then
   redis.call('LTRIM', KEYS[3], 0, history_n - 1)
   redis.call('HINCRBY', KEYS[1], 'hist', clicked)
 end
+-- Bounds on what one user keeps, whatever their rate: the newest events_max event ids,
+-- and items_max items in each item hash. A hash past its bound drops its lowest-weight
+-- entries (least penalised seen items now, oldest last clicks) down to 90% of the bound
+-- at once, so the sort runs once per items_max / 10 new items rather than on every write.
+local excess = redis.call('ZCARD', KEYS[4]) - events_max
+if excess > 0 then redis.call('ZREMRANGEBYRANK', KEYS[4], 0, excess - 1) end
+local function trim(key, weight)
+  if redis.call('HLEN', key) <= items_max then return end
+  local flat = redis.call('HGETALL', key)
+  local entries = {}
+  for j = 1, #flat, 2 do entries[#entries + 1] = {flat[j], weight(flat[j + 1])} end
+  table.sort(entries, function(x, y)
+    if x[2] ~= y[2] then return x[2] < y[2] end
+    return x[1] < y[1]
+  end)
+  local drop = #entries - math.floor(items_max * 0.9)
+  for j = 1, drop, 1000 do
+    local chunk = {}
+    for m = j, math.min(j + 999, drop) do chunk[#chunk + 1] = entries[m][1] end
+    redis.call('HDEL', key, unpack(chunk))
+  end
+end
+trim(KEYS[2], function(value) return unclicked(value, now) end)
+trim(KEYS[5], function(value) return (parts(value)) end)
 for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
 return clicked

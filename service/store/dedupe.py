@@ -1,0 +1,146 @@
+"""One dedupe decision per event_id, for the counts and the user state an event touches.
+
+The counts (slot {arms}) and a user's state (slot {USER}) cannot share a script in Redis
+Cluster, so a batch is written in two round trips:
+
+1. record_counts.lua decides every event from its dedupe marker, whose value is the
+   event's owner (the user it counted for): NEW (counted now, the marker names this
+   user), REPLAY (this user's, counted before), UNOWNED (a marker without an owner, from
+   an earlier release or a file without owners) or CLAIMED (another user's). With any
+   CLAIMED event it writes nothing and the batch is refused.
+2. Only the first occurrence of each NEW or REPLAY event goes on to its user's
+   record_user.lua, which keeps its own per-user set of applied event_ids and skips what
+   it already applied; the outcome flags of those events (idempotent HSETs) go with it.
+
+Why every crash ends exactly once, as long as the client resends a batch it was not
+answered 200 for (a 503 says to):
+
+- Before or during the counts script: a script is atomic (and one AOF entry), so either
+  nothing was written or markers and counts were written together.
+- After the counts, before or during the user round trip (the worker dies, Redis times
+  out, the connection drops): markers name the owner, so the resent events come back as
+  REPLAY and reach the user scripts again; a user script that ran skips them by its own
+  set, one that did not applies them now. Counts are not touched twice.
+- After both, before the answer: the resend is all REPLAY, every user script skips.
+- An event_id reused by another user is CLAIMED before anything is written, so neither
+  user's state changes; inside one batch the engine refuses it before any write.
+- An UNOWNED marker cannot tell whose event it was, so its replays touch nothing: earlier
+  releases wrote both sides in one pipeline, so the owner's state was written with it.
+- A marker expires after the retention; the user's set forgets an id by the same clock
+  (its score is when the user script ran, a moment after the marker was set), so a
+  resend that late is new to both sides, give or take that moment.
+- What is not covered: the user's set also keeps only the newest
+  `BANDITREC_USER_EVENTS_MAX` ids (at least one batch), so resending an older batch of a
+  user with more events than that within the retention re-applies the forgotten events
+  to that user's seen decay and history (never to the counts).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from redis.commands.core import AsyncScript
+
+from service.store.codecs import EVENT_KINDS, encode_owner
+from service.store.connection import ScriptCall
+from service.store.keys import CHANGES_RETENTION_S, Keys
+from service.store.records import ArmEvent, UserEvent, Verdict
+
+# The verdicts whose events go on to the user side.
+_APPLIED = (Verdict.NEW, Verdict.REPLAY)
+
+
+def count_call(
+    keys: Keys,
+    script: AsyncScript,
+    arm_events: Sequence[ArmEvent],
+    *,
+    now: float,
+    retention_s: int,
+    count_half_life_s: float,
+) -> ScriptCall:
+    """Return the record_counts.lua call that decides and counts a batch's arm events."""
+    count_keys = [keys.arms_version, keys.changes, keys.stats, keys.decay_since]
+    # Stream ids come from the Redis clock, so trim by wall time, not the events' `now`.
+    oldest_ms = int((time.time() - CHANGES_RETENTION_S) * 1000)
+    args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
+    discounting = count_half_life_s > 0
+    for arm_event in arm_events:
+        kind = EVENT_KINDS[arm_event.kind]
+        count_keys.append(keys.marker(arm_event.event_id))
+        for g, c in [(None, None), *((arm_event.gen, c) for c, _ in arm_event.shares)]:
+            count_keys.append(keys.arms(kind, g, c))
+            if discounting:
+                count_keys.append(keys.arm_times(kind, g, c))
+        args += [arm_event.item_id, arm_event.gen, kind, encode_owner(arm_event.user_id)]
+        args += [len(arm_event.shares), len(arm_event.stats)]
+        args += [x for share in arm_event.shares for x in share]
+        args += arm_event.stats
+    return script, count_keys, args
+
+
+def applied(arm_events: Sequence[ArmEvent], verdicts: Sequence[Verdict]) -> list[ArmEvent]:
+    """Return the events the user side applies: each event_id's first, if NEW or REPLAY."""
+    seen: set[str] = set()
+    kept = []
+    for arm_event, verdict in zip(arm_events, verdicts, strict=True):
+        if arm_event.event_id in seen:
+            continue  # decided with its first occurrence: the user side takes only that
+        seen.add(arm_event.event_id)
+        if verdict in _APPLIED:
+            kept.append(arm_event)
+    return kept
+
+
+def user_calls(
+    keys: Keys,
+    script: AsyncScript,
+    user_events: Mapping[str, Sequence[UserEvent]],
+    applied_events: Iterable[ArmEvent],
+    user_args: Sequence[Any],
+    now: float,
+) -> list[ScriptCall]:
+    """Return one record_user.lua call per user with events to apply, in time order.
+
+    `user_args` are the script's arguments before the events (see record_user.lua); an
+    event without a time of its own (`UserEvent.at`) happens `now`.
+    """
+    wanted = {(e.event_id, e.user_id) for e in applied_events}
+    calls: list[ScriptCall] = []
+    for user_id, events in user_events.items():
+        taken: set[str] = set()
+        kept = []
+        for user_event in events:
+            if (user_event.event_id, user_id) in wanted and user_event.event_id not in taken:
+                taken.add(user_event.event_id)
+                kept.append(user_event)
+        if not kept:
+            continue
+        # In time order, impressions first at equal times: a batch with both an impression
+        # and a click of one item must end with the item not penalised.
+        ordered = sorted(
+            kept, key=lambda e: (now if e.at is None else e.at, e.kind != "impression")
+        )
+        args = list(user_args)
+        for user_event in ordered:
+            args += [user_event.event_id, user_event.kind, user_event.item_id]
+            args += [user_event.rec_id or "", now if user_event.at is None else user_event.at]
+        calls.append((script, list(keys.user_keys(user_id)), args))
+    return calls
+
+
+def outcome_commands(
+    keys: Keys, applied_events: Iterable[ArmEvent], ttl_s: int
+) -> list[tuple[Any, ...]]:
+    """Return the HSETs and EXPIREs that flag the applied events' outcomes on served lists."""
+    fields: dict[str, set[str]] = {}
+    for arm_event in applied_events:
+        if arm_event.outcome is not None:
+            rec_id, field = arm_event.outcome
+            fields.setdefault(rec_id, set()).add(field)
+    return [
+        ("HSET", keys.outcomes(rec_id), *[x for f in sorted(flags) for x in (f, 1)])
+        for rec_id, flags in fields.items()
+    ] + [("EXPIRE", keys.outcomes(rec_id), ttl_s) for rec_id in fields]
