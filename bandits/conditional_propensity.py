@@ -37,8 +37,10 @@ def conditional_inclusion(
     Per draw of all arms, the share of OWN_DRAWS fresh draws of the served arm that beat
     the k-th best of the other arms' draws is averaged: an unbiased estimate of the same
     probability as counting hits. With ``served_by_it`` the draw that served the list
-    counts as one more sample that included every served arm: (1 + sum) / (n_samples + 1),
-    never 0, as in :func:`bandits.inclusion_probabilities`; without it the plain mean.
+    counts as one more own draw that cleared its bar: (1 + own hits) / (n_samples *
+    OWN_DRAWS + 1), never 0, as in :func:`bandits.inclusion_probabilities`, and biased up
+    by at most 1 / (n_samples * OWN_DRAWS + 1) (1/129 at 4 draws, against 1/33 for 32
+    plain draws); without it the plain mean of the shares.
     Arms that cannot reach the top k are skipped as there (per-draw error <= 1e-4).
     Ties (possible only with zero multipliers) are not modelled: callers with a zero
     multiplier use :func:`bandits.inclusion_probabilities`.
@@ -70,11 +72,11 @@ def conditional_inclusion(
     if k_ >= alpha_.size:
         return np.ones(served_.size)
     chances = _chances(alpha_, beta_, k_, rng_, samples, factors, arms)
-    total = chances.sum(axis=0)
+    own_hits = chances.sum(axis=0) * OWN_DRAWS
     if served_by_it:
-        estimate: FloatArray = (1.0 + total) / (samples + 1.0)
+        estimate: FloatArray = (1.0 + own_hits) / (samples * OWN_DRAWS + 1.0)
     else:
-        estimate = total / samples
+        estimate = own_hits / (samples * OWN_DRAWS)
     return estimate[where]
 
 

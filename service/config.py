@@ -142,9 +142,10 @@ class Settings(BaseSettings):
         ge=0,
         le=1000,
         description="Monte-Carlo draws per recommend to log each served item's propensity "
-        "(0 disables; cost grows with samples x candidates). Each draw counts the item's "
-        "exact chance to clear the bar the other items set, so 4 are steadier than 32 "
-        "plain hit counts; lists with pool quotas count hits over 8 times as many draws.",
+        "(0 disables; cost grows with samples x candidates). Each draw sets the bar an item "
+        "must clear and 32 draws of the item alone count how often it does, so 4 are "
+        "steadier than 32 plain hit counts; lists with pool quotas count hits over 8 times "
+        "as many draws.",
     )
     fit_max_users: int = Field(
         200_000, ge=8, le=10_000_000, description="Users sampled for a k-means fit."

@@ -121,11 +121,11 @@ class Serving:
         """Return a Thompson policy's inclusion probabilities for the served items.
 
         If this policy drew the served list, that draw counts as one more sample that
-        included every served item ((1 + hits) / (M + 1), never 0); if another policy
-        served, only the M extra draws count (hits / M). Plain lists get the conditional
-        estimate (each draw counts the item's exact chance to clear the bar the others
-        set, so few draws suffice); quota lists, and zero multipliers (ties), count hits
-        over QUOTA_DRAWS_PER_SAMPLE times as many draws.
+        included every served item (never 0); if another policy served, only the extra
+        draws count. Plain lists get the conditional estimate (each draw of all items
+        sets the bar an item must clear, and draws of that item alone count how often it
+        does, so few draws of all items suffice); quota lists, and zero multipliers
+        (ties), count hits over QUOTA_DRAWS_PER_SAMPLE times as many draws.
         """
         m = self.propensity_samples
         if not c.pools and (factors is None or factors.all()):

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bandits import conditional_inclusion, inclusion_probabilities, inclusion_shares, rank
+from bandits.conditional_propensity import OWN_DRAWS
 
 
 def test_two_arms_k1_matches_the_exact_probability() -> None:
@@ -70,7 +71,7 @@ def test_the_estimate_matches_how_often_rank_serves_an_arm() -> None:
 
 def test_the_serving_draw_counts_once_so_never_zero() -> None:
     p = conditional_inclusion([1.0, 1e6], [1e6, 1.0], 1, np.random.default_rng(4), 9, [0])
-    assert p[0] == pytest.approx(1 / 10)
+    assert p[0] == pytest.approx(1 / (9 * OWN_DRAWS + 1))
     unserved = conditional_inclusion(
         [1.0, 1e6], [1e6, 1.0], 1, np.random.default_rng(4), 9, [0], served_by_it=False
     )
