@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits.propensity import PRUNE_EPSILON, _distinct, _pruned_draws
+from bandits.propensity import PRUNE_EPSILON, _distinct, _in_top_k, _pruned_draws
 from bandits.validation import beta_shapes, generator, nonnegative, positive_int, same_shape
 
 FloatArray = NDArray[np.float64]
@@ -41,9 +41,10 @@ def conditional_inclusion(
     OWN_DRAWS + 1), never 0, as in :func:`bandits.inclusion_probabilities`, and biased up
     by at most 1 / (n_samples * OWN_DRAWS + 1) (1/129 at 4 draws, against 1/33 for 32
     plain draws); without it the plain mean of the shares.
-    Arms that cannot reach the top k are skipped as there (per-draw error <= 1e-4).
-    Ties (possible only with zero multipliers) are not modelled: callers with a zero
-    multiplier use :func:`bandits.inclusion_probabilities`.
+    Arms that cannot reach the top k are skipped as there (per-draw error <= 1e-4). A
+    draw with a tie at the bar (draws rounded to 1.0) counts its plain hit, ties going to
+    the lower arm as in :func:`bandits.rank`; zero multipliers are refused (callers use
+    :func:`bandits.inclusion_probabilities`).
 
     >>> rng = np.random.default_rng(0)
     >>> conditional_inclusion([5.0, 5.0, 5.0], [5.0, 5.0, 5.0], 3, rng, 8, [0, 2]).tolist()
@@ -90,7 +91,7 @@ def _chances(
     served: NDArray[np.intp],
 ) -> FloatArray:
     """Return (n_samples, served): each served arm's estimated chance to beat each row's bar."""
-    draws, _, columns = _pruned_draws(
+    draws, drawn, columns = _pruned_draws(
         alpha, beta, k, rng, n_samples, multipliers, served, PRUNE_EPSILON
     )
     width = draws.shape[1]
@@ -105,4 +106,14 @@ def _chances(
     if multipliers is not None:
         fresh *= multipliers[served]
     chance: FloatArray = (fresh > bar[:, None, :]).mean(axis=1)
+    # Draws that round to 1.0 (e.g. Beta(10, 0.02)) tie for real, and ties go to the lower
+    # arm, which a share of own draws cannot see: where the others' bar is one an own draw
+    # can at best equal, the row's plain 0/1 hit counts instead. The choice depends on the
+    # other arms' draws only, so it does not bias the estimate.
+    ceiling = 1.0 if multipliers is None else multipliers[served]
+    tied = bar >= ceiling
+    rows = tied.any(axis=1)
+    if rows.any():
+        hits = _in_top_k(draws[rows], k, drawn, columns)
+        chance[rows] = np.where(tied[rows], hits, chance[rows])
     return chance

@@ -106,3 +106,17 @@ def test_rejects_bad_arguments(kwargs: dict[str, object], match: str) -> None:
     }
     with pytest.raises(ValueError, match=match):
         conditional_inclusion(**{**args, **kwargs})  # type: ignore[arg-type]
+
+
+def test_draws_that_round_to_one_tie_and_go_to_the_lower_arm_as_in_rank() -> None:
+    """Beta(10, 0.016) draws are often exactly 1.0: tied arms win in index order, as in
+    rank (seen in the service: counting only own draws above the bar logged 1/129 for
+    such lists)."""
+    alpha, beta = np.full(5, 9.98), np.full(5, 0.016)
+    p = conditional_inclusion(
+        alpha, beta, 3, np.random.default_rng(8), 2_000, [0, 1, 2, 4], served_by_it=False
+    )
+    shares = inclusion_shares(alpha, beta, 3, np.random.default_rng(9), 2_000)
+    # Standard errors <= 0.011 each: 0.07 is over 4 of their combined 0.016.
+    np.testing.assert_allclose(p, shares[[0, 1, 2, 4]], atol=0.07)
+    assert p[3] < p[0]
