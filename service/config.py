@@ -39,7 +39,12 @@ class Settings(BaseSettings):
         description="Embedded Redis fsync policy; 'always' means acknowledged feedback "
         "survives a power cut, 'everysec' trades up to 1 s of it for throughput.",
     )
-    redis_timeout_s: float = Field(2.0, gt=0, le=60, description="Per-command Redis timeout.")
+    redis_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Per-command Redis timeout; the Redis calls of one recommend share one.",
+    )
     key_prefix: str = Field("br", pattern=r"^[a-z0-9_]{1,16}$", description="Redis key prefix.")
 
     api_key: SecretStr | None = Field(

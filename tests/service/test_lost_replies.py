@@ -20,7 +20,7 @@ async def test_a_feedback_batch_applied_without_an_answer_is_a_503_that_says_so(
     with RedisServer(tmp_path / "lossy") as server:
         async with (
             LostReplies(server.port) as proxy,
-            serving(proxy.url, redis_timeout_s=0.3) as (app, client),
+            serving(proxy.url, redis_timeout_s=0.3) as (_app, client),
         ):
             await add_items(client, ["a", "b"])
             # Redis has the scripts: the lost reply is the batch's, not a NOSCRIPT.
@@ -48,7 +48,7 @@ async def test_an_item_write_applied_without_an_answer_is_a_503_that_says_so(tmp
     with RedisServer(tmp_path / "lossy") as server:
         async with (
             LostReplies(server.port) as proxy,
-            serving(proxy.url, redis_timeout_s=0.3) as (app, client),
+            serving(proxy.url, redis_timeout_s=0.3) as (_app, client),
         ):
             await add_items(client, ["b"])  # Redis has the script: the lost reply is the write's
             proxy.lose_after = b"EVALSHA"

@@ -1,4 +1,4 @@
-"""Redis refuses in states of its own: out of memory, a read-only replica, busy.
+"""Redis refuses in states of its own: out of memory, a read-only replica, busy, hung.
 
 Every test runs its own real redis-server (tests/service/redis_servers.py) and puts it in
 the state with Redis's own commands: CONFIG SET, FAILOVER, a long script, SIGSTOP.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -217,3 +219,37 @@ def test_client_data_in_a_pipeline_error_cannot_pose_as_a_server_state():
         "Command # 1 (HGET x: -OOM -READONLY) of pipeline caused error: " + str(error.args[0]),
     )
     assert server_state(error) is None
+
+
+@pytest.mark.parametrize("new_candidate", [False, True])
+async def test_recommend_spends_one_timeout_while_redis_hangs(tmp_path: Path, new_candidate):
+    """Every Redis call of one recommend shares one BANDITREC_REDIS_TIMEOUT_S.
+
+    Before, the user read, the list log and a refresh for a candidate the snapshot lacks
+    each waited out the timeout: at least 2x it (3x with the refresh), by construction. One
+    shared budget ends at 1x plus the ranking and scheduling, which on a loaded 2-core CI
+    box stays far below the 0.8x margin: the bound cannot pass by luck with two timeouts in
+    sequence, and does not need a quiet machine to pass with one.
+    """
+    timeout = 1.0
+    with RedisServer(tmp_path / "hang") as server:
+        # No background refresh: only the request itself can learn of the new item.
+        settings = {"redis_timeout_s": timeout, "snapshot_ms": 600_000, "stale_after_s": 600}
+        async with serving(server.url, **settings) as (app, client):
+            await _seed(app, client)
+            body: dict[str, Any] = {"user_id": "u", "k": 2}
+            if new_candidate:
+                # Written by another worker: this one's snapshot does not have it yet.
+                await app.state.engine.store.upsert_items([("n", {"active": True}, None)])
+                body["candidates"] = ["a", "n"]
+            with server.paused():
+                started = time.monotonic()
+                rec = await client.post("/v1/recommend", json=body)
+                took = time.monotonic() - started
+            if new_candidate:
+                # Redis could not say whether "n" exists; this worker's catalog lacks it.
+                assert _code(rec, 422) == "unknown_item"
+            else:
+                assert rec.status_code == 200, rec.text
+                assert rec.json()["stale"] is True and len(rec.json()["items"]) == 2
+            assert took < 1.8 * timeout, f"recommend took {took:.2f} s"
