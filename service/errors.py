@@ -202,6 +202,18 @@ async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     return error_response(503, code, message)
 
 
+def stream_error(exc: Exception, method: str, path: str) -> dict[str, Any]:
+    """Return the error shape of a failure after a response started streaming (status 200).
+
+    A store failure keeps its 503 code and message; anything else is a bug, logged here.
+    """
+    if isinstance(exc, StoreUnavailable):
+        log.warning("redis unavailable during the stream of %s: %s", path, exc)
+        return error_body(*unavailable_error(exc, method, path))
+    log.error("unhandled error during the stream of %s", path, exc_info=exc)
+    return error_body("internal", "internal error")
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s", request.url.path)
     return error_response(500, "internal", "internal error")

@@ -1,8 +1,9 @@
 """A TCP proxy in front of a real Redis that can lose the replies to chosen commands.
 
 Redis receives and runs every command; only its answer to a command containing a chosen
-word (e.g. EVALSHA: the feedback and catalog writes) never reaches the client, which then
-times out. That is the case where a write was applied but the service cannot know it.
+word (e.g. EVALSHA: the feedback and catalog writes), or to the n-th such command and all
+after it, never reaches the client, which then times out. That is the case where a write
+was applied but the service cannot know it, or where Redis stops answering mid-way.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ class LostReplies:
     def __init__(self, redis_port: int) -> None:
         self.redis_port = redis_port
         self.lose_after: bytes | None = None
+        # Lose from the n-th chunk sent that holds the word (counted over all connections).
+        self.lose_from = 1
+        self.sent_with_word = 0
         self.lost = 0
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -66,7 +70,9 @@ class LostReplies:
         try:
             while chunk := await source.read(65536):
                 if watch and self.lose_after is not None and self.lose_after in chunk:
-                    losing.set()
+                    self.sent_with_word += 1
+                    if self.sent_with_word >= self.lose_from:
+                        losing.set()
                 if not watch and losing.is_set():
                     self.lost += 1
                     continue

@@ -6,9 +6,11 @@ writes (tests/service/lost_replies.py): the batch is counted, the service times 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, exported_lists, send
 from tests.service.lost_replies import LostReplies
 from tests.service.redis_servers import RedisServer
 from tests.service.test_redis_states import serving
@@ -59,3 +61,30 @@ async def test_an_item_write_applied_without_an_answer_is_a_503_that_says_so(tmp
             proxy.lose_after = None
             assert (await client.get("/v1/items/a")).json()["tags"] == ["x"]
             assert (await client.put("/v1/items/a", json={"tags": ["x"]})).status_code == 200
+
+
+async def test_an_export_cut_short_by_redis_ends_with_an_error_line(tmp_path):
+    with RedisServer(tmp_path / "lossy") as server:
+        async with (
+            LostReplies(server.port) as proxy,
+            serving(proxy.url, redis_timeout_s=0.3) as (_app, client),
+        ):
+            await add_items(client, ["a", "b"])
+            rec = await client.post("/v1/recommend", json={"user_id": "u", "k": 1})
+            with server.client() as direct:
+                served = direct.get(f"br:rec:{{{rec.json()['rec_id']}}}")
+                with direct.pipeline(transaction=False) as pipe:
+                    for n in range(2999):  # the same list under more rec_ids: a long export
+                        pipe.set(f"br:rec:{{copy{n}}}", served, ex=3600)
+                    pipe.execute()
+            # The export SCANs the lists in steps; Redis stops answering at the second.
+            proxy.lose_after, proxy.lose_from = b"SCAN", 2
+            cut = await client.get("/v1/admin/logs/export")
+            assert cut.status_code == 200  # sent before Redis failed
+            *lines, last = [json.loads(line) for line in cut.text.splitlines()]
+            assert last["error"]["code"] == "redis_unavailable", last
+            assert 0 < len(lines) < 3000 and all("rec_id" in line for line in lines)
+
+            proxy.lose_after = None
+            whole = await client.get("/v1/admin/logs/export")
+            assert len(exported_lists(whole.text)) == 3000
