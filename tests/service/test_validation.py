@@ -190,8 +190,10 @@ async def test_api_key_guards_writes_and_the_dashboards_reads(start):
     ],
 )  # fmt: skip
 async def test_numbers_and_booleans_in_bodies_are_not_coerced(svc, path, body, field):
-    # "5", true or 5.0 for an integer and "123" for a time are client bugs: say so.
-    _error(await svc.client.post(path, json=body), 422, field)
+    # "5", true or 5.0 for an integer and "123" for a time are client bugs: say so, as a
+    # schema error (not as whatever the coerced value would have run into).
+    error = _error(await svc.client.post(path, json=body), 422, field)
+    assert error["code"] == "invalid_request"
 
 
 async def test_json_integers_are_numbers_and_times(svc):
