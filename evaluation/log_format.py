@@ -212,9 +212,31 @@ def read_logs(path: Path, advance: Callable[[int], None] = lambda n: None) -> li
             advance(len(raw))
             text = raw.decode("utf-8", errors="replace")
             if text.strip():
+                # The service's export ends with a line that says how it ended.
+                trailer = _trailer(text)
+                if trailer == "end":
+                    continue
+                if trailer == "error":
+                    raise LogLineError(f"line {number}: the export was cut short: {text.strip()}")
                 lists.append(parse_line(text, number))
     lists.sort(key=lambda line: line.ts)
     return lists
+
+
+def _trailer(text: str) -> str | None:
+    """Return "end" or "error" for the last line of an export ({"end": true, "lines": N} or
+    {"error": {...}}), None for any other line."""
+    if not text.lstrip().startswith(('{"end"', '{"error"')):
+        return None
+    try:
+        record = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if isinstance(record, dict) and set(record) == {"end", "lines"} and record["end"] is True:
+        return "end"
+    if isinstance(record, dict) and set(record) == {"error"}:
+        return "error"
+    return None
 
 
 def unix_seconds(ts: float | str) -> float:

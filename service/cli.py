@@ -54,6 +54,8 @@ def serve(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal; turning it into
     # SystemExit lets the embedded Redis below be stopped cleanly instead of orphaned.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    from service.protocol import ErrorShapeHttpToolsProtocol
+
     try:
         with redis_for(settings) as url:
             # Workers are separate processes that build their settings from the environment.
@@ -70,7 +72,7 @@ def serve(args: argparse.Namespace) -> int:
                 log_config=logging_config(settings.log_level, settings.log_format),
                 access_log=False,
                 loop="uvloop",
-                http="httptools",
+                http=ErrorShapeHttpToolsProtocol,
             )
     except EmbeddedRedisError as exc:
         print(f"banditrec: {exc}", file=sys.stderr)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bandits import Discount, Prior
@@ -39,11 +40,18 @@ class Settings(BaseSettings):
         description="Embedded Redis fsync policy; 'always' means acknowledged feedback "
         "survives a power cut, 'everysec' trades up to 1 s of it for throughput.",
     )
-    redis_timeout_s: float = Field(2.0, gt=0, le=60, description="Per-command Redis timeout.")
+    redis_timeout_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Per-command Redis timeout; the Redis calls of one recommend share one.",
+    )
     key_prefix: str = Field("br", pattern=r"^[a-z0-9_]{1,16}$", description="Redis key prefix.")
 
     api_key: SecretStr | None = Field(
-        None, description="If set, writes and reads of arms, users, stats need X-API-Key."
+        None,
+        description="If set, writes and reads of arms, users, stats need X-API-Key; set but "
+        "empty is refused at startup.",
     )
     max_body_bytes: int = Field(1 << 20, ge=1024, le=64 << 20, description="Larger bodies: 413.")
 
@@ -164,6 +172,26 @@ class Settings(BaseSettings):
         path = config_path()
         sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)
         return sources if path is None else (*sources, ConfigFileSource(settings_cls, path))
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        """An empty key would turn auth on with an empty secret: an empty header would pass."""
+        if value is None:
+            return None
+        secret = value.get_secret_value()
+        if not secret.strip():
+            raise PydanticCustomError(
+                "api_key_empty",
+                "set but empty; unset it to leave every route open, or set it to a secret",
+            )
+        if secret != secret.strip():
+            raise PydanticCustomError(
+                "api_key_whitespace",
+                "starts or ends with whitespace, which HTTP strips from header values, so "
+                "no request could send it in X-API-Key",
+            )
+        return value
 
     @model_validator(mode="after")
     def _stale_after_covers_refresh(self) -> Settings:

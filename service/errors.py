@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from service.engine.errors import EngineError, InvalidRequest, NotFound
 from service.store import DimensionMismatch, StoreUnavailable
+from service.store.connection import CAUSES
 
 log = logging.getLogger("banditrec")
 
@@ -41,14 +42,19 @@ class ApiError(Exception):
         self.field = field
 
 
+def error_body(code: str, message: str, field: str | None = None) -> dict[str, Any]:
+    """Return the error shape as a JSON-ready dict."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if field is not None:
+        body["field"] = field
+    return {"error": body}
+
+
 def error_response(
     status: int, code: str, message: str, field: str | None = None, headers: Any = None
 ) -> JSONResponse:
     """Return the JSON error response."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if field is not None:
-        body["field"] = field
-    return JSONResponse({"error": body}, status_code=status, headers=headers)
+    return JSONResponse(error_body(code, message, field), status_code=status, headers=headers)
 
 
 def field_path(loc: Sequence[str | int]) -> str:
@@ -152,12 +158,60 @@ async def _dimension_mismatch(request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "dimension_mismatch", str(exc), "embedding")
 
 
+_READS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def unavailable_error(exc: StoreUnavailable, method: str, path: str) -> tuple[str, str]:
+    """Return the (code, message) of a 503 for a request the store could not serve.
+
+    The code names the cause (lost connections and timeouts keep `redis_unavailable`).
+    A write that fails may still have been applied: Redis may have run it and then failed
+    to answer in time, or have applied one part of a batch before refusing the next.
+    """
+    code = "redis_unavailable" if exc.cause == "unavailable" else f"redis_{exc.cause}"
+    if method in _READS:
+        advice = "retry later"
+    elif path == "/v1/feedback":
+        advice = (
+            "the batch may have been applied, in whole or in part: resend the same batch; "
+            "events already applied come back as duplicates"
+        )
+    elif path == "/v1/admin/clusters/fit":
+        advice = (
+            "the fit may have been stored as a new clustering generation: check the "
+            "generation (GET /v1/arms) before fitting again"
+        )
+    else:
+        advice = (
+            "the write may have been applied: resend the same request, which leaves the "
+            "same state (a repeated DELETE of an item then answers 404)"
+        )
+    return code, f"{CAUSES[exc.cause]}; {advice}"
+
+
 async def _store_unavailable(request: Request, exc: Exception) -> JSONResponse:
-    # The outage itself is logged once, by the snapshot refresh (engine/outage.py).
-    log.debug("redis unavailable on %s: %s", request.url.path, exc)
-    return error_response(
-        503, "redis_unavailable", "state store unavailable; nothing was written, retry later"
-    )
+    assert isinstance(exc, StoreUnavailable)
+    if exc.cause == "unavailable":
+        # The outage itself is logged once, by the snapshot refresh (engine/outage.py).
+        log.debug("redis unavailable on %s: %s", request.url.path, exc)
+    else:
+        # A server state may refuse writes only, which the refresh (reads) never sees.
+        log.warning("redis refused %s: %s", request.url.path, exc)
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    code, message = unavailable_error(exc, request.method, route)
+    return error_response(503, code, message)
+
+
+def stream_error(exc: Exception, method: str, path: str) -> dict[str, Any]:
+    """Return the error shape of a failure after a response started streaming (status 200).
+
+    A store failure keeps its 503 code and message; anything else is a bug, logged here.
+    """
+    if isinstance(exc, StoreUnavailable):
+        log.warning("redis unavailable during the stream of %s: %s", path, exc)
+        return error_body(*unavailable_error(exc, method, path))
+    log.error("unhandled error during the stream of %s", path, exc_info=exc)
+    return error_body("internal", "internal error")
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -38,7 +38,8 @@ there is one. Each operation lists the statuses it can answer with:
 | 413 | the body is larger than `BANDITREC_MAX_BODY_BYTES` |
 | 422 | invalid JSON, a field missing, out of bounds or unknown (misspelt), or naming something \
 that does not exist (item, pool, cluster) |
-| 503 | Redis is unreachable; nothing was written, retry |
+| 503 | Redis cannot serve it: down or too slow, or refusing (out of memory, a read-only \
+replica; `code` says which). A write may have been applied: resend the same request |
 """
 
 TAGS: list[dict[str, Any]] = [
@@ -90,10 +91,14 @@ _ERRORS: dict[int, tuple[str, dict[str, str]]] = {
         },
     ),
     503: (
-        "Redis is unreachable; nothing was written. Retry later.",
+        "Redis cannot serve the request: down or too slow (`redis_unavailable`), or in a "
+        "state that refuses it, named by the code (`redis_out_of_memory`, `redis_read_only`, "
+        "...). A write may have been applied: resend the same request.",
         {
             "code": "redis_unavailable",
-            "message": "state store unavailable; nothing was written, retry later",
+            "message": "redis is not reachable or did not answer in time; the write may have "
+            "been applied: resend the same request, which leaves the same state (a repeated "
+            "DELETE of an item then answers 404)",
         },
     ),
 }

@@ -21,7 +21,7 @@ FiniteFloat = Annotated[float, Field(allow_inf_nan=False, ge=-1e6, le=1e6)]
 class Strict(BaseModel):
     """Rejects unknown fields, so a typo is an error rather than a silent default."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # One story runs through the examples: items i1..i9, user u42, the list _REC_EXAMPLE.

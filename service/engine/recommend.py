@@ -10,6 +10,7 @@ import numpy as np
 from bandits import mix_posteriors
 from clustering import most_similar
 from service.engine.context import Context
+from service.engine.deadline import Deadline
 from service.engine.errors import InvalidRequest
 from service.engine.membership import Membership
 from service.engine.policies import Candidates, Served, Serving
@@ -41,14 +42,15 @@ class Recommender:
         self.serving = Serving(settings.mode, settings.exploration, settings.propensity_samples)
 
     async def _candidates(
-        self, snap: Snapshot, request: RecommendRequest
+        self, snap: Snapshot, request: RecommendRequest, deadline: Deadline
     ) -> tuple[Snapshot, np.ndarray]:
         """Return the snapshot used and the positions, in its catalog, of servable items."""
         named = request.candidates or ([request.item_id] if request.item_id else [])
         if any(i not in snap.catalog.index for i in named):
             # The item may have been created since the last refresh.
             with contextlib.suppress(StoreUnavailable):
-                snap = await self.snapshots.refresh()
+                async with deadline.within():
+                    snap = await self.snapshots.refresh()
         catalog = snap.catalog
         unknown = [i for i in named if i not in catalog.index]
         if unknown:
@@ -94,12 +96,15 @@ class Recommender:
     async def recommend(self, request: RecommendRequest) -> RecommendResponse:
         """Rank candidates for the user with their cluster's bandit and seen decay."""
         _check_combination(request)
+        # All of this request's Redis work shares one timeout; past it, serve stale.
+        deadline = Deadline(self.ctx.settings.redis_timeout_s)
         snap = self.snapshots.current
         stale = not snap.loaded or snap.age_s() > self.ctx.settings.stale_after_s
         now = self.ctx.clock()
         user: UserState | None = None
         try:
-            user = (await self.users.read_current([request.user_id]))[request.user_id]
+            async with deadline.within():
+                user = (await self.users.read_current([request.user_id]))[request.user_id]
         except StoreUnavailable:
             stale = True
         snap = self.snapshots.current  # we yielded; a refresh may have landed meanwhile
@@ -111,7 +116,7 @@ class Recommender:
             known, assigned, changed = self.users.last_known(request.user_id), "", False
         membership = known if known is not None and known.fits(snap.clusters.k) else Membership()
         # Positions index this snapshot's arrays only: never re-read self.snapshots.current below.
-        snap, positions = await self._candidates(snap, request)
+        snap, positions = await self._candidates(snap, request, deadline)
         items: list[ScoredItem] = []
         served: Served | None = None
         ids = snap.catalog.item_ids
@@ -169,16 +174,17 @@ class Recommender:
             shadows=shadows,
         )
         try:
-            await self.ctx.store.log_recommendation(
-                rec_id,
-                served_list,
-                self.ctx.settings.rec_log_ttl_s,
-                # Users without clicks are always cluster 0: nothing worth caching.
-                (membership.encode(), assigned)
-                if changed and user is not None and user.hist
-                else None,
-                self.ctx.settings.user_ttl_s,
-            )
+            async with deadline.within():
+                await self.ctx.store.log_recommendation(
+                    rec_id,
+                    served_list,
+                    self.ctx.settings.rec_log_ttl_s,
+                    # Users without clicks are always cluster 0: nothing worth caching.
+                    (membership.encode(), assigned)
+                    if changed and user is not None and user.hist
+                    else None,
+                    self.ctx.settings.user_ttl_s,
+                )
         except StoreUnavailable:
             stale = True
         self.ctx.metrics.recommendations.labels(stale=str(stale).lower()).inc()

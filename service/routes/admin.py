@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import StreamingResponse
 
 from service.deps import EngineDep, WriteAccess
+from service.errors import stream_error
 from service.openapi import error_responses, problem
 from service.schemas import FitRequest, FitResult
 
@@ -82,6 +84,7 @@ async def fit_clusters(
     },
 )
 async def export_logs(
+    request: Request,
     engine: EngineDep,
     since: Annotated[
         float | None, Query(ge=0, examples=[1795400000], description="Unix time, inclusive.")
@@ -107,14 +110,31 @@ async def export_logs(
     was in the list (null with `BANDITREC_PROPENSITY_SAMPLES=0`); `impression`, `click` and
     `conversion` whether feedback naming this `rec_id` reported them. `banditrec evaluate`
     reads this format.
+
+    The last line says how the stream ended, so that a cut one is never taken for whole:
+    `{"end": true, "lines": N}` after N lists, or, when Redis failed after the 200 was
+    sent, the error shape `{"error": {"code", "message"}}` (the 503 codes): the lines
+    before it are then only part of the export. A failure before the first line is a 503.
     """
     lines = engine.views.export_logs(since, until, limit)
     first = await anext(lines, None)  # surfaces a Redis outage as 503, not a cut stream
 
     async def stream() -> AsyncIterator[str]:
-        if first is not None:
-            yield first
-            async for line in lines:
-                yield line
+        sent = 0
+        try:
+            if first is not None:
+                yield first
+                sent += 1
+                async for line in lines:
+                    yield line
+                    sent += 1
+        except Exception as exc:  # the status is sent: only the last line can say it
+            yield _ndjson(stream_error(exc, request.method, request.url.path))
+            return
+        yield _ndjson({"end": True, "lines": sent})
 
     return StreamingResponse(stream(), media_type="application/x-ndjson")
+
+
+def _ndjson(line: dict[str, Any]) -> str:
+    return json.dumps(line, separators=(",", ":")) + "\n"

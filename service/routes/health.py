@@ -6,10 +6,8 @@ from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from service.deps import EngineDep, MetricsDep
-from service.errors import ApiError
 from service.openapi import error_responses
 from service.schemas import Liveness, Readiness
-from service.store import StoreUnavailable
 
 router = APIRouter(tags=["health"])
 
@@ -22,15 +20,15 @@ async def healthz() -> Liveness:
 
 @router.get("/readyz", summary="Readiness probe", responses=error_responses(503))
 async def readyz(engine: EngineDep) -> Readiness:
-    """Return ok when Redis answers (503 otherwise), with the snapshot's age.
+    """Return ok when Redis takes a read and a write, with the snapshot's age; else 503.
 
+    The 503's code names the cause: `redis_unavailable` (down or not answering), or a state
+    in which Redis answers but refuses, such as `redis_out_of_memory` or `redis_read_only`
+    (a PING would still succeed there: the probe reads and writes a small key with a TTL).
     A replica whose Redis is down still serves recommendations from its snapshot, marked
     `stale`; route traffic away on 503 only if stale lists are not acceptable.
     """
-    try:
-        await engine.store.ping()
-    except StoreUnavailable as exc:
-        raise ApiError(503, "redis_unavailable", "redis is not reachable") from exc
+    await engine.store.probe_readiness()
     return Readiness(status="ok", snapshot_age_s=round(engine.snapshot.age_s(), 3))
 
 

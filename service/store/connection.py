@@ -2,16 +2,28 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Sequence
+import re
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from importlib import resources
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import hiredis
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    DataError,
+    MasterDownError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import DataError, NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 P = ParamSpec("P")
@@ -25,8 +37,100 @@ REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 ScriptCall = tuple[AsyncScript, list[str], list[Any]]
 
 
+# Why Redis could not serve a command. "unavailable": it could not be reached, did not
+# answer in time, or is still loading its data; the others are states of a running server
+# that refuse (mostly) writes until they pass or an operator acts: not bugs of ours.
+Cause = Literal[
+    "unavailable",
+    "out_of_memory",
+    "read_only",
+    "master_down",
+    "busy",
+    "persistence_failed",
+    "no_replicas",
+    "cluster_down",
+    "resharding",
+]
+
+# What each cause means, for logs and error messages.
+CAUSES: dict[Cause, str] = {
+    "unavailable": "redis is not reachable or did not answer in time",
+    "out_of_memory": "redis is out of memory (maxmemory reached, nothing it may evict) and "
+    "refuses writes",
+    "read_only": "redis is a read-only replica (e.g. after a failover) and refuses writes",
+    "master_down": "redis is a replica that lost its master and serves no stale data",
+    "busy": "redis is busy running a script or function",
+    "persistence_failed": "redis refuses writes because it cannot persist (MISCONF)",
+    "no_replicas": "redis refuses writes: too few replicas acknowledge them "
+    "(min-replicas-to-write)",
+    "cluster_down": "the redis cluster cannot serve this slot",
+    "resharding": "the redis cluster is moving this slot (TRYAGAIN)",
+}
+
+# The error codes of Redis replies that are server states, and what they mean.
+_STATE_CODES: dict[str, Cause] = {
+    "OOM": "out_of_memory",
+    "READONLY": "read_only",
+    "MASTERDOWN": "master_down",
+    "BUSY": "busy",
+    "MISCONF": "persistence_failed",
+    "NOREPLICAS": "no_replicas",
+    "CLUSTERDOWN": "cluster_down",
+    "TRYAGAIN": "resharding",
+}
+# redis-py parses some codes into classes (most specific first: MASTERDOWN is a CLUSTERDOWN).
+_STATE_CLASSES: tuple[tuple[type[ResponseError], Cause], ...] = (
+    (OutOfMemoryError, "out_of_memory"),
+    (ReadOnlyError, "read_only"),
+    (MasterDownError, "master_down"),
+    (ClusterDownError, "cluster_down"),
+    (TryAgainError, "resharding"),
+)
+# Other codes stay at the start of the message; inside a script, Redis 6 wraps the reply of
+# the refused command as "Error running script ...: -OOM command not allowed ...".
+_STATE_IN_REPLY = re.compile(rf"(?:^|\s-)({'|'.join(_STATE_CODES)})\b")
+# A pipeline prefixes the reply with the failed command and its arguments (client data),
+# so only the text after this marker is Redis's own.
+_PIPELINE_MARKER = "of pipeline caused error: "
+
+
 class StoreUnavailable(RuntimeError):
-    """Redis could not be reached or did not answer in time."""
+    """Redis could not serve a command: unreachable, too slow, or in a state that refuses it."""
+
+    def __init__(self, message: str, cause: Cause = "unavailable") -> None:
+        super().__init__(message)
+        self.cause: Cause = cause
+
+
+def server_state(error: ResponseError) -> Cause | None:
+    """Return the server state a Redis error reply names, or None for any other error.
+
+    WRONGTYPE, wrong arguments and failing scripts are bugs of ours and stay errors.
+    """
+    for error_class, cause in _STATE_CLASSES:
+        if isinstance(error, error_class):
+            return cause
+    reply = str(error.args[0]) if error.args else ""
+    reply = reply.rpartition(_PIPELINE_MARKER)[2].lstrip("('\"")
+    found = _STATE_IN_REPLY.search(reply)
+    return _STATE_CODES[found.group(1)] if found else None
+
+
+@contextlib.contextmanager
+def redis_errors_as_unavailable() -> Iterator[None]:
+    """Turn outages and server states raised inside into StoreUnavailable naming the cause."""
+    try:
+        yield
+    except BusyLoadingError as exc:
+        # A ConnectionError to redis-py: the server answers but is still loading its data.
+        raise StoreUnavailable(f"redis is loading its data: {exc}") from exc
+    except REDIS_DOWN as exc:
+        raise StoreUnavailable(f"redis unavailable: {exc}") from exc
+    except ResponseError as exc:
+        cause = server_state(exc)
+        if cause is None:
+            raise
+        raise StoreUnavailable(f"{CAUSES[cause]}: {exc}", cause) from exc
 
 
 def hiredis_pack_command(self: Any, *args: Any) -> list[bytes]:
@@ -120,13 +224,11 @@ async def _pipelined(
 def unavailable_on_redis_errors(
     method: Callable[P, Awaitable[T]],
 ) -> Callable[P, Awaitable[T]]:
-    """Return the coroutine function raising StoreUnavailable where Redis is down."""
+    """Return the coroutine function raising StoreUnavailable where Redis cannot serve it."""
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
+        with redis_errors_as_unavailable():
             return await method(*args, **kwargs)
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
     return wrapper

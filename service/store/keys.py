@@ -13,6 +13,8 @@ from typing import NamedTuple
 GLOBAL = "global"
 # Change entries older than this are trimmed; a worker further behind reloads in full.
 CHANGES_RETENTION_S = 120
+# How long the key /readyz writes lives: it only has to outlast the probe.
+READINESS_PROBE_TTL_MS = 10_000
 # A user's keys, in the order record_user.lua takes them.
 _USER_PARTS = ("state", "seen", "clicks", "events", "lastclick")
 
@@ -115,6 +117,13 @@ class Keys:
     def outcomes(self, rec_id: str) -> str:
         """Return the hash of the outcomes feedback flagged on a served list."""
         return f"{self.rec(rec_id)}:out"
+
+    # -- readiness ----------------------------------------------------------------------
+
+    @property
+    def readiness_probe(self) -> str:
+        """Return the key /readyz reads and writes to learn whether Redis takes both."""
+        return f"{self.prefix}:{{health}}:probe"
 
     # -- patterns for SCAN --------------------------------------------------------------
 
@@ -255,6 +264,12 @@ def key_table() -> list[KeyEntry]:
             "hash",
             "`imp:ITEM` / `clk:ITEM` / `cnv:ITEM` = 1 once feedback named the list, expires "
             "with the list",
+        ),
+        KeyEntry(
+            keys.readiness_probe,
+            "string",
+            f"when `/readyz` last wrote it (unix seconds), expires after "
+            f"{READINESS_PROBE_TTL_MS // 1000} s",
         ),
     ]
 

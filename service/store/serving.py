@@ -31,15 +31,14 @@ from service.store.codecs import (
     text,
 )
 from service.store.connection import (
-    REDIS_DOWN,
-    StoreUnavailable,
     connect,
+    redis_errors_as_unavailable,
     register_script,
     replied,
     run_scripts,
     unavailable_on_redis_errors,
 )
-from service.store.keys import Keys, tagged_id
+from service.store.keys import READINESS_PROBE_TTL_MS, Keys, tagged_id
 from service.store.records import (
     ArmEvent,
     ClusterModel,
@@ -101,6 +100,22 @@ class Store:
         """Return Redis's (used_memory, maxmemory) in bytes; maxmemory 0 means no limit."""
         info = await replied(self._redis.info("memory"))
         return int(info["used_memory"]), int(info.get("maxmemory", 0))
+
+    @unavailable_on_redis_errors
+    async def probe_readiness(self) -> None:
+        """Raise StoreUnavailable, naming the cause, unless Redis takes a read and a write now.
+
+        A PING answers on a server that refuses every write (out of memory, a read-only
+        replica, failed persistence, too few replicas), and INFO fields would have to be
+        read against settings that managed Redis often hides. A read and a tiny write with a
+        short TTL fail exactly when the service's own reads and writes would, with the same
+        error; the write is one small key per probe.
+        """
+        key = self.keys.readiness_probe
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(key)
+            pipe.set(key, repr(time.time()), px=READINESS_PROBE_TTL_MS)
+            await pipe.execute()
 
     async def close(self) -> None:
         """Close the connection pool."""
@@ -404,7 +419,7 @@ class Store:
     async def served_lists(self, batch: int = 500) -> AsyncIterator[list[LoggedList]]:
         """Yield batches of logged served lists (SCAN order), each with its outcome flags."""
         rec_ids: list[str] = []
-        try:
+        with redis_errors_as_unavailable():
             async for raw_key in self._redis.scan_iter(match=self.keys.every_rec, count=1000):
                 rec_ids.append(tagged_id(text(raw_key)))
                 if len(rec_ids) >= batch:
@@ -412,8 +427,6 @@ class Store:
                     rec_ids = []
             if rec_ids:
                 yield await self._served_batch(rec_ids)
-        except REDIS_DOWN as exc:
-            raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
     async def _served_batch(self, rec_ids: list[str]) -> list[LoggedList]:
         async with self._redis.pipeline(transaction=False) as pipe:

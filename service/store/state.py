@@ -26,8 +26,7 @@ from service.store.codecs import (
     text_map,
 )
 from service.store.connection import (
-    REDIS_DOWN,
-    StoreUnavailable,
+    redis_errors_as_unavailable,
     replied,
     unavailable_on_redis_errors,
 )
@@ -180,7 +179,7 @@ async def dedupe_markers(
     the file's markers and counts then agree.
     """
     marker_keys: list[str] = []
-    try:
+    with redis_errors_as_unavailable():
         async for raw_key in store.client.scan_iter(match=store.keys.every_marker, count=1000):
             marker_keys.append(text(raw_key))
             if len(marker_keys) >= batch:
@@ -188,8 +187,6 @@ async def dedupe_markers(
                 marker_keys = []
         if marker_keys:
             yield await _marker_expiries(store, marker_keys, set_by_ms, retention_s)
-    except REDIS_DOWN as exc:
-        raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
 
 async def _marker_expiries(
@@ -217,7 +214,7 @@ async def stored_users(store: Store, batch: int = 500) -> AsyncIterator[list[Sto
     """Yield batches of users' stored state as text (SCAN order), each user once."""
     listed: set[str] = set()
     pending: list[str] = []
-    try:
+    with redis_errors_as_unavailable():
         async for raw_key in store.client.scan_iter(match=store.keys.every_user_key, count=1000):
             user_id = tagged_id(text(raw_key))
             if user_id not in listed:
@@ -228,8 +225,6 @@ async def stored_users(store: Store, batch: int = 500) -> AsyncIterator[list[Sto
                 pending = []
         if pending:
             yield await _stored_users(store, pending)
-    except REDIS_DOWN as exc:
-        raise StoreUnavailable(f"redis unavailable: {exc}") from exc
 
 
 async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:

@@ -18,6 +18,7 @@ import pytest
 import redis
 
 from evaluation.child import free_port, stop, wait_until_ready
+from tests.service.helpers import exported_lists
 
 pytestmark = pytest.mark.slow
 
@@ -115,7 +116,7 @@ def check_round(outputs: list[Any], service: Service, rounds: int) -> None:
     assert first == {"accepted": sent, "duplicates": 0, "unknown_rec_ids": []}, first
     assert again == {"accepted": 0, "duplicates": sent, "unknown_rec_ids": []}, again
     # The feedback named the list it belongs to: its outcomes are on the logged list.
-    logged = [json.loads(line) for line in service.get("/v1/admin/logs/export").splitlines()]
+    logged = exported_lists(service.get("/v1/admin/logs/export"))
     (line,) = [entry for entry in logged if entry["rec_id"] == rec["rec_id"]]
     assert [(i["item_id"], i["impression"], i["click"]) for i in line["items"]] == [
         (shown[0], True, True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import httpx
@@ -42,3 +43,10 @@ async def arm(client: httpx.AsyncClient, item_id: str) -> dict:
     assert response.status_code == 200, response.text
     body: dict = response.json()
     return body
+
+
+def exported_lists(ndjson: str) -> list[dict]:
+    """Return the served lists of a log export's body, asserting it ended whole."""
+    *lines, trailer = [json.loads(line) for line in ndjson.splitlines()]
+    assert trailer == {"end": True, "lines": len(lines)}, trailer
+    return lines

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.service.clusters import two_taste_world
-from tests.service.helpers import add_items, arm, event, send
+from tests.service.helpers import add_items, arm, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -73,5 +73,5 @@ async def test_users_without_history_are_served_and_credited_as_the_population(s
     arms = await arm(running.client, item)
     assert arms["global"]["impressions"] >= 1
     assert all(c["impressions"] == 0 for c in arms["clusters"])
-    line = (await running.client.get("/v1/admin/logs/export")).json()
+    (line,) = exported_lists((await running.client.get("/v1/admin/logs/export")).text)
     assert line["cluster"] is None

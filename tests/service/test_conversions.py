@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.service.helpers import add_items, arm, event, send
+from tests.service.helpers import add_items, arm, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -32,7 +32,7 @@ async def test_a_conversion_counts_on_its_own_and_changes_nothing_else(svc):
     assert 0 < a["global"]["conversion_rate"] <= 1
     user = (await svc.client.get("/v1/users/u")).json()
     assert user["recent_clicks"] == ["a"]  # the conversion is not another click
-    line = (await svc.client.get("/v1/admin/logs/export")).json()
+    (line,) = exported_lists((await svc.client.get("/v1/admin/logs/export")).text)
     flags = {i["item_id"]: (i["click"], i["conversion"]) for i in line["items"]}
     assert flags["a"] == (True, True) and flags["b"] == (False, False)
 
@@ -44,7 +44,7 @@ async def test_a_conversion_without_rec_id_is_attributed_to_the_users_last_click
     await send(svc.client, [event("click", "u", "b", rec["rec_id"])])
     # Days later the purchase arrives without the rec_id: it is joined to the clicked list.
     await send(svc.client, [event("conversion", "u", "b")])
-    line = (await svc.client.get("/v1/admin/logs/export")).json()
+    (line,) = exported_lists((await svc.client.get("/v1/admin/logs/export")).text)
     assert {i["item_id"]: i["conversion"] for i in line["items"]}["b"] is True
     assert (await arm(svc.client, "b"))["global"]["conversions"] == 1
 

@@ -7,7 +7,7 @@ import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.store import serving
-from tests.service.helpers import add_items, arm, event, send
+from tests.service.helpers import add_items, arm, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -155,6 +155,6 @@ async def test_a_crash_between_counts_and_user_state_is_repaired_by_the_resend(
         assert (u2["recent_clicks"], _seen(u2)) == (["b"], {"a": 1.0})
         assert (await send(svc.client, batch)).json()["duplicates"] == 5
     # The outcome flags were set by the resend.
-    line = (await svc.client.get("/v1/admin/logs/export")).json()
+    (line,) = exported_lists((await svc.client.get("/v1/admin/logs/export")).text)
     flags = {i["item_id"]: (i["impression"], i["click"]) for i in line["items"]}
     assert flags == {"a": (True, True), "b": (True, False)}

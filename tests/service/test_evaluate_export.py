@@ -10,7 +10,7 @@ import pytest
 from evaluation.log_format import SCHEMA, problems
 from tests.evaluation.commands import run
 from tests.service.clusters import two_taste_world
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -24,7 +24,7 @@ async def _export(client, path: Path) -> list[dict]:
     response = await client.get("/v1/admin/logs/export")
     assert response.status_code == 200, response.text
     path.write_text(response.text)
-    return [json.loads(line) for line in response.text.splitlines()]
+    return exported_lists(response.text)
 
 
 async def _serve_and_answer(client, users: list[str], rounds: int) -> None:
@@ -95,7 +95,7 @@ async def test_every_kind_of_exported_line_follows_the_published_schema(start):
                    for kind in ("impression", "click", "conversion")]  # fmt: skip
     assert (await send(svc.client, events)).status_code == 200
     response = await svc.client.get("/v1/admin/logs/export")
-    lines = [json.loads(line) for line in response.text.splitlines()]
+    lines = exported_lists(response.text)
     assert len(lines) == 12
     assert {line["policy"] for line in lines} == {"bandit", "explore"}
     assert [problems(line) for line in lines] == [[] for _ in lines]

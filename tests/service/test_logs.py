@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -15,7 +13,7 @@ async def _export(client, **params) -> list[dict]:
     response = await client.get("/v1/admin/logs/export", params=params)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("application/x-ndjson")
-    return [json.loads(line) for line in response.text.splitlines()]
+    return exported_lists(response.text)
 
 
 async def test_recommend_reports_propensities(svc):
@@ -85,4 +83,30 @@ async def test_export_needs_the_api_key_when_one_is_set(start):
     running = await start(api_key="k")
     assert (await running.client.get("/v1/admin/logs/export")).status_code == 401
     ok = await running.client.get("/v1/admin/logs/export", headers={"X-API-Key": "k"})
-    assert ok.status_code == 200 and ok.text == ""
+    assert ok.status_code == 200 and exported_lists(ok.text) == []
+
+
+async def test_banditrec_evaluate_reads_the_export_with_its_trailer(svc, tmp_path, capsys):
+    from cli import main
+
+    await add_items(svc.client, ["a", "b", "c"])
+    await svc.refresh()
+    for n in range(12):
+        user = f"u{n % 3}"
+        rec = (await svc.client.post("/v1/recommend", json={"user_id": user, "k": 2})).json()
+        shown = [i["item_id"] for i in rec["items"]]
+        events = [event("impression", user, i, rec["rec_id"]) for i in shown]
+        await send(svc.client, [*events, event("click", user, shown[0], rec["rec_id"])])
+    export = (await svc.client.get("/v1/admin/logs/export")).text
+    assert export.splitlines()[-1] == '{"end":true,"lines":12}'
+    logs = tmp_path / "logs.ndjson"
+    logs.write_text(export)
+    args = ["evaluate", "--logs", str(logs), "--policy", "global-ts", "--bootstrap", "20"]
+    assert main(args) == 0
+    assert "snips" in capsys.readouterr().out
+
+    # An export that Redis cut short is refused, not evaluated as if it were whole.
+    cut = [*export.splitlines()[:5], '{"error":{"code":"redis_unavailable","message":"x"}}']
+    logs.write_text("\n".join(cut) + "\n")
+    assert main(args) == 2
+    assert "cut short" in capsys.readouterr().err

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections import Counter
 
@@ -12,7 +11,7 @@ import pytest
 from service.config import Settings
 from service.main import create_app
 from service.schemas import RecommendRequest
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -180,10 +179,7 @@ async def test_stats_count_each_event_once_and_compare_policies(start):
         # Beta(21, 1) has CDF x^21: the equal-tailed bounds are 0.025 and 0.975 to the 1/21.
         assert (lo, hi) == pytest.approx((0.025 ** (1 / 21), 0.975 ** (1 / 21)))
     # Recompute the expected agreement and replay counts from the logged shadow lists.
-    logs = [
-        json.loads(line)
-        for line in (await running.client.get("/v1/admin/logs/export")).text.splitlines()
-    ]
+    logs = exported_lists((await running.client.get("/v1/admin/logs/export")).text)
     shadows = {line["rec_id"]: line["shadows"] for line in logs}
     assert {line["policy"] for line in logs} == {"bandit", "explore"}
 

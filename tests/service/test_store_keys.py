@@ -44,6 +44,7 @@ async def test_every_key_the_service_writes_is_in_the_table(start, redis_url):
     events.append(event("click", "xfan0", item, rec_id))
     response = await send(svc.client, [*events, event("conversion", "xfan0", item)])
     assert response.status_code == 200, response.text
+    assert (await svc.client.get("/readyz")).status_code == 200  # writes its probe key
 
     patterns = [_pattern(row.pattern, "br") for row in key_table()]
     client = redis.Redis.from_url(redis_url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, exported_lists, send
 
 pytestmark = pytest.mark.anyio
 
@@ -119,6 +119,6 @@ async def test_quotas_bring_items_that_would_never_win_into_the_list(svc):
 async def test_served_context_is_logged(svc):
     await _ring(svc, 10)
     got = await _recommend(svc, k=2, surface="related", item_id="r1")
-    line = (await svc.client.get("/v1/admin/logs/export")).json()
+    (line,) = exported_lists((await svc.client.get("/v1/admin/logs/export")).text)
     assert line["rec_id"] == got["rec_id"]
     assert (line["surface"], line["item_id"]) == ("related", "r1")

@@ -171,3 +171,37 @@ async def test_api_key_guards_writes_and_the_dashboards_reads(start):
         assert (await client.get(path, headers=key)).status_code == 200
     assert (await client.get("/dashboard")).status_code == 200
     assert (await send(client, [event("impression", "u", "a")], headers=key)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/v1/recommend", {"user_id": "u", "k": "5"}, "k"),
+        ("/v1/recommend", {"user_id": "u", "k": True}, "k"),
+        ("/v1/recommend", {"user_id": "u", "k": 5.0}, "k"),
+        ("/v1/recommend", {"user_id": "u", "pools": {"p": "1"}}, "pools.p"),
+        ("/v1/feedback", {"events": [{**GOOD, "ts": str(int(time.time()))}]}, "events[0].ts"),
+        ("/v1/feedback", {"events": [{**GOOD, "ts": True}]}, "events[0].ts"),
+        ("/v1/items/bulk", {"items": [{"item_id": "a", "embedding": ["0.5"]}]},
+         "items[0].embedding[0]"),
+        ("/v1/items/bulk", {"items": [{"item_id": "a", "active": "false"}]}, "items[0].active"),
+        ("/v1/items/bulk", {"items": [{"item_id": "a", "active": 0}]}, "items[0].active"),
+        ("/v1/admin/clusters/fit", {"k": "2"}, "k"),
+    ],
+)  # fmt: skip
+async def test_numbers_and_booleans_in_bodies_are_not_coerced(svc, path, body, field):
+    # "5", true or 5.0 for an integer and "123" for a time are client bugs: say so, as a
+    # schema error (not as whatever the coerced value would have run into).
+    error = _error(await svc.client.post(path, json=body), 422, field)
+    assert error["code"] == "invalid_request"
+
+
+async def test_json_integers_are_numbers_and_times(svc):
+    await add_items(svc.client, ["a"])
+    await svc.refresh()
+    now = int(time.time())
+    assert (await send(svc.client, [{**GOOD, "ts": now}])).status_code == 200
+    rec = await svc.client.post("/v1/recommend", json={"user_id": "u", "k": 1})
+    assert rec.status_code == 200, rec.text
+    item = await svc.client.put("/v1/items/b", json={"embedding": [1, 0], "active": False})
+    assert item.json()["embedding"] == [1.0, 0.0]
