@@ -243,7 +243,12 @@ async def import_document(
             file=sys.stderr,
         )
     except StoreUnavailable as exc:
-        print(f"banditrec import: {exc}; nothing was written", file=sys.stderr)
+        # A timeout can hit after Redis ran the transaction: it is then applied in full.
+        print(
+            f"banditrec import: {exc}; the import is one transaction, so it was applied in "
+            "full or not at all: check with `banditrec export` before importing again",
+            file=sys.stderr,
+        )
     finally:
         await store.close()
     return 1

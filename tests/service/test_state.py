@@ -7,6 +7,7 @@ import copy
 import io
 import json
 import re
+import socket
 import sys
 import time
 from typing import Any
@@ -528,3 +529,18 @@ def test_import_tells_a_terminal_its_steps(cli, tmp_path, monkeypatch):
     shown = terminal.getvalue()
     assert "banditrec import: read 0.0 MB from" in shown
     assert "banditrec import: validated 2 items" in shown and "writing in one transaction" in shown
+
+
+@anyio
+async def test_an_import_cut_off_by_redis_says_it_may_have_been_applied(make_settings, capsys):
+    # The import is one transaction: a Redis that fails to answer may still have run it,
+    # so the message must not claim that nothing was written.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings = make_settings(redis_url=f"redis://127.0.0.1:{port}/0", redis_timeout_s=0.5)
+    document = parse_document(json.dumps(_document()))
+    assert await import_document(settings.redis_url, settings, document, replace=False) == 1
+    err = capsys.readouterr().err
+    assert "applied in full or not at all" in err
+    assert "nothing was written" not in err
