@@ -1,6 +1,13 @@
-"""Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
+"""Pure-numpy bandit maths: Beta posteriors, Thompson sampling, seen decay, fixed or learned."""
 
 from bandits.discount import Discount
+from bandits.fatigue import (
+    DecayPosterior,
+    FatigueBuckets,
+    FatigueLearner,
+    decay_posterior,
+    decay_prior,
+)
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
@@ -10,13 +17,18 @@ from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
+    "DecayPosterior",
     "Discount",
+    "FatigueBuckets",
+    "FatigueLearner",
     "Prior",
     "beta_interval",
     "beta_mean",
     "beta_params",
     "catalog_prior",
     "conversion_rate",
+    "decay_posterior",
+    "decay_prior",
     "decayed_counts",
     "empirical_params",
     "fill_quotas",
