@@ -1,5 +1,6 @@
 """Pure-numpy bandit maths: Beta posteriors, Thompson sampling, seen decay, fixed or learned."""
 
+from bandits.affinity import affinity_params, fit_affinity_slope
 from bandits.discount import Discount
 from bandits.fatigue import (
     DecayPosterior,
@@ -22,6 +23,7 @@ __all__ = [
     "FatigueBuckets",
     "FatigueLearner",
     "Prior",
+    "affinity_params",
     "beta_interval",
     "beta_mean",
     "beta_params",
@@ -32,6 +34,7 @@ __all__ = [
     "decayed_counts",
     "empirical_params",
     "fill_quotas",
+    "fit_affinity_slope",
     "inclusion_probabilities",
     "inclusion_shares",
     "mix_posteriors",

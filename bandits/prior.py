@@ -12,6 +12,7 @@ from bandits.posterior import beta_params
 from bandits.validation import nonnegative, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
+PRIOR_KINDS = ("catalog", "affinity", "flat")
 
 
 def catalog_prior(
@@ -116,14 +117,16 @@ class Prior:
            [6.]]))
     """
 
-    kind: str = "catalog"  # "catalog": empirical Bayes; "flat": Beta(a, b) everywhere
+    # "catalog": empirical Bayes; "affinity": the same, cluster arms tilted by the item's
+    # affinity to the cluster (bandits.affinity); "flat": Beta(a, b) everywhere.
+    kind: str = "catalog"
     a: float = 1.0
     b: float = 1.0
     strength: float = 10.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("catalog", "flat"):
-            raise ValueError(f"kind must be 'catalog' or 'flat', got {self.kind!r}")
+        if self.kind not in PRIOR_KINDS:
+            raise ValueError(f"kind must be one of {PRIOR_KINDS}, got {self.kind!r}")
         for name in ("a", "b", "strength"):
             if not real_scalar(name, getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -141,16 +144,25 @@ class Prior:
         impressions: npt.ArrayLike,
         clicks: npt.ArrayLike,
         catalog: tuple[float, float] | None = None,
+        affinity: npt.ArrayLike | None = None,
+        slope: float = 0.0,
     ) -> tuple[FloatArray, FloatArray]:
         """Return (alpha, beta) for (rows, n) counts in events, the global arm last.
 
         Flat: Beta(a + clicks, b + misses) everywhere. Catalog: the global row starts from
         the catalog prior (``catalog``, or the pooled CTR of the global row); each cluster
         row from the item's global posterior scaled down to ``strength`` pseudo-impressions,
-        so new clusters and new items are tried, not flooded.
+        so new clusters and new items are tried, not flooded. Affinity: as catalog, with
+        each cluster row's start tilted by ``slope`` times the (clusters, n) ``affinity``
+        (:func:`bandits.affinity.affinity_params`); without ``affinity``, as catalog.
         """
         if self.kind == "flat":
             return beta_params(impressions, clicks, self.a, self.b)
+        if self.kind == "affinity" and affinity is not None:
+            # Imported here: bandits.affinity builds on this module's catalog prior.
+            from bandits.affinity import affinity_params
+
+            return affinity_params(impressions, clicks, affinity, self.strength, slope, catalog)
         return empirical_params(impressions, clicks, self.strength, catalog)
 
 
