@@ -11,7 +11,7 @@ from typing import Any
 from evaluation.config import WORLD_FIELDS, SimConfig
 from evaluation.offline import MAX_DRAWS, SERVICE_HALF_LIFE_S
 from evaluation.policies import BASE_POLICIES
-from evaluation.targets import TARGET_KINDS, TARGET_NAMES
+from evaluation.targets import TARGET_NAMES, evaluable
 
 # Command-line flags that override config fields: field -> (type, help); the help shows the
 # field's default from SimConfig / WorldConfig.
@@ -158,7 +158,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     progress = False if args.no_progress else None
     try:
         spec = parse_policy(args.policy)
-        if spec.kind not in TARGET_KINDS:
+        if not evaluable(spec):
             raise ValueError(
                 f"evaluate cannot take {spec.name!r} as a target; "
                 f"choose from {', '.join(TARGET_NAMES)}"

@@ -1,0 +1,95 @@
+"""A policy's Beta posteriors per (cluster, item) and a global row, as the service keeps them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from bandits import Prior, fit_affinity_slope
+
+FloatArray = NDArray[np.float64]
+IndexArray = NDArray[np.intp]
+BoolArray = NDArray[np.bool_]
+
+# Steps between refits of the affinity prior's slope (one number for the whole catalog,
+# slow to move); the priors themselves follow the counts every ``refresh_every`` updates.
+SLOPE_REFIT_EVERY = 200
+
+
+class Arms:
+    """Counts and Beta posteriors per (cluster, item), the global row last.
+
+    ``alpha`` and ``beta`` follow every update's counts at once; a prior that depends on
+    the counts (catalog, affinity) is recomputed every ``refresh_every`` updates, as the
+    service recomputes it at each snapshot refresh (1: every update, exact).
+    """
+
+    def __init__(self, n_clusters: int, n_items: int, prior: Prior, refresh_every: int = 1) -> None:
+        self.prior = prior
+        self.refresh_every = refresh_every
+        self.impressions = np.zeros((n_clusters + 1, n_items))
+        self.clicks = np.zeros((n_clusters + 1, n_items))
+        # (clusters, items) cosine of item and cluster centre, for the affinity prior.
+        self.affinity: FloatArray | None = None
+        self.slope = 0.0
+        self._updates = 0
+        self.alpha, self.beta = prior.params(self.impressions, self.clicks)
+
+    @staticmethod
+    def params_for(
+        spec_prior: Prior, impressions: FloatArray, clicks: FloatArray
+    ) -> tuple[FloatArray, FloatArray]:
+        """Return the (alpha, beta) a policy with this prior samples from these counts."""
+        return spec_prior.params(impressions, clicks)
+
+    def new_generation(self, n_clusters: int, affinity: FloatArray | None = None) -> None:
+        """Start fresh per-cluster arms (a new clustering); the global row keeps its counts."""
+        n_items = self.impressions.shape[1]
+        impressions = np.zeros((n_clusters + 1, n_items))
+        clicks = np.zeros((n_clusters + 1, n_items))
+        impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
+        self.impressions, self.clicks = impressions, clicks
+        self.affinity = affinity
+        self.refresh()
+
+    def update(
+        self,
+        rows: Sequence[int],
+        weights: Sequence[float],
+        items: IndexArray,
+        impressions: BoolArray,
+        clicks: BoolArray,
+    ) -> None:
+        """Count one served list in ``rows`` (by membership weight) and in the global row."""
+        seen, clicked = items[impressions], items[clicks & impressions]
+        unclicked = items[impressions & ~clicks]
+        n_rows = self.alpha.shape[0]
+        shares = {n_rows - 1: 1.0}
+        for row, weight in zip(rows, weights, strict=True):
+            if row % n_rows != n_rows - 1:
+                shares[row % n_rows] = shares.get(row % n_rows, 0.0) + weight
+        for r, weight in shares.items():
+            self.impressions[r, seen] += weight
+            self.clicks[r, clicked] += weight
+            self.alpha[r, clicked] += weight
+            self.beta[r, unclicked] += weight
+        if self.prior.kind != "flat":
+            self._updates += 1
+            if self._updates % self.refresh_every == 0:
+                # Every arm's prior moves with the global counts: recompute, as the service does.
+                self.refresh(refit_slope=self._updates % SLOPE_REFIT_EVERY == 0)
+
+    def refresh(self, refit_slope: bool = True) -> None:
+        """Recompute (alpha, beta) from the counts and the prior (and refit its slope)."""
+        if self.prior.kind == "flat":
+            self.alpha, self.beta = self.prior.params(self.impressions, self.clicks)
+            return
+        if self.prior.kind == "affinity" and self.affinity is not None and refit_slope:
+            self.slope = fit_affinity_slope(
+                self.impressions, self.clicks, self.affinity, self.prior.strength, self.slope
+            )
+        self.alpha, self.beta = self.prior.params(
+            self.impressions, self.clicks, affinity=self.affinity, slope=self.slope
+        )
