@@ -184,6 +184,14 @@ class DecayPosterior(NamedTuple):
         curve[0] = 1.0
         return curve
 
+    def draws(self, rng: np.random.Generator, n: int) -> FloatArray:
+        """Return ``n`` independent Thompson draws of the curve, shape (n, buckets)."""
+        curves: FloatArray = generator("rng", rng).gamma(
+            self.shape, 1.0 / self.rate, size=(positive_int("n", n), self.shape.size)
+        )
+        curves[:, 0] = 1.0
+        return curves
+
     def interval(self, draws: int, rng: np.random.Generator) -> tuple[FloatArray, FloatArray]:
         """Return the 5% and 95% quantiles per bucket from ``draws`` Monte-Carlo draws."""
         samples = generator("rng", rng).gamma(

@@ -13,8 +13,9 @@ FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 
-# Steps between refits of the affinity prior's slope (one number for the whole catalog,
-# slow to move); the priors themselves follow the counts every ``refresh_every`` updates.
+# Updates (lists) between refits of the affinity prior's
+# slope (one number for the whole catalog, slow to move); the priors themselves follow the
+# counts every ``refresh_every`` updates.
 SLOPE_REFIT_EVERY = 200
 
 
@@ -80,6 +81,19 @@ class Arms:
             if self._updates % self.refresh_every == 0:
                 # Every arm's prior moves with the global counts: recompute, as the service does.
                 self.refresh(refit_slope=self._updates % SLOPE_REFIT_EVERY == 0)
+
+    def add(self, impressions: FloatArray, clicks: FloatArray, lists: int) -> None:
+        """Add (rows, items) counts of a batch of ``lists`` lists, then recompute the prior."""
+        self.impressions += impressions
+        self.clicks += clicks
+        self.alpha += clicks
+        self.beta += impressions - clicks
+        if self.prior.kind != "flat":
+            before = self._updates
+            self._updates += lists
+            self.refresh(
+                refit_slope=before // SLOPE_REFIT_EVERY != self._updates // SLOPE_REFIT_EVERY
+            )
 
     def refresh(self, refit_slope: bool = True) -> None:
         """Recompute (alpha, beta) from the counts and the prior (and refit its slope)."""

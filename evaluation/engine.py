@@ -12,7 +12,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import inclusion_probabilities
+from bandits import FatigueLearner, inclusion_probabilities
 from clustering import cluster_affinity, normalize_rows
 from evaluation.arms import Arms
 from evaluation.config import SimConfig
@@ -53,6 +53,8 @@ class Trace:
     # The policy's posterior counts at the end, and the clustering generation they belong to.
     arms: Arms | None = None
     gen: int = 0
+    # A learned seen decay's evidence at the end.
+    fatigue: FatigueLearner | None = None
 
     @classmethod
     def blank(cls, name: str, groups: IndexArray, n: int, k: int) -> Trace:
@@ -180,7 +182,7 @@ def run_policy(
     tastes.read_before(world.prior_history)
     n_clusters = spec.n_clusters or config.n_clusters
     if spec.per_cluster and config.true_clusters:
-        policy.new_generation(world.config.n_groups, _affinity(spec, world, tastes, True))
+        policy.new_generation(world.config.n_groups, affinity_for(spec, world, tastes, True))
     if arms is not None:
         policy.arms = arms
     policy.learning = learn
@@ -195,7 +197,7 @@ def run_policy(
             info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)
-                policy.new_generation(n_clusters, _affinity(spec, world, tastes, False))
+                policy.new_generation(n_clusters, affinity_for(spec, world, tastes, False))
         user, group, _, truth = reactions.arrive(t)
         clusters: tuple[int, ...]
         weights: tuple[float, ...]
@@ -227,11 +229,11 @@ def run_policy(
     if on_steps is not None and n % _PROGRESS_EVERY:
         on_steps(n % _PROGRESS_EVERY)
     trace.seconds = time.perf_counter() - start
-    trace.arms, trace.gen = policy.arms, tastes.gen
+    trace.arms, trace.gen, trace.fatigue = policy.arms, tastes.gen, policy.fatigue
     return trace
 
 
-def _affinity(
+def affinity_for(
     spec: PolicySpec, world: World, tastes: Tastes, true_groups: bool
 ) -> FloatArray | None:
     """Return the (clusters, items) affinity the policy's prior reads, or None if it reads none."""

@@ -142,7 +142,9 @@ class PolicySpec:
 
 
 # Options of "name:key=value" that set one float field of the spec.
-_FLOAT_OPTIONS = ("gamma", "epsilon", "prior_a", "prior_b", "temperature", "decay_strength")
+_FLOAT_OPTIONS = (
+    "gamma", "epsilon", "prior_a", "prior_b", "prior_strength", "temperature", "decay_strength"
+)  # fmt: skip
 
 
 def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
@@ -279,7 +281,12 @@ class Policy:
         alpha, beta = self.posterior(request)
         multipliers = None
         if self.fatigue is not None:
-            buckets = self.fatigue.buckets.index_trusted(request.raw_unclicked, request.ages)
+            # Most items are fresh for any one user: bucket only the others.
+            tired = np.flatnonzero(request.raw_unclicked)
+            buckets = np.zeros(self.n_items, dtype=np.intp)
+            buckets[tired] = self.fatigue.buckets.index_trusted(
+                request.raw_unclicked[tired], request.ages[tired]
+            )
             posterior = self.fatigue.posterior()
             curve = (
                 posterior.draw(self.rng) if self.spec.decay == "learned-draw" else posterior.mean()

@@ -54,3 +54,32 @@ class SeenState:
         self.faded[user, taken] = 0.0
         self.unclicked[user, taken] = 0.0
         self.last[user, taken] = -np.inf
+
+    def view_many(self, users: IndexArray, steps: IndexArray) -> SeenView:
+        """Return (users, items) states of distinct ``users`` at their ``steps``, fading first."""
+        fade = np.exp2(-(steps - self.visited[users]) / self.half_life)
+        self.faded[users] *= fade[:, None]
+        self.visited[users] = steps
+        return SeenView(self.faded[users], self.unclicked[users], steps[:, None] - self.last[users])
+
+    def record_many(
+        self,
+        users: IndexArray,
+        steps: IndexArray,
+        items: IndexArray,
+        seen: BoolArray,
+        clicked: BoolArray,
+    ) -> None:
+        """Record (users, k) lists of distinct users at once, as ``record`` does one by one."""
+        user_at = np.broadcast_to(users[:, None], items.shape)
+        step_at = np.broadcast_to(steps[:, None], items.shape)
+        ignored = seen & ~clicked
+        # Distinct users, distinct items per list: every (user, item) pair is unique.
+        pairs = user_at[ignored], items[ignored]
+        self.faded[pairs] += 1.0
+        self.unclicked[pairs] += 1.0
+        self.last[pairs] = step_at[ignored]
+        taken = user_at[clicked], items[clicked]
+        self.faded[taken] = 0.0
+        self.unclicked[taken] = 0.0
+        self.last[taken] = -np.inf
