@@ -1,6 +1,6 @@
 """Pure-numpy bandit maths: Beta posteriors, Thompson sampling, seen decay, fixed or learned."""
 
-from bandits.affinity import affinity_params, fit_affinity_slope
+from bandits.affinity import affinity_params, fit_affinity_slope, personal_tilt
 from bandits.discount import Discount
 from bandits.fatigue import (
     DecayPosterior,
@@ -12,7 +12,14 @@ from bandits.fatigue import (
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
-from bandits.prior import Prior, catalog_prior, conversion_rate, empirical_params, shrunk_priors
+from bandits.prior import (
+    Prior,
+    catalog_prior,
+    conversion_rate,
+    empirical_params,
+    fit_prior_strength,
+    shrunk_priors,
+)
 from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
@@ -35,9 +42,11 @@ __all__ = [
     "empirical_params",
     "fill_quotas",
     "fit_affinity_slope",
+    "fit_prior_strength",
     "inclusion_probabilities",
     "inclusion_shares",
     "mix_posteriors",
+    "personal_tilt",
     "rank",
     "rank_with_quotas",
     "sample_scores",

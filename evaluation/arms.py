@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import Prior, fit_affinity_slope
+from bandits import Prior, fit_affinity_slope, fit_prior_strength
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -17,6 +18,10 @@ BoolArray = NDArray[np.bool_]
 # slope (one number for the whole catalog, slow to move); the priors themselves follow the
 # counts every ``refresh_every`` updates.
 SLOPE_REFIT_EVERY = 200
+# A fitted prior strength stays in this range (pseudo-impressions per cluster arm) ...
+ADAPTIVE_STRENGTH_RANGE = (3.0, 300.0)
+# ... and is fitted once the cluster arms hold this many impressions each on average.
+ADAPTIVE_MIN_IMPRESSIONS_PER_ARM = 5.0
 
 
 class Arms:
@@ -27,8 +32,16 @@ class Arms:
     service recomputes it at each snapshot refresh (1: every update, exact).
     """
 
-    def __init__(self, n_clusters: int, n_items: int, prior: Prior, refresh_every: int = 1) -> None:
+    def __init__(
+        self,
+        n_clusters: int,
+        n_items: int,
+        prior: Prior,
+        refresh_every: int = 1,
+        adaptive_strength: bool = False,
+    ) -> None:
         self.prior = prior
+        self.adaptive_strength = adaptive_strength
         self.refresh_every = refresh_every
         self.impressions = np.zeros((n_clusters + 1, n_items))
         self.clicks = np.zeros((n_clusters + 1, n_items))
@@ -37,13 +50,6 @@ class Arms:
         self.slope = 0.0
         self._updates = 0
         self.alpha, self.beta = prior.params(self.impressions, self.clicks)
-
-    @staticmethod
-    def params_for(
-        spec_prior: Prior, impressions: FloatArray, clicks: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Return the (alpha, beta) a policy with this prior samples from these counts."""
-        return spec_prior.params(impressions, clicks)
 
     def new_generation(self, n_clusters: int, affinity: FloatArray | None = None) -> None:
         """Start fresh per-cluster arms (a new clustering); the global row keeps its counts."""
@@ -106,4 +112,20 @@ class Arms:
             )
         self.alpha, self.beta = self.prior.params(
             self.impressions, self.clicks, affinity=self.affinity, slope=self.slope
+        )
+        if self.adaptive_strength and refit_slope and self._enough_evidence():
+            arm_strength = self.prior.cluster_strength or self.prior.strength
+            mean = (self.alpha[:-1] - self.clicks[:-1]) / arm_strength
+            fitted = fit_prior_strength(
+                self.impressions[:-1], self.clicks[:-1], mean, *ADAPTIVE_STRENGTH_RANGE
+            )
+            self.prior = replace(self.prior, cluster_strength=fitted)
+            self.alpha, self.beta = self.prior.params(
+                self.impressions, self.clicks, affinity=self.affinity, slope=self.slope
+            )
+
+    def _enough_evidence(self) -> bool:
+        """Return whether the cluster rows hold enough impressions to measure their spread."""
+        return float(self.impressions[:-1].sum()) >= ADAPTIVE_MIN_IMPRESSIONS_PER_ARM * float(
+            self.impressions[:-1].size
         )

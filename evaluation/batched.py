@@ -16,6 +16,8 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
+from bandits import personal_tilt
+from clustering import normalize_rows
 from evaluation.config import SimConfig
 from evaluation.engine import Trace, Traffic, affinity_for, below_median_mask, policy_rng
 from evaluation.policies import Policy, PolicySpec
@@ -132,6 +134,7 @@ class _Served:
         self.alpha = alpha  # (batch, items)
         self.beta = beta
         self.buckets: IndexArray | None = None
+        self.tilt: FloatArray | None = None
 
 
 def _rank(
@@ -165,6 +168,11 @@ def _rank(
     alpha, beta = weights @ arms.alpha, weights @ arms.beta
     served = _Served(weights, alpha, beta)
     scores = policy.rng.beta(alpha, beta)
+    if spec.personal > 0.0 and tastes.unit_centers is not None and arms.affinity is not None:
+        user_affinity = normalize_rows(tastes.sums[users]) @ tastes.embeddings.T
+        cluster_affinity = weights[:, :-1] @ arms.affinity
+        served.tilt = personal_tilt(user_affinity, cluster_affinity, arms.slope, spec.personal)
+        scores *= served.tilt
     if seen_state is not None:
         view = seen_state.view_many(users, steps)
         if policy.fatigue is None:
@@ -212,6 +220,8 @@ def _learn(
         if served.buckets is not None:
             buckets = served.buckets[row_at, at]
         mean = served.alpha[row_at, at] / (served.alpha[row_at, at] + served.beta[row_at, at])
+        if served.tilt is not None:
+            mean = mean * served.tilt[row_at, at]
         policy.fatigue.update(buckets, click[seen], mean)
     weights = served.weights.copy()
     # Every impression counts once in the global row, whatever the membership.

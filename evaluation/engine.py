@@ -207,11 +207,14 @@ def run_policy(
             clusters, weights = tastes.membership(user)
         else:
             clusters, weights = (0,), (1.0,)
+        user_affinity = None
+        if spec.personal > 0.0 and tastes.unit_centers is not None:
+            user_affinity = world.embeddings @ normalize_rows(tastes.sums[user][None, :])[0]
         if seen_state is not None:
             view = seen_state.view(user, t)
-            request = Request(user, clusters, weights, *view, truth)
+            request = Request(user, clusters, weights, *view, truth, user_affinity)
         else:
-            request = Request(user, clusters, weights, unseen, unseen, never, truth)
+            request = Request(user, clusters, weights, unseen, unseen, never, truth, user_affinity)
         items, scores = policy.rank(request)
         seen, click = reactions.react(t, truth, items)
         # The log reads the seen counts as the policy saw them, so write it first.

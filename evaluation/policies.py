@@ -10,7 +10,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import FatigueBuckets, FatigueLearner, Prior, rank, seen_decay, top_k
+from bandits import FatigueBuckets, FatigueLearner, Prior, personal_tilt, rank, seen_decay, top_k
 from bandits.validation import real_scalar
 from evaluation.arms import Arms
 
@@ -51,6 +51,8 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
         "decay": "learned",
         "prior_kind": "affinity",
         "prior_strength": 10.0,
+        "adaptive_strength": True,
+        "personal": 0.5,
     },
     "mabwiser-ts": {"kind": "mabwiser"},
     "oracle": {"kind": "oracle"},
@@ -81,11 +83,17 @@ class PolicySpec:
     # (prior_kind "affinity": tilted by the item's closeness to the cluster centre).
     prior_strength: float | None = None
     prior_kind: str = "catalog"
+    # Affinity prior: cluster arms' strength fitted to how far the arms stray from their
+    # priors (bandits.fit_prior_strength), prior_strength until there is evidence.
+    adaptive_strength: bool = False
     membership: str = "hard"
     temperature: float = 0.1
     top_m: int = 3
     # Clusters of k-means (None: the run's n_clusters).
     n_clusters: int | None = None
+    # Share of the affinity prior's slope applied to the user's own taste: scores x
+    # exp(personal * slope * (cos(user, item) - cos(cluster centre, item))).
+    personal: float = 0.0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -131,6 +139,14 @@ class PolicySpec:
         return Prior(self.prior_kind, strength=self.prior_strength)
 
     @property
+    def prior_label(self) -> str:
+        """Return the prior as the ``prior=`` option spells it."""
+        if self.prior_strength is None:
+            return f"{self.prior_a:g}/{self.prior_b:g}"
+        auto = " (auto)" if self.adaptive_strength else ""
+        return f"{self.prior_kind}/{self.prior_strength:g}{auto}"
+
+    @property
     def thompson(self) -> bool:
         """Return whether the policy samples Beta posteriors (so propensities can be estimated)."""
         return self.kind == "ts"
@@ -143,7 +159,8 @@ class PolicySpec:
 
 # Options of "name:key=value" that set one float field of the spec.
 _FLOAT_OPTIONS = (
-    "gamma", "epsilon", "prior_a", "prior_b", "prior_strength", "temperature", "decay_strength"
+    "gamma", "epsilon", "prior_a", "prior_b", "temperature", "decay_strength",
+    "personal",
 )  # fmt: skip
 
 
@@ -182,7 +199,15 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
     if key == "prior" and value.partition("/")[0] in PRIOR_KINDS:
         # prior=catalog, prior=affinity/STRENGTH: the service's empirical-Bayes priors.
         kind, _, strength = value.partition("/")
-        return replace(spec, prior_kind=kind, prior_strength=float(strength or 10.0))
+        if strength == "auto":
+            return replace(spec, prior_kind=kind, prior_strength=spec.prior_strength or 10.0,
+                           adaptive_strength=True)  # fmt: skip
+        return replace(spec, prior_kind=kind, prior_strength=float(strength or 10.0),
+                       adaptive_strength=False)  # fmt: skip
+    if key == "prior_strength" and value == "auto":
+        return replace(spec, adaptive_strength=True)
+    if key == "prior_strength":
+        return replace(spec, prior_strength=float(value), adaptive_strength=False)
     if key == "prior":
         a, b = value.split("/")
         return replace(spec, prior_a=float(a), prior_b=float(b), prior_strength=None)
@@ -217,6 +242,8 @@ class Request(NamedTuple):
     raw_unclicked: FloatArray  # (n_items,) the same, not fading
     ages: FloatArray  # (n_items,) steps since the last unclicked impression (inf: none)
     truth: FloatArray  # (n_items,) true click probability of each item for this user now
+    # (n_items,) cosine of the user's taste vector and each item (None: not needed, or unknown)
+    user_affinity: FloatArray | None = None
 
     @property
     def cluster(self) -> int:
@@ -241,11 +268,12 @@ class Policy:
         self.n_items = n_items
         self.k = k
         self.rng = rng
-        self.arms = Arms(0, n_items, spec.prior, refresh_every)
+        self.arms = Arms(0, n_items, spec.prior, refresh_every, spec.adaptive_strength)
         self.learning = True
         # What the last ranked list was served with (the log and the learned decay read it).
         self.last_inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None
         self._last_buckets: IndexArray | None = None
+        self._last_tilt: FloatArray | None = None
         self.fatigue: FatigueLearner | None = None
         if spec.kind == "ts" and spec.decay != "fixed":
             buckets = FatigueBuckets.log_spaced(
@@ -280,6 +308,7 @@ class Policy:
         """Return (alpha, beta, multipliers) this Thompson policy samples for ``request``."""
         alpha, beta = self.posterior(request)
         multipliers = None
+        self._last_tilt = self._tilt(request)
         if self.fatigue is not None:
             # Most items are fresh for any one user: bucket only the others.
             tired = np.flatnonzero(request.raw_unclicked)
@@ -295,7 +324,19 @@ class Policy:
             self._last_buckets = buckets
         elif self.spec.gamma < 1.0:
             multipliers = seen_decay(request.unclicked, self.spec.gamma)
+        if self._last_tilt is not None:
+            multipliers = self._last_tilt if multipliers is None else multipliers * self._last_tilt
         return alpha, beta, multipliers
+
+    def _tilt(self, request: Request) -> FloatArray | None:
+        """Return the personal tilt of the user's scores, or None without one."""
+        affinity = self.arms.affinity
+        if self.spec.personal <= 0.0 or request.user_affinity is None or affinity is None:
+            return None
+        rows, weights = self.rows(request)
+        cluster_affinity = np.asarray(weights) @ affinity[list(rows)]
+        return personal_tilt(request.user_affinity, cluster_affinity, self.arms.slope,
+                             self.spec.personal)  # fmt: skip
 
     def rank(self, request: Request) -> tuple[IndexArray, FloatArray]:
         """Return (items, scores) of the k items served for ``request``, best first."""
@@ -330,9 +371,10 @@ class Policy:
             alpha, beta, _ = self.last_inputs
             at = items[impressions]
             # Expected clicks: the arm's posterior mean when served, before any decay.
-            self.fatigue.update(
-                self._last_buckets[at], clicks[impressions], alpha[at] / (alpha[at] + beta[at])
-            )
+            expected = alpha[at] / (alpha[at] + beta[at])
+            if self._last_tilt is not None:
+                expected = expected * self._last_tilt[at]
+            self.fatigue.update(self._last_buckets[at], clicks[impressions], expected)
         rows, weights = self.rows(request)
         self.arms.update(rows, weights, items, impressions, clicks)
         if self._peer is not None:
