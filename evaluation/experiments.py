@@ -56,7 +56,7 @@ SETTINGS: dict[str, list[tuple[str, str]]] = {
         ("3", "membership=soft:top_m=3"),
         ("5", "membership=soft:top_m=5"),
     ],
-    "k (clusters of a fit)": [("4", "k=4"), ("8", "k=8"), ("16", "k=16")],
+    "k (clusters of a fit)": [("8", "k=8"), ("16", "k=16"), ("32", "k=32")],
     "prior": [("catalog", "prior=catalog/auto"), ("affinity", "prior=affinity/auto")],
     "prior_strength": [("10", "prior_strength=10"), ("30", "prior_strength=30"),
                        ("100", "prior_strength=100"), ("fitted", "prior_strength=auto")],
