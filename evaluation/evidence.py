@@ -25,31 +25,48 @@ REFERENCE_ORDER = ("default", "fixed decay", "service before", "random")
 
 
 def verdicts(rows: list[dict[str, Any]], plan: Plan) -> dict[str, dict[str, Any]]:
-    """Return per setting: the default's value, and its worst loss to an alternative.
+    """Return per setting: the default's value, its worst loss to an alternative, and noise.
 
     A loss is ``1 - default / alternative`` of the mean % of oracle over seeds, per family;
-    the worst one over families and alternatives decides: above LOSS_BAR the default must
-    change (or become adaptive).
+    its noise is the standard error of the same ratio seed by seed (the two ran on the same
+    world and traffic). The worst loss decides: above LOSS_BAR and above two standard errors
+    the default must change (or become adaptive); above LOSS_BAR but within two standard
+    errors, the seeds cannot tell.
     """
     names = policy_names(plan.default_policy)
     means = mean_by(rows, "pct_oracle")
+    per_seed = {(r["family"], r["label"], r["seed"]): float(r["pct_oracle"]) for r in rows}
+    seeds = sorted({r["seed"] for r in rows})
     found: dict[str, dict[str, Any]] = {}
     for setting, values in SETTINGS.items():
         labels = [(value, label_of(plan.default_policy, setting, o, names)) for value, o in values]
         default = next((value for value, label in labels if label == "default"), None)
-        worst: dict[str, Any] = {"loss": -math.inf, "family": "", "value": ""}
+        worst: dict[str, Any] = {"loss": -math.inf, "family": "", "value": "", "noise": 0.0}
+        beyond: dict[str, Any] | None = None
         for family in sorted({r["family"] for r in rows}):
-            scores = {value: means[(family, label)] for value, label in labels}
+            scores = {label: means[(family, label)] for _, label in labels}
             # A setting the default does not use (e.g. soft temperature under hard
             # membership): how far its worst value falls behind its best.
-            own = scores[default] if default is not None else min(scores.values())
-            for value, score in scores.items():
-                if value == default:
+            own = "default" if default is not None else min(scores, key=scores.__getitem__)
+            for value, label in labels:
+                if label == own:
                     continue
-                loss = 1.0 - own / score
+                loss = 1.0 - scores[own] / scores[label]
+                ratios = [per_seed[(family, own, s)] / per_seed[(family, label, s)] for s in seeds]
+                noise = (
+                    float(np.std(ratios, ddof=1) / math.sqrt(len(ratios)))
+                    if len(ratios) > 1
+                    else math.inf
+                )
+                if (
+                    loss > LOSS_BAR
+                    and loss > 2.0 * noise
+                    and (beyond is None or loss > beyond["loss"])
+                ):
+                    beyond = {"loss": loss, "family": family, "value": value, "noise": noise}
                 if loss > worst["loss"]:
-                    worst = {"loss": loss, "family": family, "value": value}
-        found[setting] = {"default": default, "labels": labels, **worst}
+                    worst = {"loss": loss, "family": family, "value": value, "noise": noise}
+        found[setting] = {"default": default, "labels": labels, "beyond": beyond, **worst}
     return found
 
 
@@ -72,9 +89,16 @@ def settings_tables(rows: list[dict[str, Any]], plan: Plan) -> str:
         if verdict["default"] is None:
             out.append(f"\nNot used by the default; its worst value trails its best by up to "
                        f"{100 * loss:.1f}% (in {verdict['family']}).")  # fmt: skip
+        elif verdict["beyond"] is not None:
+            beyond = verdict["beyond"]
+            out.append(f"\n**Change**: the default loses {100 * beyond['loss']:.1f}% (± "
+                       f"{100 * beyond['noise']:.1f}% over seeds) to {beyond['value']} "
+                       f"in {beyond['family']}.")  # fmt: skip
         elif loss > LOSS_BAR:
-            out.append(f"\n**Change**: the default loses {100 * loss:.1f}% to {verdict['value']} "
-                       f"in {verdict['family']}.")  # fmt: skip
+            out.append(f"\nWithin the seeds' noise: its worst loss, {100 * loss:.1f}% to "
+                       f"{verdict['value']} in {verdict['family']}, is under two standard "
+                       f"errors ({100 * verdict['noise']:.1f}% each); no loss above 2% is "
+                       "beyond them.")  # fmt: skip
         else:
             out.append(f"\nHolds: its worst loss is {100 * max(loss, 0.0):.1f}% "
                        f"({verdict['value']} in {verdict['family']}).")  # fmt: skip
