@@ -48,7 +48,7 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
         "kind": "ts",
         "per_cluster": True,
         "gamma": 0.7,
-        "decay": "learned",
+        "decay": "learned-draw",
         "prior_kind": "affinity",
         "prior_strength": 10.0,
         "adaptive_strength": True,
