@@ -82,7 +82,9 @@ def add_commands(commands: Any) -> None:
         "write tables, CSV and plots",
         description="Run the service's defaults (as the simulator models them), each setting's "
         "alternatives and the references on every world family and seed; write results.csv, "
-        "results.json, tables.md (targets, tables per setting, the learned decay) and plots.",
+        "results.json, tables.md (targets, tables per setting, the learned decay) and plots. "
+        "Each finished run is kept in runs.jsonl in the folder; run the same command again "
+        "after an interruption and it resumes.",
     )
     exp.add_argument("--out", type=Path, required=True, help="folder to write")
     exp.add_argument("--families", nargs="+", default=["all"], metavar="FAMILY",
@@ -186,7 +188,8 @@ def run_experiments(args: argparse.Namespace) -> int:
         print(f"banditrec experiments: {exc}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = run_plan(plan, jobs=args.jobs, say=lambda m: print(m, file=sys.stderr))
+    rows = run_plan(plan, jobs=args.jobs, say=lambda m: print(m, file=sys.stderr),
+                    journal=args.out / "runs.jsonl")  # fmt: skip
     write_results(rows, args.out)
     (args.out / "results.json").write_text(json.dumps(rows) + "\n")
     command = "banditrec experiments " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else ""

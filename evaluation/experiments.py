@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import math
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -185,8 +186,17 @@ def trace_metrics(trace: Trace) -> dict[str, float]:
     }
 
 
-def run_plan(plan: Plan, jobs: int = 1, say: Callable[[str], None] = print) -> list[dict[str, Any]]:
-    """Run every (family, seed, policy) of ``plan``; return one row per run."""
+def run_plan(
+    plan: Plan,
+    jobs: int = 1,
+    say: Callable[[str], None] = print,
+    journal: Path | None = None,
+) -> list[dict[str, Any]]:
+    """Run every (family, seed, policy) of ``plan``; return one row per run.
+
+    With a ``journal`` (JSON lines), each finished run is appended to it at once, and runs
+    of this plan already there are not run again: a killed run resumes where it stopped.
+    """
     worlds = plan.worlds()
     names = policy_names(plan.default_policy)
     tasks = [
@@ -195,23 +205,63 @@ def run_plan(plan: Plan, jobs: int = 1, say: Callable[[str], None] = print) -> l
         for seed in plan.seeds
         for label, policy in names.items()
     ]
+    done_before = _journaled(journal, plan)
+    rows = [done_before[key] for key in _task_keys(tasks) if key in done_before]
+    tasks = [task for task, key in zip(tasks, _task_keys(tasks), strict=True)
+             if key not in done_before]  # fmt: skip
     # The slow policies first, so that two workers finish together.
     tasks.sort(key=lambda task: task[3] in ("random", "oracle"))
-    say(f"{len(tasks)} runs: {len(worlds)} families x {len(plan.seeds)} seeds x "
-        f"{len(names)} policies, {plan.steps} lists of {plan.k} each")  # fmt: skip
+    say(f"{len(tasks) + len(rows)} runs: {len(worlds)} families x {len(plan.seeds)} seeds x "
+        f"{len(names)} policies, {plan.steps} lists of {plan.k} each"
+        + (f"; {len(rows)} found in {journal}" if rows else ""))  # fmt: skip
     started = time.perf_counter()
-    rows: list[dict[str, Any]] = []
-    if jobs > 1:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(run_one, *task, plan) for task in tasks]
-            for done, future in enumerate(futures, 1):
-                rows.append(future.result())
+    sink = open(journal, "a") if journal is not None else None  # noqa: SIM115
+    try:
+        if jobs > 1:
+            with ProcessPoolExecutor(max_workers=jobs) as pool:
+                futures = [pool.submit(run_one, *task, plan) for task in tasks]
+                for done, future in enumerate(futures, 1):
+                    rows.append(_journal(sink, future.result(), plan))
+                    _progress(say, done, len(tasks), started)
+        else:
+            for done, task in enumerate(tasks, 1):
+                rows.append(_journal(sink, run_one(*task, plan), plan))
                 _progress(say, done, len(tasks), started)
-    else:
-        for done, task in enumerate(tasks, 1):
-            rows.append(run_one(*task, plan))
-            _progress(say, done, len(tasks), started)
+    finally:
+        if sink is not None:
+            sink.close()
     return with_ratios(rows)
+
+
+def _plan_key(plan: Plan) -> list[Any]:
+    """Return what a journaled run must share with this plan to count for it."""
+    return [plan.steps, plan.k, plan.batch, plan.n_users]
+
+
+def _task_keys(
+    tasks: list[tuple[str, WorldConfig, int, str, str]],
+) -> list[tuple[str, int, str, str]]:
+    return [(family, seed, label, policy) for family, _, seed, label, policy in tasks]
+
+
+def _journaled(journal: Path | None, plan: Plan) -> dict[tuple[str, int, str, str], dict[str, Any]]:
+    """Return the runs of this plan already in the journal, by (family, seed, label, policy)."""
+    if journal is None or not journal.exists():
+        return {}
+    found = {}
+    for line in journal.read_text().splitlines():
+        row = json.loads(line)
+        if row.pop("plan", None) == _plan_key(plan):
+            found[(row["family"], row["seed"], row["label"], row["policy"])] = row
+    return found
+
+
+def _journal(sink: IO[str] | None, row: dict[str, Any], plan: Plan) -> dict[str, Any]:
+    """Append one finished run to the journal (flushed: a kill loses at most the runs going)."""
+    if sink is not None:
+        sink.write(json.dumps({**row, "plan": _plan_key(plan)}) + "\n")
+        sink.flush()
+    return row
 
 
 def _progress(say: Callable[[str], None], done: int, total: int, started: float) -> None:

@@ -13,7 +13,7 @@ from evaluation.arms import Arms
 from evaluation.batched import batch_ends, run_batched
 from evaluation.config import SimConfig
 from evaluation.engine import make_traffic, run_policy
-from evaluation.experiments import SETTINGS, Plan, policy_names
+from evaluation.experiments import SETTINGS, Plan, policy_names, run_plan
 from evaluation.families import FAMILIES, family
 from evaluation.policies import parse_policy
 from evaluation.tastes import Tastes
@@ -130,3 +130,25 @@ def test_plan_rejects_bad_sizes() -> None:
         Plan(steps=0)
     with pytest.raises(ValueError, match="seeds"):
         Plan(seeds=())
+
+
+def test_a_journaled_plan_resumes_without_running_again(tmp_path) -> None:
+    plan = Plan(families=("default",), seeds=(0,), steps=20, n_users=30)
+    journal = tmp_path / "runs.jsonl"
+    said: list[str] = []
+    first = run_plan(plan, journal=journal, say=said.append)
+    assert len(journal.read_text().splitlines()) == len(first)
+    # A killed run left half of its runs behind: the rest run, the first half are read back.
+    lines = journal.read_text().splitlines()
+    journal.write_text("\n".join(lines[: len(lines) // 2]) + "\n")
+    said.clear()
+    again = run_plan(plan, journal=journal, say=said.append)
+    assert f"; {len(lines) // 2} found in {journal}" in said[0]
+    assert sorted(row["label"] for row in again) == sorted(row["label"] for row in first)
+    by_label = {row["label"]: row["pct_oracle"] for row in first}
+    assert all(row["pct_oracle"] == by_label[row["label"]] for row in again)
+    # Another plan's runs are not taken for this one's.
+    said.clear()
+    run_plan(Plan(families=("default",), seeds=(0,), steps=21, n_users=30), journal=journal,
+             say=said.append)  # fmt: skip
+    assert "found in" not in said[0]
