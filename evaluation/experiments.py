@@ -43,6 +43,8 @@ REFERENCES = {
     # The service's defaults before issue 13: that, with soft membership.
     "service before": "cluster-ts-decay:membership=soft",
 }
+# The default again on another random stream: how far chance alone moves a result.
+REPLICA = "default, other stream"
 # Per setting of the service (service/config.py names), its values as policy options
 # added to DEFAULT_POLICY; the value whose policy equals the default is the default.
 SETTINGS: dict[str, list[tuple[str, str]]] = {
@@ -136,7 +138,8 @@ def policy_names(default_policy: str) -> dict[str, str]:
 
     Labels are "default", the reference names, and "setting=value" for the variants.
     """
-    names = {"default": default_policy, **REFERENCES}
+    names = {"default": default_policy, REPLICA: with_options(default_policy, "stream=1"),
+             **REFERENCES}  # fmt: skip
     specs = {label: parse_policy(name) for label, name in names.items()}
     for setting, values in SETTINGS.items():
         for value, options in values:

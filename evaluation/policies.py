@@ -95,6 +95,9 @@ class PolicySpec:
     # Share of the affinity prior's slope applied to the user's own taste: scores x
     # exp(personal * slope * (cos(user, item) - cos(cluster centre, item))).
     personal: float = 0.0
+    # Only the random stream differs between two policies that differ only here: the same
+    # policy run twice, to see how far chance alone moves a result.
+    stream: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -170,15 +173,16 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
 
     Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
     learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
-    soft), temperature, top_m, k (clusters).
+    soft), temperature, top_m, k (clusters), personal, stream (another random stream).
 
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
     ... # doctest: +NORMALIZE_WHITESPACE
     PolicySpec(name='cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4', kind='ts',
                per_cluster=True, gamma=0.3, decay='fixed', half_life=4000.0,
                decay_strength=100.0, epsilon=0.1, prior_a=1.0, prior_b=20.0,
-               prior_strength=None, prior_kind='catalog', membership='soft',
-               temperature=0.1, top_m=3, n_clusters=4)
+               prior_strength=None, prior_kind='catalog', adaptive_strength=False,
+               membership='soft', temperature=0.1, top_m=3, n_clusters=4, personal=0.0,
+               stream=0)
     """
     base, *overrides = text.strip().split(":")
     if base not in BASE_POLICIES:
@@ -230,6 +234,8 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
         return replace(spec, top_m=int(value))
     if key == "k":
         return replace(spec, n_clusters=int(value))
+    if key == "stream":
+        return replace(spec, stream=int(value))
     raise ValueError(f"unknown policy option {key!r} in {text!r}")
 
 
