@@ -151,7 +151,7 @@ def target_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                       "met": share >= TARGETS["oracle_default_world"]})  # fmt: skip
     for family in worlds:
         labels = {label for f, label in means if f == family}
-        tuned = [label for label in labels if label not in ("oracle", "random")]
+        tuned = [label for label in labels if label not in ("oracle", "random", REPLICA)]
         best = max(tuned, key=lambda label: means[(family, label)])
         versus_best = means[(family, "default")] / means[(family, best)]
         found += [
