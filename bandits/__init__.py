@@ -1,7 +1,15 @@
-"""Pure-numpy bandit maths: Beta posteriors per arm, Thompson sampling, seen-decay multipliers."""
+"""Pure-numpy bandit maths: Beta posteriors, Thompson sampling, seen decay, fixed or learned."""
 
+from bandits.affinity import affinity_params, fit_affinity_slope, personal_tilt
 from bandits.conditional_propensity import conditional_inclusion
 from bandits.discount import Discount
+from bandits.fatigue import (
+    DecayPosterior,
+    FatigueBuckets,
+    FatigueLearner,
+    decay_posterior,
+    decay_prior,
+)
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
@@ -11,6 +19,7 @@ from bandits.prior import (
     conversion_rate,
     effective_impressions,
     empirical_params,
+    fit_prior_strength,
     shrunk_priors,
 )
 from bandits.propensity import inclusion_probabilities, inclusion_shares
@@ -18,21 +27,30 @@ from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
+    "DecayPosterior",
     "Discount",
+    "FatigueBuckets",
+    "FatigueLearner",
     "Prior",
+    "affinity_params",
     "beta_interval",
     "beta_mean",
     "beta_params",
     "catalog_prior",
     "conditional_inclusion",
     "conversion_rate",
+    "decay_posterior",
+    "decay_prior",
     "decayed_counts",
     "effective_impressions",
     "empirical_params",
     "fill_quotas",
+    "fit_affinity_slope",
+    "fit_prior_strength",
     "inclusion_probabilities",
     "inclusion_shares",
     "mix_posteriors",
+    "personal_tilt",
     "rank",
     "rank_with_quotas",
     "sample_scores",

@@ -12,6 +12,7 @@ from bandits.posterior import beta_params
 from bandits.validation import nonnegative, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
+PRIOR_KINDS = ("catalog", "affinity", "flat")
 
 
 def catalog_prior(
@@ -107,12 +108,14 @@ def empirical_params(
     clicks: npt.ArrayLike,
     strength: float,
     catalog: tuple[float, float] | None = None,
+    cluster_strength: float | None = None,
 ) -> tuple[FloatArray, FloatArray]:
     """Return (alpha, beta) for (rows, n) counts whose last row is the global arm.
 
     The global row starts from the catalog prior (``catalog``, or the pooled CTR of the
     global row worth ``strength`` impressions); each other row starts from the item's
-    global posterior scaled down to ``strength`` (:func:`shrunk_priors`).
+    global posterior scaled down to ``cluster_strength`` (default ``strength``;
+    :func:`shrunk_priors`).
 
     >>> alpha, beta = empirical_params([[0, 10], [100, 10]], [[0, 5], [10, 5]], 10.0)
     >>> alpha.round(2).tolist(), beta.round(2).tolist()
@@ -124,7 +127,8 @@ def empirical_params(
     if impressions_.ndim != 2 or impressions_.shape[0] < 1:
         raise ValueError(f"counts must be 2-D (rows, arms), got shape {impressions_.shape}")
     a0, b0 = catalog or catalog_prior(impressions_[-1], clicks_[-1], strength)
-    item_a, item_b = shrunk_priors(impressions_[-1], clicks_[-1], a0, b0, strength)
+    arm_strength = strength if cluster_strength is None else cluster_strength
+    item_a, item_b = shrunk_priors(impressions_[-1], clicks_[-1], a0, b0, arm_strength)
     misses = np.maximum(impressions_ - clicks_, 0.0)
     alpha = np.empty_like(impressions_)
     beta = np.empty_like(impressions_)
@@ -145,17 +149,27 @@ class Prior:
            [6.]]))
     """
 
-    kind: str = "catalog"  # "catalog": empirical Bayes; "flat": Beta(a, b) everywhere
+    # "catalog": empirical Bayes; "affinity": the same, cluster arms tilted by the item's
+    # affinity to the cluster (bandits.affinity); "flat": Beta(a, b) everywhere.
+    kind: str = "catalog"
     a: float = 1.0
     b: float = 1.0
     strength: float = 10.0
+    # What a cluster arm's prior is worth, if not ``strength`` (e.g. fitted by
+    # fit_prior_strength); the catalog prior of the global arms keeps ``strength``.
+    cluster_strength: float | None = None
 
     def __post_init__(self) -> None:
-        if self.kind not in ("catalog", "flat"):
-            raise ValueError(f"kind must be 'catalog' or 'flat', got {self.kind!r}")
+        if self.kind not in PRIOR_KINDS:
+            raise ValueError(f"kind must be one of {PRIOR_KINDS}, got {self.kind!r}")
         for name in ("a", "b", "strength"):
             if not real_scalar(name, getattr(self, name)) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if (
+            self.cluster_strength is not None
+            and not real_scalar("cluster_strength", self.cluster_strength) > 0
+        ):
+            raise ValueError(f"cluster_strength must be > 0, got {self.cluster_strength!r}")
 
     def catalog(
         self, global_impressions: npt.ArrayLike, global_clicks: npt.ArrayLike
@@ -170,17 +184,73 @@ class Prior:
         impressions: npt.ArrayLike,
         clicks: npt.ArrayLike,
         catalog: tuple[float, float] | None = None,
+        affinity: npt.ArrayLike | None = None,
+        slope: float = 0.0,
     ) -> tuple[FloatArray, FloatArray]:
         """Return (alpha, beta) for (rows, n) counts in events, the global arm last.
 
         Flat: Beta(a + clicks, b + misses) everywhere. Catalog: the global row starts from
         the catalog prior (``catalog``, or the pooled CTR of the global row); each cluster
         row from the item's global posterior scaled down to ``strength`` pseudo-impressions,
-        so new clusters and new items are tried, not flooded.
+        so new clusters and new items are tried, not flooded. Affinity: as catalog, with
+        each cluster row's start tilted by ``slope`` times the (clusters, n) ``affinity``
+        (:func:`bandits.affinity.affinity_params`); without ``affinity``, as catalog.
         """
         if self.kind == "flat":
             return beta_params(impressions, clicks, self.a, self.b)
-        return empirical_params(impressions, clicks, self.strength, catalog)
+        if self.kind == "affinity" and affinity is not None:
+            # Imported here: bandits.affinity builds on this module's catalog prior.
+            from bandits.affinity import affinity_params
+
+            return affinity_params(
+                impressions, clicks, affinity, self.strength, slope, catalog, self.cluster_strength
+            )
+        return empirical_params(impressions, clicks, self.strength, catalog, self.cluster_strength)
+
+
+def fit_prior_strength(
+    impressions: npt.ArrayLike,
+    clicks: npt.ArrayLike,
+    prior_mean: npt.ArrayLike,
+    low: float = 1.0,
+    high: float = 1000.0,
+) -> float:
+    """Return the strength S at which Beta(m S, (1 - m) S) priors spread as the arms do.
+
+    Empirical Bayes by moments: per arm the observed CTR ``y = clicks / impressions`` varies
+    around its prior mean ``m`` by the prior's spread ``tau2`` plus binomial noise, so
+    ``tau2 = (sum n (y - m)^2 - sum m (1 - m)) / sum n`` over arms with impressions, and a
+    Beta prior of mean m spreads by ``m (1 - m) / (S + 1)``. Arms that stray far from their
+    priors get a weak one; arms the prior predicts well, a strong one. Clipped to
+    [``low``, ``high``]; without evidence of any spread, ``high``.
+
+    >>> rng = np.random.default_rng(0)
+    >>> m = np.full(4000, 0.05)
+    >>> p = rng.beta(m * 50, (1 - m) * 50)
+    >>> n = np.full(4000, 400.0)
+    >>> round(fit_prior_strength(n, rng.binomial(400, p), m), -1)
+    50.0
+    """
+    impressions_ = nonnegative("impressions", impressions)
+    clicks_ = nonnegative("clicks", clicks)
+    same_shape(("impressions", "clicks"), impressions_, clicks_)
+    mean = nonnegative("prior_mean", prior_mean)
+    same_shape(("impressions", "prior_mean"), impressions_, mean)
+    low_, high_ = real_scalar("low", low), real_scalar("high", high)
+    if not 0.0 < low_ <= high_:
+        raise ValueError(f"need 0 < low <= high, got low={low!r}, high={high!r}")
+    shown = impressions_ > 0
+    n = impressions_[shown]
+    if n.size == 0:
+        return high_
+    y = np.minimum(clicks_[shown], n) / n
+    m = np.clip(mean[shown], 1e-9, 1.0 - 1e-9)
+    binomial = m * (1.0 - m)
+    spread = (float((n * (y - m) ** 2).sum()) - float(binomial.sum())) / float(n.sum())
+    if spread <= 0.0:
+        return high_
+    typical = float((n * binomial).sum()) / float(n.sum())
+    return float(np.clip(typical / spread - 1.0, low_, high_))
 
 
 def conversion_rate(

@@ -1,7 +1,7 @@
 """The `banditrec` command: `serve` runs the API (with an embedded Redis if needed);
 `export` and `import` back up, move or seed its state (see docs/state-format.md);
 `import-events` counts a platform's past events (see docs/import-events.md);
-`simulate` and `evaluate` prove that it learns (see docs/evaluation.md)."""
+`simulate`, `evaluate` and `experiments` prove that it learns (see docs/evaluation.md)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import Any
 from service.cli import add_commands as add_service_commands
 
 # The runtime (the Docker image) ships without evaluation/: these then explain what is missing.
-_EVALUATION_COMMANDS = ("simulate", "evaluate")
+_EVALUATION_COMMANDS = ("simulate", "evaluate", "experiments")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

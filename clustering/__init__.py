@@ -3,7 +3,7 @@
 from clustering.assign import assign_hard, assign_soft
 from clustering.kmeans import KMeans
 from clustering.metrics import adjusted_rand_index, cluster_sizes
-from clustering.similar import most_similar
+from clustering.similar import cluster_affinity, most_similar
 from clustering.vectors import normalize_rows, user_vector
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "adjusted_rand_index",
     "assign_hard",
     "assign_soft",
+    "cluster_affinity",
     "cluster_sizes",
     "most_similar",
     "normalize_rows",

@@ -63,3 +63,27 @@ def _most_similar(
         keep = np.arange(similarity.size)
     result: IndexArray = keep[np.lexsort((keep, -similarity[keep]))]
     return result
+
+
+def cluster_affinity(centers: npt.ArrayLike, embeddings: npt.ArrayLike) -> FloatArray:
+    """Return the (k, n) cosine of each cluster centre and each item embedding.
+
+    An item with a zero embedding (none known) gets NaN: it has no affinity to any cluster,
+    and :func:`bandits.affinity.affinity_params` starts its arms at the catalog prior.
+
+    >>> cluster_affinity([[1.0, 0.0], [0.0, 2.0]], [[3.0, 4.0], [0.0, 0.0]]).tolist()
+    [[0.6, nan], [0.8, nan]]
+    """
+    centers_ = finite_matrix("centers", centers)
+    items = finite_matrix("embeddings", embeddings)
+    if centers_.shape[1] != items.shape[1]:
+        raise ValueError(
+            f"centers and embeddings must have the same dimension; "
+            f"got {centers_.shape[1]} and {items.shape[1]}"
+        )
+    item_norms = np.linalg.norm(items, axis=1)
+    center_norms = np.linalg.norm(centers_, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cosine: FloatArray = (centers_ @ items.T) / np.outer(center_norms, item_norms)
+    cosine[:, item_norms == 0.0] = np.nan
+    return np.clip(cosine, -1.0, 1.0)

@@ -36,6 +36,9 @@ class SimConfig:
     # Metrics rows in the CSV: one per `window` steps.
     window: int = 500
     mabwiser_batch: int = 100
+    # Steps between recomputations of the priors (catalog, affinity), as the service
+    # recomputes them at each snapshot refresh; counts themselves count at once.
+    snapshot_every: int = 1
     # Write NDJSON logs (with Monte-Carlo propensities) for this Thompson policy.
     log_policy: str | None = None
     propensity_draws: int = 100
@@ -55,6 +58,7 @@ class SimConfig:
         for name in ("impressions", "k", "n_clusters", "first_refit", "history_n", "window"):
             positive_int(name, getattr(self, name))
         positive_int("mabwiser_batch", self.mabwiser_batch)
+        positive_int("snapshot_every", self.snapshot_every)
         positive_int("propensity_draws", self.propensity_draws)
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {self.seed!r}")

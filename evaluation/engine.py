@@ -12,9 +12,12 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import inclusion_probabilities
+from bandits import FatigueLearner, inclusion_probabilities
+from clustering import cluster_affinity, normalize_rows
+from evaluation.arms import Arms
 from evaluation.config import SimConfig
-from evaluation.policies import Arms, Policy, PolicySpec, Request, parse_policy
+from evaluation.policies import Policy, PolicySpec, Request, parse_policy
+from evaluation.seen import SeenState
 from evaluation.tastes import Tastes
 from evaluation.world import World
 
@@ -50,6 +53,8 @@ class Trace:
     # The policy's posterior counts at the end, and the clustering generation they belong to.
     arms: Arms | None = None
     gen: int = 0
+    # A learned seen decay's evidence at the end.
+    fatigue: FatigueLearner | None = None
 
     @classmethod
     def blank(cls, name: str, groups: IndexArray, n: int, k: int) -> Trace:
@@ -165,42 +170,61 @@ def run_policy(
     """
     start = time.perf_counter()
     n, k = traffic.click_draws.shape
-    policy = Policy(spec, world.n_items, k, policy_rng(config, spec.name, 7), config.mabwiser_batch)
+    policy = Policy(
+        spec, world.n_items, k, policy_rng(config, spec.name, 7), config.mabwiser_batch,
+        visit_gap=float(world.n_users), refresh_every=config.snapshot_every,
+    )  # fmt: skip
     cluster_rng = policy_rng(config, spec.name, 2)
     propensity_rng = policy_rng(config, spec.name, 3)
     groups_known = world.group_of_user if config.true_clusters else None
-    tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user)
+    soft = (spec.temperature, spec.top_m) if spec.membership == "soft" else None
+    tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user, soft)
     tastes.read_before(world.prior_history)
+    n_clusters = spec.n_clusters or config.n_clusters
     if spec.per_cluster and config.true_clusters:
-        policy.new_generation(world.config.n_groups)
+        policy.new_generation(world.config.n_groups, affinity_for(spec, world, tastes, True))
     if arms is not None:
         policy.arms = arms
     policy.learning = learn
     refits = set(config.refit_steps()) if spec.per_cluster and groups_known is None else set()
     trace = Trace.blank(spec.name, world.group_of_user[traffic.users], n, k)
     reactions = Reactions(world, config, traffic)
+    seen_state = SeenState(world.n_users, world.n_items, spec.half_life) if spec.decays else None
+    # Policies without seen decay read nothing of it.
+    unseen, never = np.zeros(world.n_items), np.full(world.n_items, np.inf)
     for t in range(n):
         if t in refits:
-            info = tastes.refit(config.n_clusters, cluster_rng, t)
+            info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)
-                policy.new_generation(config.n_clusters)
-        user, group, seen_counts, truth = reactions.arrive(t)
+                policy.new_generation(n_clusters, affinity_for(spec, world, tastes, False))
+        user, group, _, truth = reactions.arrive(t)
+        clusters: tuple[int, ...]
+        weights: tuple[float, ...]
         if groups_known is not None:
-            cluster = group
+            clusters, weights = (group,), (1.0,)
         elif spec.per_cluster:
-            cluster = tastes.cluster(user)
+            clusters, weights = tastes.membership(user)
         else:
-            cluster = 0
-        request = Request(user, cluster, seen_counts, truth)
+            clusters, weights = (0,), (1.0,)
+        user_affinity = None
+        if spec.personal > 0.0 and tastes.unit_centers is not None:
+            user_affinity = world.embeddings @ normalize_rows(tastes.sums[user][None, :])[0]
+        if seen_state is not None:
+            view = seen_state.view(user, t)
+            request = Request(user, clusters, weights, *view, truth, user_affinity)
+        else:
+            request = Request(user, clusters, weights, unseen, unseen, never, truth, user_affinity)
         items, scores = policy.rank(request)
         seen, click = reactions.react(t, truth, items)
-        # The log reads the fatigue counts as the policy saw them, so write it first.
+        # The log reads the seen counts as the policy saw them, so write it first.
         if log_sink is not None:
             _write_log(log_sink, policy, request, items, scores, seen, click, t, tastes.gen,
                        config.propensity_draws, propensity_rng)  # fmt: skip
         reactions.record(trace, t, group, truth, items, seen, click)
-        policy.learn(cluster, items, seen, click)
+        if seen_state is not None:
+            seen_state.record(user, t, items, seen, click)
+        policy.learn(request, items, seen, click)
         if click.any() and spec.per_cluster and groups_known is None:
             tastes.clicked(user, items[click])
         if on_steps is not None and (t + 1) % _PROGRESS_EVERY == 0:
@@ -208,8 +232,25 @@ def run_policy(
     if on_steps is not None and n % _PROGRESS_EVERY:
         on_steps(n % _PROGRESS_EVERY)
     trace.seconds = time.perf_counter() - start
-    trace.arms, trace.gen = policy.arms, tastes.gen
+    trace.arms, trace.gen, trace.fatigue = policy.arms, tastes.gen, policy.fatigue
     return trace
+
+
+def affinity_for(
+    spec: PolicySpec, world: World, tastes: Tastes, true_groups: bool
+) -> FloatArray | None:
+    """Return the (clusters, items) affinity the policy's prior reads, or None if it reads none."""
+    if spec.prior_kind != "affinity" or spec.prior_strength is None:
+        return None
+    if true_groups:
+        # The latent groups as clusters: each one's centre is its users' mean taste vector.
+        groups = world.group_of_user
+        centres = np.stack(
+            [tastes.sums[groups == g].sum(axis=0) for g in range(world.config.n_groups)]
+        )
+        return cluster_affinity(normalize_rows(centres), world.embeddings)
+    assert tastes.unit_centers is not None
+    return cluster_affinity(tastes.unit_centers, world.embeddings)
 
 
 def run_named(
@@ -240,7 +281,8 @@ def _write_log(
     n_draws: int,
     rng: np.random.Generator,
 ) -> None:
-    alpha, beta, multipliers = policy.ts_inputs(request)
+    assert policy.last_inputs is not None
+    alpha, beta, multipliers = policy.last_inputs
     propensity = inclusion_probabilities(alpha, beta, items.size, rng, n_draws, items, multipliers)
     record = {
         "rec_id": f"sim-{step:09d}",

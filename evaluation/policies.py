@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
@@ -9,14 +10,28 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import Prior, rank, seen_decay, top_k
+from bandits import FatigueBuckets, FatigueLearner, Prior, personal_tilt, rank, seen_decay, top_k
 from bandits.validation import real_scalar
+from evaluation.arms import Arms
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 
 KINDS = ("random", "popular", "egreedy", "ts", "mabwiser", "oracle")
+# fixed: gamma ** (unclicked count fading with half_life); learned: the curve learned from
+# the policy's own impressions (bandits.fatigue), served as its posterior mean or as one
+# Thompson draw per list (learned-draw).
+DECAYS = ("fixed", "learned", "learned-draw")
+MEMBERSHIPS = ("hard", "soft")
+PRIOR_KINDS = ("catalog", "affinity")
+# The fixed decay's half-life in steps: the service's is one fixed number (24 h) whatever
+# its users do; this is the default world's, so there the fixed decay is exactly right.
+SERVICE_HALF_LIFE_STEPS = 4000.0
+# The learned decay's age bands, in mean steps between two visits of one user (n_users):
+# a quarter visit to 8 visits, doubling.
+AGE_BANDS_FIRST, AGE_BANDS_FACTOR, AGE_BANDS_COUNT = 0.25, 2.0, 6
+MAX_UNCLICKED = 4
 
 # Named policies; "name:key=value:key=value" overrides a field, e.g. "cluster-ts-decay:gamma=0.3".
 BASE_POLICIES: dict[str, dict[str, Any]] = {
@@ -28,10 +43,22 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
     "global-ts": {"kind": "ts", "prior_strength": 10.0},
     "cluster-ts": {"kind": "ts", "per_cluster": True, "prior_strength": 10.0},
     "cluster-ts-decay": {"kind": "ts", "per_cluster": True, "gamma": 0.7, "prior_strength": 10.0},
+    # What issue 13's evidence chose (docs/evaluation.md, "Defaults across worlds").
+    "cluster-ts-learned": {
+        "kind": "ts",
+        "per_cluster": True,
+        "gamma": 0.7,
+        "decay": "learned-draw",
+        "prior_kind": "affinity",
+        "prior_strength": 10.0,
+        "adaptive_strength": True,
+        "personal": 0.5,
+        "n_clusters": 16,
+    },
     "mabwiser-ts": {"kind": "mabwiser"},
     "oracle": {"kind": "oracle"},
 }
-DEFAULT_POLICIES = tuple(BASE_POLICIES)
+DEFAULT_POLICIES = tuple(name for name in BASE_POLICIES if name != "cluster-ts-learned")
 # Greedy scores are posterior means; this jitter only breaks exact ties at random.
 _TIE_JITTER = 1e-12
 
@@ -43,19 +70,46 @@ class PolicySpec:
     name: str
     kind: str
     per_cluster: bool = False
+    # Seen decay: gamma 1 with the fixed decay is no decay; with a learned decay, gamma and
+    # half_life are its prior curve, worth decay_strength impressions per bucket.
     gamma: float = 1.0
+    decay: str = "fixed"
+    half_life: float = SERVICE_HALF_LIFE_STEPS
+    decay_strength: float = 100.0
     epsilon: float = 0.1
     prior_a: float = 1.0
     prior_b: float = 1.0
     # None: flat Beta(prior_a, prior_b). A number: the service's catalog prior worth that
-    # many impressions, with cluster arms starting from the item's global posterior.
+    # many impressions, with cluster arms starting from the item's global posterior
+    # (prior_kind "affinity": tilted by the item's closeness to the cluster centre).
     prior_strength: float | None = None
+    prior_kind: str = "catalog"
+    # Affinity prior: cluster arms' strength fitted to how far the arms stray from their
+    # priors (bandits.fit_prior_strength), prior_strength until there is evidence.
+    adaptive_strength: bool = False
+    membership: str = "hard"
+    temperature: float = 0.1
+    top_m: int = 3
+    # Clusters of k-means (None: the run's n_clusters).
+    n_clusters: int | None = None
+    # Share of the affinity prior's slope applied to the user's own taste: scores x
+    # exp(personal * slope * (cos(user, item) - cos(cluster centre, item))).
+    personal: float = 0.0
+    # Only the random stream differs between two policies that differ only here: the same
+    # policy run twice, to see how far chance alone moves a result.
+    stream: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if not 0.0 < real_scalar("gamma", self.gamma) <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        if self.decay not in DECAYS:
+            raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
+        if not (isinstance(self.half_life, float) and self.half_life > 0.0):
+            raise ValueError(f"half_life must be > 0 or inf, got {self.half_life!r}")
+        if not real_scalar("decay_strength", self.decay_strength) > 0.0:
+            raise ValueError(f"decay_strength must be > 0, got {self.decay_strength!r}")
         if not 0.0 <= real_scalar("epsilon", self.epsilon) <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
         for name in ("prior_a", "prior_b"):
@@ -66,27 +120,69 @@ class PolicySpec:
             and real_scalar("prior_strength", self.prior_strength) <= 0.0
         ):
             raise ValueError(f"prior_strength must be > 0, got {self.prior_strength!r}")
+        if self.prior_kind not in PRIOR_KINDS:
+            raise ValueError(f"prior kind must be one of {PRIOR_KINDS}, got {self.prior_kind!r}")
+        if self.membership not in MEMBERSHIPS:
+            raise ValueError(f"membership must be one of {MEMBERSHIPS}, got {self.membership!r}")
+        if not real_scalar("temperature", self.temperature) > 0.0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature!r}")
+        if isinstance(self.top_m, bool) or not isinstance(self.top_m, int) or self.top_m < 1:
+            raise ValueError(f"top_m must be an integer >= 1, got {self.top_m!r}")
+        if self.n_clusters is not None and (
+            isinstance(self.n_clusters, bool)
+            or not isinstance(self.n_clusters, int)
+            or self.n_clusters < 1
+        ):
+            raise ValueError(f"n_clusters must be an integer >= 1, got {self.n_clusters!r}")
 
     @property
     def prior(self) -> Prior:
         """Return the arms' prior, as the service would build it from these settings."""
         if self.prior_strength is None:
             return Prior("flat", self.prior_a, self.prior_b)
-        return Prior("catalog", strength=self.prior_strength)
+        return Prior(self.prior_kind, strength=self.prior_strength)
+
+    @property
+    def prior_label(self) -> str:
+        """Return the prior as the ``prior=`` option spells it."""
+        if self.prior_strength is None:
+            return f"{self.prior_a:g}/{self.prior_b:g}"
+        auto = " (auto)" if self.adaptive_strength else ""
+        return f"{self.prior_kind}/{self.prior_strength:g}{auto}"
 
     @property
     def thompson(self) -> bool:
         """Return whether the policy samples Beta posteriors (so propensities can be estimated)."""
         return self.kind == "ts"
 
+    @property
+    def decays(self) -> bool:
+        """Return whether the policy applies any seen decay."""
+        return self.kind == "ts" and (self.decay != "fixed" or self.gamma < 1.0)
+
+
+# Options of "name:key=value" that set one float field of the spec.
+_FLOAT_OPTIONS = (
+    "gamma", "epsilon", "prior_a", "prior_b", "temperature", "decay_strength",
+    "personal",
+)  # fmt: skip
+
 
 def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
     """Return the spec named by ``text``: a base name, then optional ``:key=value`` overrides.
 
-    >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20")
+    Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
+    learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
+    soft), temperature, top_m, k (clusters), personal, stream (another random stream).
+
+    >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
     ... # doctest: +NORMALIZE_WHITESPACE
-    PolicySpec(name='cluster-ts-decay:gamma=0.3:prior=1/20', kind='ts', per_cluster=True,
-               gamma=0.3, epsilon=0.1, prior_a=1.0, prior_b=20.0, prior_strength=None)
+    PolicySpec(name='cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4', kind='ts',
+               per_cluster=True, gamma=0.3, decay='fixed', half_life=4000.0,
+               decay_strength=100.0, epsilon=0.1, prior_a=1.0, prior_b=20.0,
+               prior_strength=None, prior_kind='catalog', adaptive_strength=False,
+               membership='soft', temperature=0.1, top_m=3, n_clusters=4, personal=0.0,
+               stream=0)
     """
     base, *overrides = text.strip().split(":")
     if base not in BASE_POLICIES:
@@ -97,112 +193,164 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
         if not sep:
             raise ValueError(f"policy option must be key=value, got {override!r} in {text!r}")
         try:
-            if key == "prior" and value.startswith("catalog"):
-                # prior=catalog or prior=catalog/STRENGTH: the service's default prior.
-                _, _, strength = value.partition("/")
-                spec = replace(spec, prior_strength=float(strength or 10.0))
-            elif key == "prior":
-                a, b = value.split("/")
-                spec = replace(spec, prior_a=float(a), prior_b=float(b), prior_strength=None)
-            elif key in ("gamma", "epsilon", "prior_a", "prior_b"):
-                fields: dict[str, Any] = {key: float(value)}
-                spec = replace(spec, **fields)
-            else:
-                raise ValueError(f"unknown policy option {key!r} in {text!r}")
+            spec = _with_option(spec, key, value, text)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"bad policy option {override!r} in {text!r}: {exc}") from exc
     return spec
 
 
+def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpec:
+    """Return ``spec`` with one ``key=value`` option applied."""
+    if key == "prior" and value.partition("/")[0] in PRIOR_KINDS:
+        # prior=catalog, prior=affinity/STRENGTH: the service's empirical-Bayes priors.
+        kind, _, strength = value.partition("/")
+        if strength == "auto":
+            return replace(spec, prior_kind=kind, prior_strength=spec.prior_strength or 10.0,
+                           adaptive_strength=True)  # fmt: skip
+        return replace(spec, prior_kind=kind, prior_strength=float(strength or 10.0),
+                       adaptive_strength=False)  # fmt: skip
+    if key == "prior_strength" and value == "auto":
+        return replace(spec, adaptive_strength=True)
+    if key == "prior_strength":
+        return replace(spec, prior_strength=float(value), adaptive_strength=False)
+    if key == "prior":
+        a, b = value.split("/")
+        return replace(spec, prior_a=float(a), prior_b=float(b), prior_strength=None)
+    if key in _FLOAT_OPTIONS:
+        fields: dict[str, Any] = {key: float(value)}
+        return replace(spec, **fields)
+    if key == "decay":
+        # "none" is the fixed decay with gamma 1.
+        return (
+            replace(spec, gamma=1.0, decay="fixed")
+            if value == "none"
+            else replace(spec, decay=value)
+        )
+    if key == "half_life":
+        return replace(spec, half_life=math.inf if value == "inf" else float(value))
+    if key == "membership":
+        return replace(spec, membership=value)
+    if key == "top_m":
+        return replace(spec, top_m=int(value))
+    if key == "k":
+        return replace(spec, n_clusters=int(value))
+    if key == "stream":
+        return replace(spec, stream=int(value))
+    raise ValueError(f"unknown policy option {key!r} in {text!r}")
+
+
 class Request(NamedTuple):
-    """One arrival: the user, their cluster, unclicked counts and (for the oracle) the truth."""
+    """One arrival: the user, their clusters, seen state and (for the oracle) the truth."""
 
     user: int
-    cluster: int
-    unclicked: FloatArray  # (n_items,) fading count of impressions without a click, per item
+    clusters: tuple[int, ...]  # the user's clusters, heaviest first (one when hard)
+    weights: tuple[float, ...]  # their membership weights, summing to 1
+    unclicked: FloatArray  # (n_items,) impressions without a click, fading with the half-life
+    raw_unclicked: FloatArray  # (n_items,) the same, not fading
+    ages: FloatArray  # (n_items,) steps since the last unclicked impression (inf: none)
     truth: FloatArray  # (n_items,) true click probability of each item for this user now
+    # (n_items,) cosine of the user's taste vector and each item (None: not needed, or unknown)
+    user_affinity: FloatArray | None = None
 
-
-class Arms:
-    """Beta posteriors per (cluster, item) and a global row (the last), as the service keeps."""
-
-    def __init__(self, n_clusters: int, n_items: int, prior: Prior) -> None:
-        self.prior = prior
-        self.impressions = np.zeros((n_clusters + 1, n_items))
-        self.clicks = np.zeros((n_clusters + 1, n_items))
-        self.alpha, self.beta = prior.params(self.impressions, self.clicks)
-
-    @staticmethod
-    def params_for(
-        spec: PolicySpec, impressions: FloatArray, clicks: FloatArray
-    ) -> tuple[FloatArray, FloatArray]:
-        """Return the (alpha, beta) a policy with this spec samples from these counts."""
-        return spec.prior.params(impressions, clicks)
-
-    def new_generation(self, n_clusters: int) -> None:
-        """Start fresh per-cluster arms (a new clustering); the global row keeps its counts."""
-        n_items = self.impressions.shape[1]
-        impressions = np.zeros((n_clusters + 1, n_items))
-        clicks = np.zeros((n_clusters + 1, n_items))
-        impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
-        self.impressions, self.clicks = impressions, clicks
-        self.alpha, self.beta = self.prior.params(impressions, clicks)
-
-    def update(
-        self, row: int, items: IndexArray, impressions: BoolArray, clicks: BoolArray
-    ) -> None:
-        """Count the impressions and clicks of one served list in ``row`` and the global row."""
-        seen, clicked = items[impressions], items[clicks & impressions]
-        unclicked = items[impressions & ~clicks]
-        for r in {row % self.alpha.shape[0], self.alpha.shape[0] - 1}:
-            self.impressions[r, seen] += 1.0
-            self.clicks[r, clicked] += 1.0
-            if self.prior.kind == "flat":
-                self.alpha[r, clicked] += 1.0
-                self.beta[r, unclicked] += 1.0
-        if self.prior.kind != "flat":
-            # Every arm's prior moves with the global counts: recompute, as the service does.
-            self.alpha, self.beta = self.prior.params(self.impressions, self.clicks)
+    @property
+    def cluster(self) -> int:
+        """Return the user's heaviest cluster."""
+        return self.clusters[0]
 
 
 class Policy:
     """A policy's state and its rank/learn steps; one object per simulated run."""
 
     def __init__(
-        self, spec: PolicySpec, n_items: int, k: int, rng: np.random.Generator, batch: int = 100
+        self,
+        spec: PolicySpec,
+        n_items: int,
+        k: int,
+        rng: np.random.Generator,
+        batch: int = 100,
+        visit_gap: float = 1.0,
+        refresh_every: int = 1,
     ) -> None:
         self.spec = spec
         self.n_items = n_items
         self.k = k
         self.rng = rng
-        self.arms = Arms(0, n_items, spec.prior)
+        self.arms = Arms(0, n_items, spec.prior, refresh_every, spec.adaptive_strength)
         self.learning = True
+        # What the last ranked list was served with (the log and the learned decay read it).
+        self.last_inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None
+        self._last_buckets: IndexArray | None = None
+        self._last_tilt: FloatArray | None = None
+        self.fatigue: FatigueLearner | None = None
+        if spec.kind == "ts" and spec.decay != "fixed":
+            buckets = FatigueBuckets.log_spaced(
+                AGE_BANDS_FIRST * visit_gap, AGE_BANDS_FACTOR, AGE_BANDS_COUNT, MAX_UNCLICKED
+            )
+            self.fatigue = FatigueLearner(buckets, spec.gamma, spec.half_life, spec.decay_strength)
         self._peer: _MabwiserPeer | None = None
         if spec.kind == "mabwiser":
             self._peer = _MabwiserPeer(n_items, k, int(rng.integers(2**31)), batch)
 
-    def row(self, cluster: int) -> int:
-        """Return the arms row read for ``cluster``: the global row (-1) unless per cluster."""
-        return cluster if self.spec.per_cluster else -1
+    def rows(self, request: Request) -> tuple[tuple[int, ...], tuple[float, ...]]:
+        """Return the arms rows read for ``request`` and their weights (global row: -1)."""
+        if self.spec.per_cluster:
+            return request.clusters, request.weights
+        return (-1,), (1.0,)
 
-    def new_generation(self, n_clusters: int) -> None:
+    def new_generation(self, n_clusters: int, affinity: FloatArray | None = None) -> None:
         """Start fresh per-cluster arms after a clustering refit."""
         if self.spec.per_cluster:
-            self.arms.new_generation(n_clusters)
+            self.arms.new_generation(n_clusters, affinity)
+
+    def posterior(self, request: Request) -> tuple[FloatArray, FloatArray]:
+        """Return the (alpha, beta) the user's membership reads: one row, or a weighted mix."""
+        rows, weights = self.rows(request)
+        if len(rows) == 1:
+            return self.arms.alpha[rows[0]], self.arms.beta[rows[0]]
+        # The service mixes counts the same way (bandits.mix_posteriors), without its checks.
+        mix = np.asarray(weights)
+        return mix @ self.arms.alpha[list(rows)], mix @ self.arms.beta[list(rows)]
 
     def ts_inputs(self, request: Request) -> tuple[FloatArray, FloatArray, FloatArray | None]:
         """Return (alpha, beta, multipliers) this Thompson policy samples for ``request``."""
-        row = self.row(request.cluster)
+        alpha, beta = self.posterior(request)
         multipliers = None
-        if self.spec.gamma < 1.0:
+        self._last_tilt = self._tilt(request)
+        if self.fatigue is not None:
+            # Most items are fresh for any one user: bucket only the others.
+            tired = np.flatnonzero(request.raw_unclicked)
+            buckets = np.zeros(self.n_items, dtype=np.intp)
+            buckets[tired] = self.fatigue.buckets.index_trusted(
+                request.raw_unclicked[tired], request.ages[tired]
+            )
+            posterior = self.fatigue.posterior()
+            curve = (
+                posterior.draw(self.rng) if self.spec.decay == "learned-draw" else posterior.mean()
+            )
+            multipliers = curve[buckets]
+            self._last_buckets = buckets
+        elif self.spec.gamma < 1.0:
             multipliers = seen_decay(request.unclicked, self.spec.gamma)
-        return self.arms.alpha[row], self.arms.beta[row], multipliers
+        if self._last_tilt is not None:
+            multipliers = self._last_tilt if multipliers is None else multipliers * self._last_tilt
+        return alpha, beta, multipliers
+
+    def _tilt(self, request: Request) -> FloatArray | None:
+        """Return the personal tilt of the user's scores, or None without one."""
+        affinity = self.arms.affinity
+        if self.spec.personal <= 0.0 or request.user_affinity is None or affinity is None:
+            return None
+        rows, weights = self.rows(request)
+        cluster_affinity = np.asarray(weights) @ affinity[list(rows)]
+        return personal_tilt(request.user_affinity, cluster_affinity, self.arms.slope,
+                             self.spec.personal)  # fmt: skip
 
     def rank(self, request: Request) -> tuple[IndexArray, FloatArray]:
         """Return (items, scores) of the k items served for ``request``, best first."""
         kind = self.spec.kind
         if kind == "ts":
-            alpha, beta, multipliers = self.ts_inputs(request)
+            self.last_inputs = self.ts_inputs(request)
+            alpha, beta, multipliers = self.last_inputs
             return rank(alpha, beta, self.k, self.rng, multipliers)
         if kind == "oracle":
             scores = request.truth
@@ -212,8 +360,7 @@ class Policy:
             assert self._peer is not None
             scores = self._peer.next_scores(self.rng)
         else:
-            row = self.row(request.cluster)
-            alpha, beta = self.arms.alpha[row], self.arms.beta[row]
+            alpha, beta = self.posterior(request)
             scores = alpha / (alpha + beta) + self.rng.random(self.n_items) * _TIE_JITTER
             if kind == "egreedy":
                 return self._explore(scores)
@@ -221,12 +368,22 @@ class Policy:
         return top, scores[top]
 
     def learn(
-        self, cluster: int, items: IndexArray, impressions: BoolArray, clicks: BoolArray
+        self, request: Request, items: IndexArray, impressions: BoolArray, clicks: BoolArray
     ) -> None:
         """Learn from one served list's impressions and clicks."""
         if not self.learning:
             return
-        self.arms.update(self.row(cluster), items, impressions, clicks)
+        if self.fatigue is not None and self.last_inputs is not None:
+            assert self._last_buckets is not None
+            alpha, beta, _ = self.last_inputs
+            at = items[impressions]
+            # Expected clicks: the arm's posterior mean when served, before any decay.
+            expected = alpha[at] / (alpha[at] + beta[at])
+            if self._last_tilt is not None:
+                expected = expected * self._last_tilt[at]
+            self.fatigue.update(self._last_buckets[at], clicks[impressions], expected)
+        rows, weights = self.rows(request)
+        self.arms.update(rows, weights, items, impressions, clicks)
         if self._peer is not None:
             self._peer.remember(items[impressions], clicks[impressions])
 

@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
+from evaluation.arms import Arms
 from evaluation.config import SimConfig, config_dict
 from evaluation.engine import Trace, make_traffic, run_named, run_policy
-from evaluation.policies import Arms, mabwiser_missing, parse_policy
+from evaluation.policies import mabwiser_missing, parse_policy
 from evaluation.progress import progress_bar
 from evaluation.report import write_run
 from evaluation.world import World, build_world

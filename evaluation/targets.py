@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from bandits import inclusion_shares, seen_decay
-from evaluation.policies import BASE_POLICIES, Arms, PolicySpec
+from evaluation.policies import BASE_POLICIES, PolicySpec
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -22,7 +22,11 @@ IndexArray = NDArray[np.intp]
 # The policy kinds evaluate can take as a target, and their names (with :key=value options).
 TARGET_KINDS = ("random", "popular", "ts")
 TARGET_NAMES = tuple(
-    name for name, fields in BASE_POLICIES.items() if fields["kind"] in TARGET_KINDS
+    name
+    for name, fields in BASE_POLICIES.items()
+    if fields["kind"] in TARGET_KINDS
+    and fields.get("decay", "fixed") == "fixed"
+    and fields.get("prior_kind", "catalog") == "catalog"
 )
 # Independent batches a Thompson target's draws are split into (batch means of the MC error).
 MC_BATCHES = 10
@@ -114,12 +118,22 @@ class Thompson:
         return shares
 
 
+def evaluable(spec: PolicySpec) -> bool:
+    """Return whether ``spec`` can be frozen as a target: a learned decay or an affinity
+    prior needs state the logs do not carry (the decay evidence, the cluster centres)."""
+    return spec.kind in TARGET_KINDS and spec.decay == "fixed" and spec.prior_kind == "catalog"
+
+
 def make_target(spec: PolicySpec, impressions: FloatArray, clicks: FloatArray) -> Target:
     """Return the target ``spec`` names, frozen at these counts (cluster rows, then global)."""
+    if not evaluable(spec):
+        raise ValueError(
+            f"evaluate cannot take {spec.name!r} as a target; choose from {', '.join(TARGET_NAMES)}"
+        )
     if spec.kind == "random":
         return Uniform()
     # The same posteriors the policy itself would use (flat or catalog prior).
-    alpha, beta = Arms.params_for(spec, impressions, clicks)
+    alpha, beta = spec.prior.params(impressions, clicks)
     if spec.kind == "popular":
         return MostPopular(alpha / (alpha + beta))
     if spec.kind == "ts":

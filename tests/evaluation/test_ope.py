@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from bandits import Prior
+from evaluation.arms import Arms
 from evaluation.config import SimConfig
 from evaluation.engine import make_traffic, run_policy
 from evaluation.offline import ArmState, evaluate_logs
 from evaluation.ope import estimate_ctr
-from evaluation.policies import Arms, parse_policy
+from evaluation.policies import parse_policy
 from evaluation.world import WorldConfig, build_world
 
 # No fatigue: a click then depends on (user, item) only, as OPE assumes.
