@@ -17,7 +17,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits.prior import catalog_prior, shrunk_priors
-from bandits.validation import nonnegative, real_scalar, same_shape
+from bandits.validation import nonnegative, positive_scalar, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 
@@ -58,7 +58,7 @@ def fit_affinity_slope(
     2.0
     """
     impressions_, clicks_, affinity_ = _checked(impressions, clicks, affinity)
-    strength_ = _positive("strength", strength)
+    strength_ = positive_scalar("strength", strength)
     start_ = real_scalar("start", start)
     return _fit_slope(impressions_, clicks_, affinity_, strength_, start_)
 
@@ -86,10 +86,12 @@ def affinity_params(
     [[0.196, 0.004], [0.004, 0.196], [0.1, 0.1]]
     """
     impressions_, clicks_, affinity_ = _checked(impressions, clicks, affinity)
-    strength_ = _positive("strength", strength)
+    strength_ = positive_scalar("strength", strength)
     slope_ = real_scalar("slope", slope)
     arm_strength = (
-        strength_ if cluster_strength is None else _positive("cluster_strength", cluster_strength)
+        strength_
+        if cluster_strength is None
+        else positive_scalar("cluster_strength", cluster_strength)
     )
     return _affinity_params(
         impressions_, clicks_, affinity_, strength_, slope_, catalog, arm_strength
@@ -115,13 +117,6 @@ def _checked(
     if np.any(np.isinf(affinity_)):
         raise ValueError("affinity must be finite (NaN for unknown), got inf")
     return impressions_, clicks_, affinity_
-
-
-def _positive(name: str, value: float) -> float:
-    number = real_scalar(name, value)
-    if number <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return number
 
 
 def _global_means(

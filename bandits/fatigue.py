@@ -28,6 +28,7 @@ from bandits.validation import (
     generator,
     nonnegative,
     positive_int,
+    positive_scalar,
     real_scalar,
     require,
     same_shape,
@@ -233,9 +234,7 @@ def decay_posterior(
     same_shape(("impressions", "expected"), impressions_, expected_)
     prior_ = nonnegative("prior", prior)
     same_shape(("impressions", "prior"), impressions_, prior_)
-    strength_ = real_scalar("strength", strength)
-    if strength_ <= 0.0:
-        raise ValueError(f"strength must be > 0, got {strength!r}")
+    strength_ = positive_scalar("strength", strength)
     return _decay_posterior(impressions_, clicks_, expected_, prior_, strength_)
 
 
@@ -279,9 +278,7 @@ class FatigueLearner:
     ) -> None:
         self.buckets = buckets
         self.prior_ = decay_prior(buckets, prior_gamma, prior_half_life)
-        self.strength = real_scalar("strength", strength)
-        if self.strength <= 0.0:
-            raise ValueError(f"strength must be > 0, got {strength!r}")
+        self.strength = positive_scalar("strength", strength)
         self.impressions_ = np.zeros(buckets.size)
         self.clicks_ = np.zeros(buckets.size)
         self.expected_ = np.zeros(buckets.size)

@@ -11,7 +11,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
-from bandits.validation import beta_shapes, nonnegative, real_scalar, same_shape
+from bandits.validation import beta_shapes, nonnegative, positive_scalar, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 # (a, b, u) -> (log I_x(a, b), log dI/du) at x = expit(u).
@@ -53,8 +53,8 @@ def beta_params(
     impressions_ = nonnegative("impressions", impressions)
     clicks_ = nonnegative("clicks", clicks)
     same_shape(("impressions", "clicks"), impressions_, clicks_)
-    a = _positive_scalar("prior_a", prior_a)
-    b = _positive_scalar("prior_b", prior_b)
+    a = positive_scalar("prior_a", prior_a)
+    b = positive_scalar("prior_b", prior_b)
     return _beta_params(impressions_, clicks_, a, b)
 
 
@@ -88,13 +88,6 @@ def beta_interval(
 
 
 # -- validation --------------------------------------------------------------------------
-
-
-def _positive_scalar(name: str, value: object) -> float:
-    number = real_scalar(name, value)
-    if number <= 0.0:
-        raise ValueError(f"{name} must be > 0, got {value!r}")
-    return number
 
 
 # -- kernels on trusted arrays -----------------------------------------------------------

@@ -9,7 +9,7 @@ import numpy.typing as npt
 from numpy.typing import NDArray
 
 from bandits.posterior import beta_params
-from bandits.validation import nonnegative, real_scalar, same_shape
+from bandits.validation import nonnegative, positive_scalar, real_scalar, same_shape
 
 FloatArray = NDArray[np.float64]
 PRIOR_KINDS = ("catalog", "affinity", "flat")
@@ -40,9 +40,7 @@ def catalog_prior(
     impressions_ = nonnegative("impressions", impressions)
     clicks_ = nonnegative("clicks", clicks)
     same_shape(("impressions", "clicks"), impressions_, clicks_)
-    strength_ = real_scalar("strength", strength)
-    if strength_ <= 0:
-        raise ValueError(f"strength must be > 0, got {strength!r}")
+    strength_ = positive_scalar("strength", strength)
     shown = float(_effective_impressions(impressions_, clicks_).sum())
     mean = float(clicks_.sum()) / shown if shown > 0 else 0.5
     mean = min(max(mean, 1.0 / (shown + 2.0)), (shown + 1.0) / (shown + 2.0))
@@ -163,13 +161,9 @@ class Prior:
         if self.kind not in PRIOR_KINDS:
             raise ValueError(f"kind must be one of {PRIOR_KINDS}, got {self.kind!r}")
         for name in ("a", "b", "strength"):
-            if not real_scalar(name, getattr(self, name)) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
-        if (
-            self.cluster_strength is not None
-            and not real_scalar("cluster_strength", self.cluster_strength) > 0
-        ):
-            raise ValueError(f"cluster_strength must be > 0, got {self.cluster_strength!r}")
+            positive_scalar(name, getattr(self, name))
+        if self.cluster_strength is not None:
+            positive_scalar("cluster_strength", self.cluster_strength)
 
     def catalog(
         self, global_impressions: npt.ArrayLike, global_clicks: npt.ArrayLike

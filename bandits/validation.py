@@ -135,6 +135,14 @@ def real_scalar(name: str, value: object) -> float:
     return number
 
 
+def positive_scalar(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise ValueError if it is not a finite real > 0."""
+    number = real_scalar(name, value)
+    if number <= 0.0:
+        raise ValueError(f"{name} must be > 0, got {value!r}")
+    return number
+
+
 def positive_int(name: str, value: object) -> int:
     """Return ``value`` as an int, or raise ValueError if it is not an integer >= 1."""
     if type(value) is int and value >= 1:
