@@ -102,6 +102,21 @@ class Settings(BaseSettings):
     seen_half_life_h: float = Field(
         24.0, gt=0, le=24 * 365, description="Half-life of unclicked-impression counts."
     )
+    seen_decay: Literal["learned", "learned-mean", "fixed", "off"] = Field(
+        "learned",
+        description="learned: each list's seen-decay multipliers are one Thompson draw of "
+        "the curve learned from feedback (per unclicked count and age), whose prior is the "
+        "fixed decay (seen_gamma, seen_half_life_h); learned-mean: its posterior mean; "
+        "fixed: seen_gamma per unclicked impression, fading with seen_half_life_h; off: none. "
+        "Evidence is collected in every mode.",
+    )
+    seen_decay_prior_strength: float = Field(
+        100.0,
+        gt=0,
+        le=1e9,
+        description="Impressions the learned seen decay's prior (the fixed decay) is worth "
+        "per bucket: buckets with less evidence stay near it.",
+    )
 
     dedupe_retention_s: int = Field(
         7 * 86400, ge=60, le=90 * 86400, description="How long an event_id is remembered."

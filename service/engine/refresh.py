@@ -9,6 +9,7 @@ import time
 
 from clustering import normalize_rows
 from service.engine.context import Context
+from service.engine.fatigue import BUCKETS, SeenDecay
 from service.engine.outage import OutageLog
 from service.engine.snapshot import Catalog, Posteriors, Snapshot
 from service.logs import log_event
@@ -63,7 +64,18 @@ class Snapshots:
             elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
                 # No feedback, but discounted evidence has faded by more than 0.07%.
                 posteriors = posteriors.rederive(prior, discount, now)
-            self.current = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
+            seen_decay = old.seen_decay
+            if (
+                seen_decay is None
+                or old.posteriors is None
+                or posteriors.version != old.posteriors.version
+            ):
+                # Every event that adds evidence also moves the count version.
+                evidence = await ctx.store.fatigue_evidence(BUCKETS.size)
+                seen_decay = SeenDecay.learn(ctx.settings, evidence)
+            self.current = Snapshot(
+                catalog, clusters, centers, posteriors, time.monotonic(), True, seen_decay
+            )
             ctx.metrics.snapshot_refreshes.inc()
             if reason is not None:
                 log_event(

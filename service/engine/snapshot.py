@@ -9,6 +9,7 @@ import numpy as np
 
 from bandits import Discount, Prior, conversion_rate
 from clustering import normalize_rows
+from service.engine.fatigue import SeenDecay
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 from service.store.codecs import KINDS, MICRO
 
@@ -208,6 +209,8 @@ class Snapshot:
     posteriors: Posteriors | None = None
     refreshed_at: float = field(default_factory=time.monotonic)
     loaded: bool = False
+    # The learned seen decay; None before the first refresh (serve its prior then).
+    seen_decay: SeenDecay | None = None
 
     def age_s(self) -> float:
         """Return seconds since the snapshot was last confirmed current."""

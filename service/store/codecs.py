@@ -55,6 +55,11 @@ class ServedList:
     policy: str
     # The lists the policies that did not serve would have served.
     shadows: dict[str, list[str]]
+    # Per served item: its fatigue bucket for this user (bandits.fatigue.FatigueBuckets)
+    # and the posterior mean CTR of the arm it was ranked with, before seen decay: the
+    # learned seen decay's evidence. None in records of earlier releases.
+    fatigue: list[int] | None = None
+    means: list[float] | None = None
 
     def encode(self) -> str:
         """Return the JSON stored under the rec key; fields at their default are left out."""
@@ -72,7 +77,12 @@ class ServedList:
 
 # Served-list fields a record leaves out when they hold these (most lists do): 28 bytes of
 # `"item_id":null,"pools":null` in a record of ~900. Records of earlier releases have them.
-_SERVED_DEFAULTS: dict[str, object] = {"item_id": None, "pools": None}
+_SERVED_DEFAULTS: dict[str, object] = {
+    "item_id": None,
+    "pools": None,
+    "fatigue": None,
+    "means": None,
+}
 
 
 def text(value: bytes | str) -> str:
@@ -274,6 +284,32 @@ def decode_owner(value: bytes | str) -> str | None:
 def outcome_field(kind: str, item_id: str) -> str:
     """Return the field flagged on a served list's outcome hash: 'imp:ITEM', 'clk:ITEM'..."""
     return f"{kind}:{item_id}"
+
+
+# -- the learned seen decay's evidence ---------------------------------------------------
+
+# Its counters per fatigue bucket: impressions, clicks, expected clicks (bandits.fatigue).
+FATIGUE_KINDS = ("imp", "clk", "exp")
+
+
+def fatigue_field(kind: str, bucket: int) -> str:
+    """Return a field of the fatigue hash: 'imp:3', 'clk:3' or 'exp:3' (kind:bucket)."""
+    # record_counts.lua increments the fields it is given, with HINCRBYFLOAT.
+    return f"{kind}:{bucket}"
+
+
+def decode_fatigue(raw: Mapping[bytes, bytes], size: int) -> np.ndarray:
+    """Return the fatigue hash as a (3, size) array: FATIGUE_KINDS x bucket.
+
+    Fields of buckets past `size` (another bucketing) are left out.
+    """
+    evidence = np.zeros((len(FATIGUE_KINDS), size))
+    row = {kind: i for i, kind in enumerate(FATIGUE_KINDS)}
+    for field, value in raw.items():
+        kind, _, bucket = text(field).partition(":")
+        if kind in row and bucket.isdigit() and int(bucket) < size:
+            evidence[row[kind], int(bucket)] = float(value)
+    return evidence
 
 
 def stats_field(kind: str, policy: str, view: str | None = None) -> str:

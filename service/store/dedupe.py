@@ -62,7 +62,7 @@ def count_call(
     count_half_life_s: float,
 ) -> ScriptCall:
     """Return the record_counts.lua call that decides and counts a batch's arm events."""
-    count_keys = [keys.arms_version, keys.changes, keys.stats, keys.decay_since]
+    count_keys = [keys.arms_version, keys.changes, keys.stats, keys.decay_since, keys.fatigue]
     # Stream ids come from the Redis clock, so trim by wall time, not the events' `now`.
     oldest_ms = int((time.time() - CHANGES_RETENTION_S) * 1000)
     args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
@@ -78,6 +78,7 @@ def count_call(
         args += [len(arm_event.shares), len(arm_event.stats)]
         args += [x for share in arm_event.shares for x in share]
         args += arm_event.stats
+        args += [len(arm_event.fatigue), *(x for pair in arm_event.fatigue for x in pair)]
     return script, count_keys, args
 
 

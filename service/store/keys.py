@@ -85,6 +85,11 @@ class Keys:
         """Return the hash of per-policy counters."""
         return f"{self.prefix}:{{arms}}:stats"
 
+    @property
+    def fatigue(self) -> str:
+        """Return the hash of the learned seen decay's evidence per fatigue bucket."""
+        return f"{self.prefix}:{{arms}}:fatigue"
+
     def marker(self, event_id: str) -> str:
         """Return the dedupe marker of an event (in the arms' slot: it guards their counts)."""
         return f"{self.prefix}:{{arms}}:ev:{event_id}"
@@ -213,6 +218,13 @@ def key_table() -> list[KeyEntry]:
             "hash",
             "`/v1/stats` counters: `lists:POLICY`, `imp`/`clk`/`cnv:POLICY`, "
             "`agree_imp`/`agree_clk:POLICY`, `replay_imp`/`replay_clk:POLICY`, `since`",
+        ),
+        KeyEntry(
+            keys.fatigue,
+            "hash",
+            "the learned seen decay's evidence: `imp:B`, `clk:B`, `exp:B` = impressions, "
+            "clicks and expected clicks (sum of the served arms' posterior means) of fatigue "
+            "bucket B, counted with the arm counts, never reset",
         ),
         KeyEntry(
             keys.marker("EVENT_ID"),

@@ -101,7 +101,8 @@ class ArmEvent:
     `user_id` owns the event_id once it is counted (its dedupe marker records it);
     `shares` are (cluster, millionths of the event) pairs summing to one million; `stats`
     are fields of the stats hash to count once if the event is new; `outcome` is a
-    (rec_id, field) to flag on a served list when the event is applied.
+    (rec_id, field) to flag on a served list when the event is applied; `fatigue` are
+    (field, amount) pairs of the fatigue hash (codecs.fatigue_field) to add if it is new.
     """
 
     event_id: str
@@ -112,6 +113,7 @@ class ArmEvent:
     shares: tuple[tuple[int, int], ...]
     stats: tuple[str, ...] = ()
     outcome: tuple[str, str] | None = None
+    fatigue: tuple[tuple[str, float], ...] = ()
 
 
 class Verdict(IntEnum):

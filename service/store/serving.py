@@ -22,6 +22,7 @@ from service.store.codecs import (
     decode_clusters,
     decode_count_row,
     decode_counts,
+    decode_fatigue,
     decode_item,
     decode_user,
     encode_clusters,
@@ -354,6 +355,11 @@ class Store:
     async def stats(self) -> dict[str, float]:
         """Return the per-policy counters (see service.serving.stats_fields) and `since`."""
         return decode_counts(await replied(self._redis.hgetall(self.keys.stats)))
+
+    @unavailable_on_redis_errors
+    async def fatigue_evidence(self, size: int) -> np.ndarray:
+        """Return the learned seen decay's evidence, (3, size): codecs.decode_fatigue."""
+        return decode_fatigue(await replied(self._redis.hgetall(self.keys.fatigue)), size)
 
     @unavailable_on_redis_errors
     async def reset_stats(self) -> None:

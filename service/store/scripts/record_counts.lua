@@ -1,12 +1,13 @@
 -- Dedupe and count in one script, so no crash can separate the two. Each accepted event's
 -- new totals (not deltas: discounting makes a total depend on when it was last updated)
 -- are appended, as one stream entry per batch, so snapshots can catch up without a reload.
--- KEYS[1] arms version, KEYS[2] changes stream, KEYS[3] stats hash, KEYS[4] decay-since;
+-- KEYS[1] arms version, KEYS[2] changes stream, KEYS[3] stats hash, KEYS[4] decay-since,
+-- KEYS[5] fatigue hash (the learned seen decay's evidence, counted under the same verdict);
 -- then per event: its dedupe key, then the global count key and one per credited cluster,
 -- each followed by its time key when discounting. ARGV[1] retention s, ARGV[2] oldest
 -- stream id to keep, ARGV[3] now, ARGV[4] count half-life s (0 = keep every event); then
 -- per event: item, gen, kind, owner, m, n_stats, m (cluster, millionths) pairs, n_stats
--- stats fields to count.
+-- stats fields to count, n_fatigue, n_fatigue (fatigue field, amount) pairs to add.
 -- The marker's value is its owner (codecs.encode_owner); '1', written by earlier releases
 -- and for files without owners, is an owner nobody matches. Returns a verdict per event
 -- (records.Verdict): 1 new, 0 a replay by its owner, 2 a replay of an ownerless marker,
@@ -21,7 +22,7 @@ local stride = 1
 if half_life > 0 then stride = 2 end
 
 local verdicts, held, claimed = {}, {}, false
-local ki, ai = 5, 5
+local ki, ai = 6, 5
 while ai <= #ARGV do
   local key, owner = KEYS[ki], ARGV[ai + 3]
   local m, n_stats = tonumber(ARGV[ai + 4]), tonumber(ARGV[ai + 5])
@@ -38,7 +39,7 @@ while ai <= #ARGV do
   end
   verdicts[#verdicts + 1] = verdict
   ki = ki + 1 + stride * (1 + m)
-  ai = ai + 6 + 2 * m + n_stats
+  ai = ai + 7 + 2 * m + n_stats + 2 * tonumber(ARGV[ai + 6 + 2 * m + n_stats])
 end
 if claimed then return verdicts end
 
@@ -63,7 +64,7 @@ local function add(ki, item, delta)
 end
 local tokens, counted = {}, false
 local n = 0
-ki, ai = 5, 5
+ki, ai = 6, 5
 while ai <= #ARGV do
   n = n + 1
   local item, gen, kind, owner = ARGV[ai], ARGV[ai + 1], ARGV[ai + 2], ARGV[ai + 3]
@@ -79,11 +80,15 @@ while ai <= #ARGV do
     for j = 1, n_stats do
       redis.call('HINCRBY', KEYS[3], ARGV[ai + 5 + 2 * m + j], 1)
     end
+    local f = ai + 6 + 2 * m + n_stats
+    for j = 1, tonumber(ARGV[f]) do
+      redis.call('HINCRBYFLOAT', KEYS[5], ARGV[f + 2 * j - 1], ARGV[f + 2 * j])
+    end
     local clusters = table.concat(parts, ',')
     tokens[#tokens + 1] = table.concat({gen, kind, stamp, total, clusters, item}, '|')
   end
   ki = ki + 1 + stride * (1 + m)
-  ai = ai + 6 + 2 * m + n_stats
+  ai = ai + 7 + 2 * m + n_stats + 2 * tonumber(ARGV[ai + 6 + 2 * m + n_stats])
 end
 if counted then redis.call('HSETNX', KEYS[3], 'since', ARGV[3]) end
 if #tokens > 0 then

@@ -1,0 +1,109 @@
+"""The seen decay as served: each seen item's fatigue bucket and the curve learned per bucket.
+
+Evidence (impressions, clicks and expected clicks per bucket) is counted at feedback by
+record_counts.lua, under the same dedupe verdict as the arm counts; at each snapshot refresh
+that moved the counts, `SeenDecay.learn` turns it into the posterior curve (bandits.fatigue).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bandits import decayed_counts, seen_decay
+from bandits.fatigue import DecayPosterior, FatigueBuckets, decay_posterior, decay_prior
+from service.config import Settings
+from service.store.codecs import ServedList, fatigue_field
+
+# Unclicked counts 1..4+ x age of the last unclicked impression: < 1 h, 1-4 h, 4-16 h,
+# 16-64 h, 64-256 h, > 256 h (log-spaced, so both fast and slow recovery show).
+BUCKETS = FatigueBuckets()
+# Monte-Carlo draws behind the 90% band /v1/stats shows.
+_BAND_DRAWS = 2000
+# A fixed stream, so that the band /v1/stats shows moves only with the evidence.
+_BAND_SEED = 13
+
+
+@dataclass(frozen=True, slots=True)
+class SeenDecay:
+    """The learned curve of one snapshot: its evidence, its prior and their posterior."""
+
+    mode: str
+    strength: float
+    # (3, BUCKETS.size): impressions, clicks and expected clicks per bucket.
+    evidence: np.ndarray
+    prior: np.ndarray
+    posterior: DecayPosterior
+    # The posterior mean per bucket.
+    curve: np.ndarray
+
+    @classmethod
+    def learn(cls, settings: Settings, evidence: np.ndarray | None = None) -> SeenDecay:
+        """Return the curve the evidence gives under the settings' prior (none: the prior)."""
+        if evidence is None:
+            evidence = np.zeros((3, BUCKETS.size))
+        prior = decay_prior(BUCKETS, settings.seen_gamma, settings.seen_half_life_s)
+        strength = settings.seen_decay_prior_strength
+        impressions, clicks, expected = evidence
+        # A click implies an impression: clicks counted before theirs still had one.
+        posterior = decay_posterior(
+            np.maximum(impressions, clicks), clicks, expected, prior, strength
+        )
+        return cls(settings.seen_decay, strength, evidence, prior, posterior, posterior.mean())
+
+    def band(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return the 5% and 95% quantiles of each bucket's multiplier."""
+        return self.posterior.interval(_BAND_DRAWS, np.random.default_rng(_BAND_SEED))
+
+
+@dataclass(frozen=True, slots=True)
+class SeenPenalty:
+    """One user's seen items in a catalog: positions, fatigue buckets and score multipliers."""
+
+    positions: np.ndarray
+    buckets: np.ndarray
+    multipliers: np.ndarray
+
+
+def seen_penalty(
+    decay: SeenDecay,
+    settings: Settings,
+    positions: np.ndarray,
+    counts: np.ndarray,
+    updated: np.ndarray,
+    now: float,
+    rng: np.random.Generator | None,
+) -> SeenPenalty:
+    """Return the bucket and multiplier of each seen item (stored count, when last updated).
+
+    `rng` draws this list's curve in "learned" mode; without one (a read view) the
+    posterior mean is used. One draw of 25 multipliers, then one index per seen item.
+    """
+    ages = now - updated
+    buckets = BUCKETS.index_trusted(counts, ages)
+    if decay.mode == "learned" and rng is not None:
+        multipliers = decay.posterior.draw(rng)[buckets]
+    elif decay.mode in ("learned", "learned-mean"):
+        multipliers = decay.curve[buckets]
+    elif decay.mode == "fixed":
+        unclicked = decayed_counts(counts, ages, settings.seen_half_life_s)
+        multipliers = seen_decay(unclicked, settings.seen_gamma)
+    else:
+        multipliers = np.ones(len(positions))
+    return SeenPenalty(positions, buckets, multipliers)
+
+
+def evidence_of(rec: ServedList, kind: str, item_id: str) -> tuple[tuple[str, float], ...]:
+    """Return the fatigue-hash increments of one new event on an item of a logged list.
+
+    An impression adds 1 impression and its arm's logged mean as expected clicks to the
+    item's bucket; a click adds 1 click. Lists logged without buckets add nothing.
+    """
+    if kind not in ("imp", "clk") or rec.fatigue is None or rec.means is None:
+        return ()
+    at = rec.items.index(item_id)
+    bucket = rec.fatigue[at]
+    if kind == "clk":
+        return ((fatigue_field("clk", bucket), 1.0),)
+    return ((fatigue_field("imp", bucket), 1.0), (fatigue_field("exp", bucket), rec.means[at]))
