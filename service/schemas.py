@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
+from service.seen_decay_schema import SeenDecayOut
+
 # Ids avoid braces and '|' so they can sit inside Redis hash tags and packed values.
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 NAME_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
@@ -562,6 +564,11 @@ class StatsOut(BaseModel):
         description="On exploration lists (served uniformly at random), the items this "
         "policy's list also had: their CTR estimates the policy's own CTR per item, free "
         "of the bias of who chose what was shown. Needs BANDITREC_EXPLORATION > 0."
+    )
+    seen_decay: SeenDecayOut | None = Field(
+        None,
+        description="The learned seen-decay curve with its evidence, from this service's own "
+        "feedback (not reset with the counters above); null from servers before it.",
     )
 
 

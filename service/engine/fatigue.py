@@ -14,6 +14,7 @@ import numpy as np
 from bandits import decayed_counts, seen_decay
 from bandits.fatigue import DecayPosterior, FatigueBuckets, decay_posterior, decay_prior
 from service.config import Settings
+from service.seen_decay_schema import DecayCell, DecayEvidence, SeenDecayMode, SeenDecayOut
 from service.store.codecs import ServedList, fatigue_field
 
 # Unclicked counts 1..4+ x age of the last unclicked impression: < 1 h, 1-4 h, 4-16 h,
@@ -29,7 +30,7 @@ _BAND_SEED = 13
 class SeenDecay:
     """The learned curve of one snapshot: its evidence, its prior and their posterior."""
 
-    mode: str
+    mode: SeenDecayMode
     strength: float
     # (3, BUCKETS.size): impressions, clicks and expected clicks per bucket.
     evidence: np.ndarray
@@ -107,3 +108,38 @@ def evidence_of(rec: ServedList, kind: str, item_id: str) -> tuple[tuple[str, fl
     if kind == "clk":
         return ((fatigue_field("clk", bucket), 1.0),)
     return ((fatigue_field("imp", bucket), 1.0), (fatigue_field("exp", bucket), rec.means[at]))
+
+
+def seen_decay_out(decay: SeenDecay) -> SeenDecayOut:
+    """Return the curve as /v1/stats shows it: the (unclicked, age band) grid and evidence."""
+    low, high = decay.band()
+    impressions, clicks, expected = decay.evidence
+    grids = [BUCKETS.grid(values) for values in (decay.curve, low, high, decay.prior)]
+    counts = [BUCKETS.grid(values) for values in (impressions, clicks, expected)]
+    edges_h = [0.0, *(edge / 3600.0 for edge in BUCKETS.age_edges)]
+    cells = [
+        [
+            DecayCell(
+                multiplier=round(float(grids[0][n, a]), 4),
+                ci90=(round(float(grids[1][n, a]), 4), round(float(grids[2][n, a]), 4)),
+                prior=round(float(grids[3][n, a]), 4),
+                impressions=float(counts[0][n, a]),
+                clicks=float(counts[1][n, a]),
+                expected=round(float(counts[2][n, a]), 4),
+            )
+            for a in range(BUCKETS.n_ages)
+        ]
+        for n in range(BUCKETS.max_unclicked)
+    ]
+    return SeenDecayOut(
+        mode=decay.mode,
+        prior_strength=decay.strength,
+        unclicked=list(range(1, BUCKETS.max_unclicked + 1)),
+        age_bands_h=[(lo, hi) for lo, hi in zip(edges_h, [*edges_h[1:], None], strict=True)],
+        fresh=DecayEvidence(
+            impressions=float(impressions[0]),
+            clicks=float(clicks[0]),
+            expected=round(float(expected[0]), 4),
+        ),
+        cells=cells,
+    )

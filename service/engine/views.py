@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts, seen_decay
+from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
+from service.engine.fatigue import SeenDecay, seen_decay_out, seen_penalty
 from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
 from service.engine.refresh import Snapshots
@@ -147,7 +148,12 @@ class Views:
             counts = np.array([user.seen[i][0] for i in ids])
             updated = np.array([user.seen[i][1] for i in ids])
             unclicked = decayed_counts(counts, now - updated, self.ctx.settings.seen_half_life_s)
-            multipliers = seen_decay(unclicked, self.ctx.settings.seen_gamma)
+            # As lists are served now: the learned curve's mean, the fixed decay, or none.
+            decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
+            positions = np.arange(len(ids))
+            multipliers = seen_penalty(
+                decay, self.ctx.settings, positions, counts, updated, now, None
+            ).multipliers
             seen = [
                 SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
                 for i, u, m, t in zip(ids, unclicked, multipliers, updated, strict=True)
@@ -228,6 +234,9 @@ class Views:
             policies=policies,
             agreement=views["agree"],
             replay=views["replay"],
+            seen_decay=seen_decay_out(
+                self.snapshots.current.seen_decay or SeenDecay.learn(self.ctx.settings)
+            ),
         )
 
     async def export_logs(

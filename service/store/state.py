@@ -71,6 +71,8 @@ class StateSnapshot:
     times: dict[tuple[str, int | None], dict[str, str]]
     decay_since: str | None
     stats: dict[str, str]
+    # The learned seen decay's evidence (keys.fatigue), field -> text.
+    fatigue: dict[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +105,7 @@ class StateWrite:
     times: dict[tuple[str, int | None], dict[str, str]]
     decay_since: str | None
     stats: dict[str, str]
+    fatigue: dict[str, str]
     dedupe: list[tuple[str, int, str | None]]  # event_id, expiry in unix ms, owner or None
     users: list[StoredUser]
 
@@ -143,6 +146,7 @@ async def read_state(store: Store) -> StateSnapshot:
             pipe.get(keys.arms_version)
             pipe.get(keys.decay_since)
             pipe.hgetall(keys.stats)
+            pipe.hgetall(keys.fatigue)
             pipe.hgetall(keys.item_meta)
             pipe.hgetall(keys.item_embeddings)
             for kind, cluster in rows:
@@ -150,7 +154,17 @@ async def read_state(store: Store) -> StateSnapshot:
                 pipe.hgetall(keys.arms(kind, gen, cluster))
                 pipe.hgetall(keys.arm_times(kind, gen, cluster))
             try:
-                now, items_v, arms_v, since, stats, metas, embs, *hashes = await pipe.execute()
+                (
+                    now,
+                    items_v,
+                    arms_v,
+                    since,
+                    stats,
+                    fatigue,
+                    metas,
+                    embs,
+                    *hashes,
+                ) = await pipe.execute()
             except redis.WatchError:
                 continue
         return StateSnapshot(
@@ -163,6 +177,7 @@ async def read_state(store: Store) -> StateSnapshot:
             times={row: text_map(h) for row, h in zip(rows, hashes[1::2], strict=True)},
             decay_since=None if since is None else text(since),
             stats=text_map(stats),
+            fatigue=text_map(fatigue),
         )
     raise StateChanged("the clustering changed during every attempt to read the state")
 
@@ -321,7 +336,7 @@ def _import_targets(keys: Keys, plan: StateWrite) -> list[str]:
     """Return every key an import writes or must clear, short of the whole prefix."""
     targets = [keys.item_meta, keys.item_embeddings, keys.catalog_info]
     targets += [keys.clusters, keys.arms_version, keys.changes]
-    targets += [keys.decay_since, keys.stats]
+    targets += [keys.decay_since, keys.stats, keys.fatigue]
     for kind, cluster in {*plan.counts, *plan.times}:
         gen = None if cluster is None else plan.gen
         targets += [keys.arms(kind, gen, cluster), keys.arm_times(kind, gen, cluster)]
@@ -364,6 +379,7 @@ def _queue_state(
     if plan.decay_since is not None:
         pipe.set(keys.decay_since, plan.decay_since)
     _hset_all(pipe, keys.stats, plan.stats)
+    _hset_all(pipe, keys.fatigue, plan.fatigue)
     for event_id, expires_ms, owner in plan.dedupe:
         if expires_ms > now_ms:
             value = UNKNOWN_OWNER if owner is None else encode_owner(owner)

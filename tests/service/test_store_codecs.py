@@ -88,7 +88,7 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
         last_clicks={"b": encode_last_click(NOW, "r1")},
         expires_ms=None,
     )
-    plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, [], [user])
+    plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, {}, [], [user])
     await store_state.write_state(store, plan, 0, replace=False)
     await _feedback(store, [UserEvent("e1", "impression", "a")], NOW + HALF_LIFE_S)
     users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
