@@ -97,10 +97,18 @@ class Settings(BaseSettings):
         "follows tastes that drift. 0 keeps every event at full weight.",
     )
     seen_gamma: float = Field(
-        0.7, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
+        0.7,
+        gt=0,
+        le=1,
+        description="Score multiplier per unclicked impression: the fixed seen decay, and "
+        "the learned one's prior (1: no penalty).",
     )
     seen_half_life_h: float = Field(
-        24.0, gt=0, le=24 * 365, description="Half-life of unclicked-impression counts."
+        24.0,
+        gt=0,
+        le=24 * 365,
+        description="Half-life of unclicked-impression counts (the fixed decay's recovery, "
+        "and the learned one's prior).",
     )
     seen_decay: Literal["learned", "learned-mean", "fixed", "off"] = Field(
         "learned",

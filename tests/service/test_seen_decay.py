@@ -203,10 +203,13 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     The world's click chance after n ignored impressions is x0.45/0.3/0.2/0.15 of the
     item's CTR under an hour after the last, recovering to x0.9 after a day; the prior
     (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none of the
-    recovery. Served with the default mode (one Thompson draw per list). Over buckets with
-    >= 1000 impressions (7-9 of them per seed; the < 1 h band gets no visits), observed on
-    seeds 0-1: max error 0.06-0.10. Asserted per seed, seeds 0-2: at least 6 such buckets,
-    mean error <= 0.06 and max <= 0.15, where the prior is off by >= 0.2 on average.
+    recovery. Served with the default mode (one Thompson draw per list). Buckets with
+    >= 1000 impressions: 7-8 per seed (the < 1 h band gets no visits, bands past 64 h too
+    few). Observed on seeds 0-2: mean error 0.049, 0.032, 0.033, max 0.097, 0.119, 0.076,
+    where the prior is off by 0.30-0.37 on average (max 0.67). Runs are not bit-for-bit
+    repeatable (the snapshot task's timing), hence margins. Asserted per seed: at least 6
+    such buckets, mean error <= 0.07, max <= 0.16, and the prior off by >= 0.2 on average
+    (so that a curve that learned nothing fails).
     """
     for seed in range(3):
         world = FatigueWorld(
@@ -220,7 +223,7 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
         prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced]
         shown = (seed, evidenced.sum(), errors.round(3), prior_errors.round(3))
         assert evidenced.sum() >= 6, shown
-        assert errors.mean() <= 0.06 and errors.max() <= 0.15, shown
+        assert errors.mean() <= 0.07 and errors.max() <= 0.16, shown
         assert prior_errors.mean() >= 0.2, shown
 
 
@@ -232,9 +235,10 @@ async def test_learned_beats_fixed_where_users_recover_fast_and_ties_where_they_
     fast: the curve of the test above (recovered within a day; the fixed decay assumes a
     24 h half-life and x0.7 per ignored impression); slow: exactly the fixed decay's world
     (x0.7 per ignored impression, counts halving per 24 h). Observed learned / fixed on
-    seeds 0-1: fast 1.077, 1.088; slow 0.966, 0.960 (the fixed decay uses each count's exact
-    faded value, the learned one only its bucket). Asserted over seeds 0-2: fast mean >= 1.04;
-    slow mean >= 0.95.
+    seeds 0-2: fast 1.103, 1.088, 1.108; slow 0.986, 0.953, 0.974 (mean 0.971: the fixed
+    decay uses each count's exact faded value, the learned one only its bucket; "off" scores
+    0.78 there, so 0.97 is most of the way). Asserted over seeds 0-2: fast mean >= 1.04;
+    slow mean >= 0.95, a tie within 5%.
     """
     worlds = {"fast": by_bucket(FAST_RECOVERY), "slow": fixed_decay(0.7, 24.0)}
     ratios: dict[str, list[float]] = {name: [] for name in worlds}
