@@ -31,7 +31,7 @@ function grid(field) {
       num(`seen-decay-${r}-${a}`, cell.multiplier, fixed(cell.multiplier, 2)),
       h("span", { class: "sub" }, ` ${fixed(cell.ci90[0], 2)}-${fixed(cell.ci90[1], 2)}`),
       h("div", { class: "sub" }, num(`seen-decay-${r}-${a}-imp`, cell.impressions,
-        `${count(cell.impressions)} imp`))))]);
+        count(cell.impressions)), " imp")))]);
   return table(["unclicked \\ since last", ...field.age_bands_h.map(bandLabel)], rows);
 }
 
