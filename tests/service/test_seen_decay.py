@@ -17,6 +17,7 @@ from tests.service.fatigue_world import (
     ITEMS,
     Clock,
     FatigueWorld,
+    Truth,
     by_bucket,
     fixed_decay,
 )
@@ -203,11 +204,11 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     The world's click chance after n ignored impressions is x0.45/0.3/0.2/0.15 of the
     item's CTR under an hour after the last, recovering to x0.9 after a day; the prior
     (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none of the
-    recovery. Served with the default mode (one Thompson draw per list). Buckets with
-    >= 1000 impressions: 7-8 per seed (the < 1 h band gets no visits, bands past 64 h too
-    few). Observed on seeds 0-2: mean error 0.049, 0.032, 0.033, max 0.097, 0.119, 0.076,
-    where the prior is off by 0.30-0.37 on average (max 0.67). Runs are not bit-for-bit
-    repeatable (the snapshot task's timing), hence margins. Asserted per seed: at least 6
+    recovery. Served with the default mode (a Thompson draw of the curve per list). Buckets
+    with >= 1000 impressions: 6-7 per seed (the < 1 h band gets no visits, bands past 64 h
+    too few). Observed on seeds 0-2: mean error 0.019, 0.032, 0.032, max 0.057, 0.060, 0.100,
+    where the prior is off by 0.33-0.39 on average (max 0.67). Runs are not bit-for-bit
+    repeatable (the snapshot task's timing), hence margins. Asserted per seed: at least 5
     such buckets, mean error <= 0.07, max <= 0.16, and the prior off by >= 0.2 on average
     (so that a curve that learned nothing fails).
     """
@@ -222,34 +223,47 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
         errors = np.abs(decay.curve - FAST_RECOVERY)[evidenced]
         prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced]
         shown = (seed, evidenced.sum(), errors.round(3), prior_errors.round(3))
-        assert evidenced.sum() >= 6, shown
+        assert evidenced.sum() >= 5, shown
         assert errors.mean() <= 0.07 and errors.max() <= 0.16, shown
         assert prior_errors.mean() >= 0.2, shown
 
 
-@pytest.mark.slow
-async def test_learned_beats_fixed_where_users_recover_fast_and_ties_where_they_do_not(start):
-    """The default mode against "fixed" on the same worlds and seeds, 400 half-hour rounds.
+async def _learned_over_fixed(start, truth: Truth) -> list[float]:
+    """Return, per seed 0-2, the true click chance served late in the run, learned / fixed."""
+    ratios = []
+    for seed in range(3):
+        late = {}
+        for mode in ("learned", "fixed"):
+            world = FatigueWorld(truth, np.random.default_rng(seed), half_life_h=24.0)
+            await _run_world(start, world, 400, seed, seen_decay=mode)
+            chances = np.array(world.chances)
+            late[mode] = chances[len(chances) // 2 :].mean()
+        ratios.append(late["learned"] / late["fixed"])
+    return ratios
 
-    Metric: the true click chance of what was served over the last half of the run.
-    fast: the curve of the test above (recovered within a day; the fixed decay assumes a
-    24 h half-life and x0.7 per ignored impression); slow: exactly the fixed decay's world
-    (x0.7 per ignored impression, counts halving per 24 h). Observed learned / fixed on
-    seeds 0-2: fast 1.103, 1.088, 1.108; slow 0.986, 0.953, 0.974 (mean 0.971: the fixed
-    decay uses each count's exact faded value, the learned one only its bucket; "off" scores
-    0.78 there, so 0.97 is most of the way). Asserted over seeds 0-2: fast mean >= 1.04;
-    slow mean >= 0.95, a tie within 5%.
+
+@pytest.mark.slow
+async def test_learned_beats_fixed_where_users_recover_fast(start):
+    """The default mode against "fixed" on the same world and seeds, 400 half-hour rounds.
+
+    Metric: the true click chance of what was served over the last half of the run. The
+    world: the curve of the test above (users recover within a day), where the fixed decay
+    assumes x0.7 per ignored impression and a 24 h half-life. Observed learned / fixed on
+    seeds 0-2: 1.108, 1.071, 1.106 (mean 1.095). Asserted: mean >= 1.04.
     """
-    worlds = {"fast": by_bucket(FAST_RECOVERY), "slow": fixed_decay(0.7, 24.0)}
-    ratios: dict[str, list[float]] = {name: [] for name in worlds}
-    for name, truth in worlds.items():
-        for seed in range(3):
-            late = {}
-            for mode in ("learned", "fixed"):
-                world = FatigueWorld(truth, np.random.default_rng(seed), half_life_h=24.0)
-                await _run_world(start, world, 400, seed, seen_decay=mode)
-                chances = np.array(world.chances)
-                late[mode] = chances[len(chances) // 2 :].mean()
-            ratios[name].append(late["learned"] / late["fixed"])
-    assert np.mean(ratios["fast"]) >= 1.04, ratios
-    assert np.mean(ratios["slow"]) >= 0.95, ratios
+    ratios = await _learned_over_fixed(start, by_bucket(FAST_RECOVERY))
+    assert np.mean(ratios) >= 1.04, ratios
+
+
+@pytest.mark.slow
+async def test_learned_ties_fixed_where_users_tire_as_it_assumes(start):
+    """As above, in exactly the fixed decay's world: x0.7 per ignored impression, counts
+    halving per 24 h.
+
+    Observed learned / fixed on seeds 0-2: 0.981, 0.966, 0.949 (mean 0.965; the fixed
+    decay uses each count's exact faded value, the learned one only its bucket; serving
+    without any decay scores 0.78-0.80 of fixed here, so this is most of the way).
+    Asserted: mean >= 0.95, a tie within 5%.
+    """
+    ratios = await _learned_over_fixed(start, fixed_decay(0.7, 24.0))
+    assert np.mean(ratios) >= 0.95, ratios
