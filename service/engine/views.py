@@ -9,8 +9,10 @@ from typing import Any
 import numpy as np
 
 from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts, seen_decay
+from service.engine.affinity import prior_out
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
+from service.engine.lift import cluster_lift
 from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
 from service.engine.refresh import Snapshots
@@ -228,6 +230,8 @@ class Views:
             policies=policies,
             agreement=views["agree"],
             replay=views["replay"],
+            cluster_lift=cluster_lift(self.snapshots.current),
+            affinity_prior=prior_out(self.snapshots.affinity, self.ctx.settings),
         )
 
     async def export_logs(

@@ -106,7 +106,8 @@ async def _feedback_after_a_fit(svc) -> None:
 
 @anyio
 async def test_round_trip_reproduces_every_key(start, raw, make_settings):
-    svc = await start(key_prefix="src")
+    # Soft membership at the old temperature: cluster counts become fractional.
+    svc = await start(key_prefix="src", membership="soft", soft_temperature=0.1, soft_top_m=3)
     await _feedback_after_a_fit(svc)
     # A retired item keeps its counts; the file keeps them too.
     assert (await svc.client.delete("/v1/items/x3")).status_code == 204
