@@ -33,6 +33,8 @@ class AffinityFit:
     cluster_strength: float | None = None
     # Clock time of the last fit of slope and strength; None before the first.
     fitted_at: float | None = None
+    # (k, n) prior mean of each cluster arm as last derived; None before a derivation.
+    prior_mean: np.ndarray | None = None
 
 
 class AffinityPrior:
@@ -50,6 +52,7 @@ class AffinityPrior:
         self.cluster_strength: float | None = None
         self.fitted_at: float | None = None
         self.affinity: np.ndarray | None = None
+        self.prior_mean: np.ndarray | None = None
         self._of: tuple[int, int] | None = None
         self._now = 0.0
 
@@ -67,13 +70,16 @@ class AffinityPrior:
             return self
         self._of = (catalog.version, clusters.gen)
         self.affinity = _affinity(catalog, unit_centers)
+        self.prior_mean = None
         return self
 
     def state(self) -> AffinityFit | None:
         """Return the affinity, slope and strength the posteriors were just derived with."""
         if self.affinity is None:
             return None
-        return AffinityFit(self.affinity, self.slope, self.cluster_strength, self.fitted_at)
+        return AffinityFit(
+            self.affinity, self.slope, self.cluster_strength, self.fitted_at, self.prior_mean
+        )
 
     def catalog(
         self, global_impressions: np.ndarray, global_clicks: np.ndarray
@@ -98,7 +104,10 @@ class AffinityPrior:
         if self.fitted_at is None or self._now - self.fitted_at >= self.refit_s:
             self._fit(impressions, clicks, affinity, catalog)
         prior = replace(self.base, cluster_strength=self.cluster_strength)
-        return prior.params(impressions, clicks, catalog, affinity, self.slope)
+        alpha, beta = prior.params(impressions, clicks, catalog, affinity, self.slope)
+        # Kept so that views show cluster arms as served (see cluster_params).
+        self.prior_mean = (alpha[:-1] - clicks[:-1]) / (self.cluster_strength or self.strength)
+        return alpha, beta
 
     def _fit(
         self,
@@ -119,6 +128,36 @@ class AffinityPrior:
         self.cluster_strength = fit_prior_strength(
             impressions[:-1], clicks[:-1], mean, *STRENGTH_RANGE
         )
+
+
+def cluster_params(
+    fit: AffinityFit | None,
+    base_strength: float,
+    params: tuple[np.ndarray, np.ndarray],
+    impressions: np.ndarray,
+    clicks: np.ndarray,
+    rows: dict[int, int],
+    columns: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (alpha, beta) with the given cluster rows' priors as the snapshot serves them.
+
+    ``params`` are the catalog prior's for (rows, items) counts in events; ``rows`` maps a
+    matrix row to its cluster, ``columns`` gives each item's catalog position (-1: not in
+    the snapshot, which keeps the catalog prior until the next refresh).
+    """
+    alpha, beta = params[0].copy(), params[1].copy()
+    if fit is None or fit.prior_mean is None:
+        return alpha, beta
+    strength = fit.cluster_strength or base_strength
+    misses = np.maximum(impressions - clicks, 0.0)
+    known = (columns >= 0) & (columns < fit.prior_mean.shape[1])
+    for row, cluster in rows.items():  # one per cluster: views only, never per arm
+        if cluster >= fit.prior_mean.shape[0]:
+            continue
+        mean = fit.prior_mean[cluster, columns[known]]
+        alpha[row, known] = mean * strength + clicks[row, known]
+        beta[row, known] = (1.0 - mean) * strength + misses[row, known]
+    return alpha, beta
 
 
 def _affinity(catalog: Catalog, unit_centers: np.ndarray | None) -> np.ndarray | None:

@@ -246,3 +246,18 @@ async def test_stats_lift_is_null_before_the_snapshot_has_counts(svc):
     stats = (await svc.client.get("/v1/stats")).json()
     assert stats["cluster_lift"]["cluster_ctr"] is None
     assert stats["affinity_prior"]["slope"] == 0.0
+
+
+async def test_arms_views_show_cluster_arms_with_the_priors_they_are_served_with(start):
+    running, x, y = await _fitted(start)
+    await _fans_read_their_side(running)
+    served = {c: _means(running, c, ["x9", "y9", "x0"]) for c in (x, y)}
+    for n, item in enumerate(["x9", "y9", "x0"]):
+        shown = await arm(running.client, item)
+        for c in (x, y):
+            assert shown["clusters"][c]["mean"] == pytest.approx(served[c][n]), (item, c)
+    page = await running.client.get("/v1/arms", params={"cluster": x, "limit": 100})
+    listed = {a["item_id"]: a["mean"] for a in page.json()["arms"]}
+    assert [listed[i] for i in ("x9", "y9", "x0")] == pytest.approx(served[x].tolist())
+    # The affinity prior is what makes them differ: unseen x9 and y9 are not equal.
+    assert listed["x9"] > 2 * listed["y9"]
