@@ -257,11 +257,13 @@ async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
 
 @anyio
 async def test_a_running_service_picks_up_an_import(start, make_settings):
-    source = await start(key_prefix="src")
+    # The catalog prior: the affinity prior's slope is each worker's own fit from the counts
+    # (refitted every affinity_refit_s), and arms are compared exactly below.
+    source = await start(key_prefix="src", prior="catalog")
     await _feedback_after_a_fit(source)
     text = await _export(make_settings, "src")
 
-    live = await start(key_prefix="live")
+    live = await start(key_prefix="live", prior="catalog")
     await add_items(live.client, ["old"])
     await send(live.client, [event("click", "u1", "old")])
     await live.refresh()
