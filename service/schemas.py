@@ -569,7 +569,7 @@ class StatsOut(BaseModel):
         None,
         description="Per cluster and traffic-weighted: the mean posterior CTR, in the "
         "cluster, of the top-m items its own arms rank first against the top-m of the global "
-        "arms, from this worker's snapshot; null before the snapshot has counts.",
+        "arms, from this worker's snapshot; null before the first snapshot.",
     )
     affinity_prior: AffinityPriorOut | None = Field(
         None,
