@@ -242,7 +242,7 @@ async def test_stats_lift_matches_the_arms_means_on_known_counts(start):
     assert stats["lift"] >= 1.0
 
 
-async def test_stats_lift_is_null_before_the_snapshot_has_counts(svc):
+async def test_stats_lift_has_no_ctrs_without_cluster_traffic(svc):
     stats = (await svc.client.get("/v1/stats")).json()
     assert stats["cluster_lift"]["cluster_ctr"] is None
     assert stats["affinity_prior"]["slope"] == 0.0
