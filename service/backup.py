@@ -103,13 +103,13 @@ async def export_document(
     from service.store import Store
     from service.store import state as store_state
 
-    store = Store(url, settings.key_prefix, settings.redis_timeout_s)
+    store = Store(url, **settings.store_options())
     try:
-        snapshot = await store_state.read_state(store)
+        snapshot = await store_state.read_state(store, settings.discount.half_life_s)
         if not allow_empty and not state.holds_state(snapshot):
             raise EmptyStore(f"nothing under key prefix {settings.key_prefix!r}")
         out.write(state.open_document(snapshot, state.settings_fields(settings), _version()))
-        markers = store_state.dedupe_markers(store, snapshot.at_ms, settings.dedupe_retention_s)
+        markers = store_state.dedupe_markers(store, snapshot.shard_ms, settings.dedupe_retention_s)
         sections: list[tuple[str, AsyncIterable[list[str]]]] = [
             ("items", _once(state.item_entries(snapshot))),
             ("retired", _once(state.retired_entries(snapshot))),
@@ -211,7 +211,7 @@ async def import_document(
     from service.store import state as store_state
 
     prefix = settings.key_prefix
-    store = Store(url, prefix, settings.redis_timeout_s)
+    store = Store(url, **settings.store_options())
     try:
         for _ in range(_IMPORT_ATTEMPTS):
             current = await store.versions()

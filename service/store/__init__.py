@@ -11,15 +11,17 @@ from service.store.records import (
     ArmEvent,
     ClusterModel,
     CountChange,
+    CountDelta,
     CountsState,
-    CountTotal,
     ItemRecord,
+    ShardPosition,
     UserEvent,
     UserState,
     Verdict,
     Versions,
 )
-from service.store.serving import DimensionMismatch, LoggedList, Store
+from service.store.served import LoggedList
+from service.store.serving import DimensionMismatch, Store
 from service.store.state import (
     StateChanged,
     StateNotEmpty,
@@ -32,11 +34,12 @@ __all__ = [
     "ArmEvent",
     "ClusterModel",
     "CountChange",
-    "CountTotal",
+    "CountDelta",
     "CountsState",
     "DimensionMismatch",
     "ItemRecord",
     "LoggedList",
+    "ShardPosition",
     "StateChanged",
     "StateNotEmpty",
     "StateSnapshot",

@@ -59,7 +59,9 @@ async def test_a_gap_in_the_change_stream_falls_back_to_a_full_reload(start, red
     await running.refresh()
     client = redis.Redis.from_url(redis_url)
     await send(running.client, [event("click", "u", "a")])
-    await client.delete("br:{arms}:changes")  # as if trimmed before this worker read it
+    keys = running.app.state.engine.store.keys
+    # as if trimmed before this worker read it
+    await client.delete(*(keys.changes(shard) for shard in range(keys.shards)))
     await client.aclose()
     await send(running.client, [event("impression", "u", "b")])
     reloads = running.recommender.metrics.snapshot_full_reloads
