@@ -264,7 +264,9 @@ async def _pipelined(
     """Return each command's reply, or the error it got, in one round trip (then WAIT's)."""
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            # As a raw command: redis-py refuses pipe.evalsha on a cluster pipeline, yet
+            # routes EVALSHA by its keys (all in one slot here) like any keyed command.
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         for command in commands:
             pipe.execute_command(*command)
         n_waits = 0

@@ -199,8 +199,13 @@ class Store:
 
     @unavailable_on_redis_errors
     async def load_items(self) -> tuple[int, list[ItemRecord]]:
-        """Return (catalog version, every item), read in one transaction."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        """Return (catalog version, every item), the version read first.
+
+        Not a transaction (a cluster's would need a redis-py fix): a catalog change
+        landing mid-read leaves the version behind the items, so the next refresh
+        reloads them; never ahead.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hget(self.keys.catalog_info, "version")
             pipe.hgetall(self.keys.item_meta)
             pipe.hgetall(self.keys.item_embeddings)
@@ -344,7 +349,8 @@ class Store:
         since = repr(time.time())
         async with self._redis.pipeline(transaction=False) as pipe:
             for shard in range(self.keys.shards):
-                pipe.delete(self.keys.stats(shard))
+                # A raw command: a cluster pipeline's delete() is a coroutine, not queued.
+                pipe.execute_command("DEL", self.keys.stats(shard))
                 pipe.hset(self.keys.stats(shard), "since", since)
             await pipe.execute()
 

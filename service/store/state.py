@@ -249,13 +249,13 @@ async def _marker_expiries(
     store: Store, marker_keys: list[str], set_by_ms: int | Sequence[int], retention_s: int
 ) -> list[tuple[str, int, str | None]]:
     # Not a transaction: markers of several slots; expiries are right to within the
-    # pipeline's duration.
+    # pipeline's duration (TIME goes first: a cluster pipeline refuses it).
+    now = await replied(store.client.time())
     async with store.client.pipeline(transaction=False) as pipe:
-        pipe.time()
         for key in marker_keys:
             pipe.pttl(key)
             pipe.get(key)
-        now, *replies = await pipe.execute()
+        replies = await pipe.execute()
     now_ms = _unix_ms(now)
     markers = []
     for key, ttl, owner in zip(marker_keys, replies[0::2], replies[1::2], strict=True):
@@ -292,8 +292,8 @@ async def stored_users(store: Store, batch: int = 500) -> AsyncIterator[list[Sto
 async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
     # Not a transaction: users of many slots. Each user's keys share a slot and are
     # written by one script at a time, so a user is still read whole, give or take a write.
+    now = await replied(store.client.time())
     async with store.client.pipeline(transaction=False) as pipe:
-        pipe.time()
         for user_id in user_ids:
             keys = store.keys.user_keys(user_id)
             pipe.hgetall(keys.state)
@@ -303,7 +303,7 @@ async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
             pipe.hgetall(keys.last_clicks)
             for key in keys:
                 pipe.pttl(key)
-        now, *raw = await pipe.execute()
+        raw = await pipe.execute()
     per_user = 10
     users = []
     for n, user_id in enumerate(user_ids):
@@ -385,8 +385,8 @@ async def _write_state_on_cluster(
         doomed = _import_targets(keys, plan)
     now_ms = _unix_ms(await replied(client.time()))
     async with client.pipeline(transaction=False) as pipe:
-        for key in doomed:  # one key per command: keys of several slots
-            pipe.unlink(key)
+        for key in doomed:  # one key per command (several slots); raw: a cluster
+            pipe.execute_command("UNLINK", key)  # pipeline's unlink() is not queued
         _queue_state(pipe, keys, plan, current, now_ms)
         await pipe.execute()
 
@@ -414,7 +414,8 @@ async def _present_state(store: Store) -> list[str]:
         # Every counted event is counted in its shard's global arms, so these hold any count.
         for shard in range(keys.shards):
             for kind in KINDS:
-                pipe.exists(keys.arms(kind, shard=shard))
+                # Raw: a cluster pipeline's exists() is a coroutine of its own.
+                pipe.execute_command("EXISTS", keys.arms(kind, shard=shard))
         n_items, gen, *n_counts = await pipe.execute()
     present = [f"{n_items} items"] if n_items else []
     present += ["arm counts"] if any(n_counts) else []

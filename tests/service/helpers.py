@@ -63,3 +63,17 @@ async def stored_counts(
             name = item.decode() if isinstance(item, bytes) else item
             total[name] = total.get(name, 0.0) + float(value)
     return total
+
+
+# URLs of the Redis Clusters tests started (tests/cluster): raw clients of them speak cluster.
+CLUSTER_URLS: set[str] = set()
+
+
+def raw_client(url: str) -> Any:
+    """Return an asyncio client of the Redis, or the Redis Cluster, at `url`."""
+    import redis.asyncio as redis
+    from redis.asyncio.cluster import RedisCluster
+
+    if url in CLUSTER_URLS:
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.store import serving
-from tests.service.helpers import add_items, arm, event, exported_lists, send
+from tests.service.helpers import add_items, arm, event, exported_lists, raw_client, send
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def raw(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     yield client
     await client.aclose()
 

@@ -6,9 +6,8 @@ import random
 
 import numpy as np
 import pytest
-import redis.asyncio as redis
 
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, raw_client, send
 
 pytestmark = pytest.mark.anyio
 
@@ -57,7 +56,7 @@ async def test_a_gap_in_the_change_stream_falls_back_to_a_full_reload(start, red
     await add_items(running.client, ["a", "b"])
     await send(running.client, [event("impression", "u", "a")])
     await running.refresh()
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     await send(running.client, [event("click", "u", "a")])
     keys = running.app.state.engine.store.keys
     # as if trimmed before this worker read it
