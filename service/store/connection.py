@@ -17,12 +17,14 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
     DataError,
     MasterDownError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -144,6 +146,9 @@ def redis_errors_as_unavailable() -> Iterator[None]:
         if cause is None:
             raise
         raise StoreUnavailable(f"{CAUSES[cause]}: {exc}", cause) from exc
+    except (SlotNotCoveredError, ClusterError) as exc:
+        # A cluster mid-failover: no node serves the slot yet, or redirections ran out.
+        raise StoreUnavailable(f"{CAUSES['cluster_down']}: {exc}", "cluster_down") from exc
 
 
 def hiredis_pack_command(self: Any, *args: Any) -> list[bytes]:
