@@ -187,15 +187,17 @@ class Store:
         if not item_ids:
             return set()
         ids = list(item_ids)
+        metas = await replied(self._redis.hmget(self.keys.item_meta, ids))
+        known = {i for i, meta in zip(ids, metas, strict=True) if meta is not None}
+        missing = [i for i in ids if i not in known]
+        if not missing:  # the usual batch: one round trip, not one per count shard
+            return known
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.keys.item_meta, ids)
             for shard in range(self.keys.shards):
                 for kind in KINDS:
-                    pipe.hmget(self.keys.arms(kind, shard=shard), ids)
+                    pipe.hmget(self.keys.arms(kind, shard=shard), missing)
             replies = await pipe.execute()
-        return {
-            i for i, *found in zip(ids, *replies, strict=True) if any(f is not None for f in found)
-        }
+        return known | {i for i, *found in zip(missing, *replies, strict=True) if any(found)}
 
     @unavailable_on_redis_errors
     async def load_items(self) -> tuple[int, list[ItemRecord]]:
