@@ -179,7 +179,6 @@ def connect(url: str, timeout_s: float, *, cluster: bool = False) -> Client:
     Commands are packed in C. A cluster client learns the topology from the node `url`
     names and follows it (MOVED, failovers) by itself.
     """
-    packed = _packing_in_c(redis.Connection)
     if cluster:
         cluster_client = RedisCluster.from_url(
             url,
@@ -192,7 +191,7 @@ def connect(url: str, timeout_s: float, *, cluster: bool = False) -> Client:
             ),
         )
         # Nodes found from the first one are built with these arguments.
-        cluster_client.connection_kwargs["connection_class"] = packed
+        cluster_client.connection_kwargs["connection_class"] = _packing_in_c(redis.Connection)
         return cluster_client
     client = redis.Redis.from_url(
         url,

@@ -380,7 +380,9 @@ class Store:
         nothing is written. Otherwise NEW events are counted, and each event_id's first
         NEW or REPLAY event is applied to its user's state and flags its `outcome`
         (idempotent, for off-policy evaluation): two round trips, counts first, so that
-        one decision covers both (why a crash between them is repaired: store/dedupe.py).
+        one decision covers both (why a crash between them is repaired: store/dedupe.py),
+        and one before them when the events fall in several count shards, to read their
+        markers (so that a CLAIMED event stops every shard's writes).
 
         With `count_half_life_s` > 0 every count touched is first discounted to `now`
         (halved per half-life since it was last touched), then incremented. A user keeps
