@@ -19,6 +19,10 @@ from tests.service.test_conversions import (
     test_a_conversion_counts_on_its_own_and_changes_nothing_else,
     test_a_conversion_without_rec_id_is_attributed_to_the_users_last_click,
 )
+from tests.service.test_count_shards import (
+    test_a_claimed_event_in_one_shard_stops_the_writes_of_every_shard,
+    test_the_race_after_the_marker_check_leaves_counts_exact,
+)
 from tests.service.test_dedupe import (
     pytestmark,
     raw,
@@ -55,6 +59,7 @@ from tests.service.test_state import (
 __all__ = [
     "pytestmark",
     "raw",
+    "test_a_claimed_event_in_one_shard_stops_the_writes_of_every_shard",
     "test_a_conversion_counts_on_its_own_and_changes_nothing_else",
     "test_a_conversion_without_rec_id_is_attributed_to_the_users_last_click",
     "test_a_crash_between_counts_and_user_state_is_repaired_by_the_resend",
@@ -81,4 +86,5 @@ __all__ = [
     "test_round_trip_reproduces_every_key",
     "test_soft_feedback_splits_one_event_exactly_across_clusters",
     "test_stats_count_each_event_once_and_compare_policies",
+    "test_the_race_after_the_marker_check_leaves_counts_exact",
 ]
