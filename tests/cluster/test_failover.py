@@ -105,8 +105,11 @@ async def test_a_killed_master_fails_over_and_every_batch_counts_once(tmp_path: 
                 await _until_acknowledged(client, batch, codes)
             # Kill a master mid-load; the load goes on while the cluster fails over.
             failover = asyncio.create_task(asyncio.to_thread(_fail_over_and_rejoin, cluster))
-            for batch in batches[BATCHES // 3 :]:
+            for n, batch in enumerate(batches[BATCHES // 3 :]):
                 await _until_acknowledged(client, batch, codes)
+                # Recommend answers throughout, from the snapshot while Redis cannot.
+                served = await client.post("/v1/recommend", json={"user_id": f"u{n}", "k": 2})
+                assert served.status_code == 200, served.text
             await failover
             assert [node.port for node in cluster.primaries()] != [
                 m.port for m in cluster.masters
