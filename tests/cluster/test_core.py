@@ -32,6 +32,10 @@ from tests.service.test_dedupe import (
     test_an_event_id_used_by_two_users_in_one_batch_is_refused,
     test_markers_without_an_owner_are_duplicates_that_touch_nothing,
 )
+from tests.service.test_import_events import (
+    test_a_rerun_counts_nothing_twice,
+    test_an_import_next_to_live_feedback_loses_and_doubles_nothing,
+)
 from tests.service.test_policies import test_stats_count_each_event_once_and_compare_policies
 from tests.service.test_retired_items import (
     test_an_item_without_counts_is_known_by_the_list_that_served_it,
@@ -66,10 +70,12 @@ __all__ = [
     "test_a_gap_in_the_change_stream_falls_back_to_a_full_reload",
     "test_a_logged_list_is_lean_and_what_the_client_was_answered",
     "test_a_repeated_event_id_applies_only_the_event_that_counted",
+    "test_a_rerun_counts_nothing_twice",
     "test_a_running_service_picks_up_an_import",
     "test_acknowledged_events_stay_duplicates_after_a_move",
     "test_an_event_id_reused_by_another_user_is_refused",
     "test_an_event_id_used_by_two_users_in_one_batch_is_refused",
+    "test_an_import_next_to_live_feedback_loses_and_doubles_nothing",
     "test_an_item_without_counts_is_known_by_the_list_that_served_it",
     "test_deltas_reproduce_a_full_reload_across_clusters",
     "test_eight_clients_with_overlapping_batches_count_each_event_once",

@@ -21,7 +21,7 @@ from service.events_import import import_events
 from service.store import Store
 from service.store.codecs import KINDS, item_meta
 from service.store.keys import Keys
-from tests.service.helpers import add_items, send, stored_counts
+from tests.service.helpers import CLUSTER_URLS, add_items, raw_client, send, stored_counts
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0
@@ -31,7 +31,7 @@ PAST = time.time() - 20 * 86400
 
 @pytest.fixture
 async def raw(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     yield client
     await client.aclose()
 
@@ -54,7 +54,7 @@ def _csv(path: Path, events: list[dict[str, Any]]) -> Path:
 
 
 async def _catalog(redis_url: str, prefix: str, ids: list[str]) -> None:
-    store = Store(redis_url, prefix)
+    store = Store(redis_url, prefix, cluster=redis_url in CLUSTER_URLS)
     await store.upsert_items([(i, item_meta([], [], True, 0.0), None) for i in ids])
     await store.close()
 
