@@ -207,8 +207,7 @@ async def import_document(
 ) -> int:
     """Write a validated document under settings.key_prefix; return the exit code."""
     from service import state
-    from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable
-    from service.store import state as store_state
+    from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable, restore
 
     prefix = settings.key_prefix
     store = Store(url, **settings.store_options())
@@ -217,7 +216,7 @@ async def import_document(
             current = await store.versions()
             plan = state.plan_import(document, current)
             with contextlib.suppress(StateChanged):
-                await store_state.write_state(store, plan, current.clusters, replace=replace)
+                await restore.write_state(store, plan, current.clusters, replace=replace)
                 log_event(
                     "state_imported",
                     prefix=prefix,

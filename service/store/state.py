@@ -1,27 +1,18 @@
-"""Export and import of a prefix's whole state, over the connection of a Store.
+"""Export of a prefix's whole state, over the connection of a Store, and the records an
+import writes (restore.py writes them).
 
-What the state file holds is service/state; this module only reads and writes Redis.
+What the state file holds is service/state; this module only reads Redis.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
-from redis.asyncio.cluster import ClusterPipeline, RedisCluster
+from typing import Any
 
 from service.store.codecs import (
     KINDS,
-    UNKNOWN_OWNER,
     decode_owner,
-    encode_clusters,
-    encode_embedding,
-    encode_item_meta,
-    encode_owner,
-    item_meta,
     text,
     text_map,
 )
@@ -34,20 +25,12 @@ from service.store.connection import (
     unavailable_on_redis_errors,
 )
 from service.store.counts import Part, flat_text, number_text, sum_parts
-from service.store.keys import Keys, tagged_id
-from service.store.records import ClusterModel, ItemRecord, Versions
+from service.store.keys import tagged_id
+from service.store.records import ClusterModel, ItemRecord
 from service.store.serving import Store
-
-V = TypeVar("V")
 
 # Reading the state retries when a fit lands mid-read; more than this means fits in a loop.
 _STATE_ATTEMPTS = 5
-# Fields per HSET or keys per UNLINK inside an import transaction.
-_CHUNK = 1000
-# The count shard an import writes its counts to (every shard's part counts alike).
-_IMPORT_SHARD = 0
-# The pipeline of one Redis, or of a cluster (no transaction there).
-AnyPipeline = Pipeline | ClusterPipeline
 
 
 class StateNotEmpty(RuntimeError):
@@ -118,20 +101,9 @@ class StateWrite:
     users: list[StoredUser]
 
 
-def _unix_ms(server_time: tuple[int, int]) -> int:
+def unix_ms(server_time: tuple[int, int]) -> int:
     seconds, micros = server_time
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def _chunks(values: Sequence[V]) -> Iterable[Sequence[V]]:
-    return (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
-
-
-def _hset_all(pipe: AnyPipeline, key: str, mapping: dict[str, Any]) -> None:
-    """Queue HSETs of a mapping in chunks (none for an empty one, which HSET refuses)."""
-    fields = list(mapping.items())
-    for chunk in _chunks(fields):
-        pipe.hset(key, mapping=dict(chunk))
 
 
 # -- export -------------------------------------------------------------------------------
@@ -187,7 +159,7 @@ def _summed_state(
         shard_since = None if not since else float(since)
         if since:
             sinces.append(text(since))
-        shard_ms.append(_unix_ms(server_time))
+        shard_ms.append(unix_ms(server_time))
         for n, row in enumerate(rows):
             values = flat_text(hashes[2 * n])
             times = flat_text(hashes[2 * n + 1])
@@ -256,7 +228,7 @@ async def _marker_expiries(
             pipe.pttl(key)
             pipe.get(key)
         replies = await pipe.execute()
-    now_ms = _unix_ms(now)
+    now_ms = unix_ms(now)
     markers = []
     for key, ttl, owner in zip(marker_keys, replies[0::2], replies[1::2], strict=True):
         expires_ms = now_ms + ttl
@@ -319,180 +291,10 @@ async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
                 seen=text_map(seen),
                 events=[(text(e), float(score)) for e, score in events],
                 last_clicks=text_map(last_clicks),
-                expires_ms=None if -1 in live else _unix_ms(now) + max(live),
+                expires_ms=None if -1 in live else unix_ms(now) + max(live),
             )
         )
     return users
 
 
 # -- import -------------------------------------------------------------------------------
-
-
-@unavailable_on_redis_errors
-async def write_state(store: Store, plan: StateWrite, planned_gen: int, *, replace: bool) -> None:
-    """Write an imported state; with `replace`, instead of the prefix's keys.
-
-    On one Redis it is one transaction. Its counters end above the store's when it is
-    written. Raises StateNotEmpty (without `replace`) if the store holds items, counts or
-    clusters, and StateChanged if the clustering generation is no longer `planned_gen`;
-    either way nothing is written. Counts go to the first count shard (any shard's part
-    counts), markers to their events' shards.
-    """
-    if isinstance(store.client, RedisCluster):
-        await _write_state_on_cluster(store, plan, planned_gen, replace=replace)
-        return
-    keys, client = store.keys, store.client
-    doomed: list[str] = []
-    if replace:
-        # Keys created after this scan outlive the import: replace a store at rest.
-        everything = client.scan_iter(match=keys.every_key, count=1000)
-        doomed = [text(key) async for key in everything]
-    async with client.pipeline(transaction=True) as pipe:
-        # A catalog change or a fit from here on makes EXEC fail, so what is read below
-        # still holds when the transaction runs. Counted events are not watched, so a busy
-        # store cannot starve an import: the catalog's new version reloads workers anyway.
-        await pipe.watch(keys.catalog_info, keys.clusters)
-        current = await _checked_versions(store, plan, planned_gen, replace=replace)
-        if not replace:
-            doomed = _import_targets(keys, plan)
-        now_ms = _unix_ms(await replied(client.time()))
-        pipe.multi()  # type: ignore[no-untyped-call]
-        for chunk in _chunks(doomed):
-            pipe.unlink(*chunk)
-        _queue_state(pipe, keys, plan, current, now_ms)
-        try:
-            await pipe.execute()
-        except redis.WatchError as exc:
-            raise StateChanged("the store changed during the import") from exc
-
-
-async def _write_state_on_cluster(
-    store: Store, plan: StateWrite, planned_gen: int, *, replace: bool
-) -> None:
-    """Write an imported state on a Redis Cluster: one pipeline, no transaction.
-
-    A cluster runs a transaction in one slot only, and the state spans many; so the
-    checks are made just before the writes, not atomically with them: import into a
-    store at rest (no fit, no catalog change meanwhile), as `--replace` already asks.
-    """
-    keys, client = store.keys, store.client
-    doomed: list[str] = []
-    if replace:
-        everything = client.scan_iter(match=keys.every_key, count=1000)
-        doomed = [text(key) async for key in everything]
-    current = await _checked_versions(store, plan, planned_gen, replace=replace)
-    if not replace:
-        doomed = _import_targets(keys, plan)
-    now_ms = _unix_ms(await replied(client.time()))
-    async with client.pipeline(transaction=False) as pipe:
-        for key in doomed:  # one key per command (several slots); raw: a cluster
-            pipe.execute_command("UNLINK", key)  # pipeline's unlink() is not queued
-        _queue_state(pipe, keys, plan, current, now_ms)
-        await pipe.execute()
-
-
-async def _checked_versions(
-    store: Store, plan: StateWrite, planned_gen: int, *, replace: bool
-) -> Versions:
-    """Return the store's versions; raise StateChanged or StateNotEmpty as write_state says."""
-    current = await store.versions()
-    if current.clusters != planned_gen:
-        raise StateChanged("a clustering was fitted since the import was planned")
-    if not replace:
-        present = await _present_state(store)
-        if present:
-            raise StateNotEmpty(present)
-    return current
-
-
-async def _present_state(store: Store) -> list[str]:
-    """Return, as phrases, which of items, counts and clusters the store holds."""
-    keys = store.keys
-    async with store.client.pipeline(transaction=False) as pipe:
-        pipe.hlen(keys.item_meta)
-        pipe.hget(keys.clusters, "gen")
-        # Every counted event is counted in its shard's global arms, so these hold any count.
-        for shard in range(keys.shards):
-            for kind in KINDS:
-                # Raw: a cluster pipeline's exists() is a coroutine of its own.
-                pipe.execute_command("EXISTS", keys.arms(kind, shard=shard))
-        n_items, gen, *n_counts = await pipe.execute()
-    present = [f"{n_items} items"] if n_items else []
-    present += ["arm counts"] if any(n_counts) else []
-    present += [f"clusters (generation {int(gen)})"] if gen is not None else []
-    return present
-
-
-def _import_targets(keys: Keys, plan: StateWrite) -> list[str]:
-    """Return every key an import writes or must clear, short of the whole prefix."""
-    targets = [keys.item_meta, keys.item_embeddings, keys.catalog_info, keys.clusters]
-    for shard in range(keys.shards):
-        targets += [keys.arms_version(shard), keys.changes(shard)]
-        targets += [keys.decay_since(shard), keys.stats(shard)]
-    for kind, cluster in {*plan.counts, *plan.times}:
-        gen = None if cluster is None else plan.gen
-        targets += [
-            keys.arms(kind, gen, cluster, shard=_IMPORT_SHARD),
-            keys.arm_times(kind, gen, cluster, shard=_IMPORT_SHARD),
-        ]
-    for user in plan.users:
-        targets += keys.user_keys(user.user_id)
-    return targets
-
-
-def _queue_state(
-    pipe: AnyPipeline, keys: Keys, plan: StateWrite, current: Versions, now_ms: int
-) -> None:
-    """Queue the writes of an imported state; the changes streams stay gone."""
-    metas: dict[str, str] = {}
-    embeddings: dict[str, bytes] = {}
-    for item in plan.items:
-        meta = item_meta(item.tags, item.pools, item.active, item.updated)
-        metas[item.item_id] = encode_item_meta(meta)
-        if item.embedding is not None:
-            embeddings[item.item_id] = encode_embedding(item.embedding)
-    _hset_all(pipe, keys.item_meta, metas)
-    _hset_all(pipe, keys.item_embeddings, embeddings)
-    info = {"version": max(plan.items_version, current.items + 1)}
-    if plan.dim:
-        info["dim"] = plan.dim
-    pipe.hset(keys.catalog_info, mapping=info)
-    clusters = plan.clusters
-    if clusters is not None:
-        assert clusters.centers is not None
-        fields = encode_clusters(
-            clusters.centers, clusters.inertia or 0.0, clusters.sizes, clusters.fitted_at or 0.0
-        )
-        pipe.hset(keys.clusters, mapping={"gen": clusters.gen, **fields})
-    shard = _IMPORT_SHARD
-    for (kind, cluster), values in plan.counts.items():
-        gen = None if cluster is None else plan.gen
-        _hset_all(pipe, keys.arms(kind, gen, cluster, shard=shard), values)
-    for (kind, cluster), times in plan.times.items():
-        gen = None if cluster is None else plan.gen
-        _hset_all(pipe, keys.arm_times(kind, gen, cluster, shard=shard), times)
-    pipe.set(keys.arms_version(shard), max(plan.arms_version, current.arms + 1))
-    if plan.decay_since is not None:
-        pipe.set(keys.decay_since(shard), plan.decay_since)
-    _hset_all(pipe, keys.stats(shard), plan.stats)
-    for event_id, expires_ms, owner in plan.dedupe:
-        if expires_ms > now_ms:
-            value = UNKNOWN_OWNER if owner is None else encode_owner(owner)
-            pipe.set(keys.marker(event_id), value, pxat=expires_ms)
-    for user in plan.users:
-        if user.expires_ms is None or user.expires_ms > now_ms:
-            _queue_user(pipe, keys, user)
-
-
-def _queue_user(pipe: AnyPipeline, keys: Keys, user: StoredUser) -> None:
-    user_keys = keys.user_keys(user.user_id)
-    _hset_all(pipe, user_keys.state, user.state)
-    _hset_all(pipe, user_keys.seen, user.seen)
-    _hset_all(pipe, user_keys.last_clicks, user.last_clicks)
-    if user.clicks:
-        pipe.rpush(user_keys.clicks, *user.clicks)
-    if user.events:
-        pipe.zadd(user_keys.events, dict(user.events))
-    if user.expires_ms is not None:
-        for key in user_keys:
-            pipe.pexpireat(key, user.expires_ms)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as redis
 
-from service.store import ArmEvent, ShardPosition, StateWrite, Store, StoredUser, UserEvent
-from service.store import state as store_state
+from service.store import ArmEvent, ShardPosition, StateWrite, Store, StoredUser, UserEvent, restore
 from service.store.codecs import (
     UNKNOWN_OWNER,
     assigned_key,
@@ -89,7 +88,7 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
         expires_ms=None,
     )
     plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, [], [user])
-    await store_state.write_state(store, plan, 0, replace=False)
+    await restore.write_state(store, plan, 0, replace=False)
     await _feedback(store, [UserEvent("e1", "impression", "a")], NOW + HALF_LIFE_S)
     users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
     # Three unclicked impressions a half-life old weigh 1.5, plus this one.
