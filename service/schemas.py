@@ -641,7 +641,10 @@ class Overview(BaseModel):
         "(a deleted item's leave with it). With a count half-life (BANDITREC_HALF_LIFE_H) "
         "these are the discounted totals."
     )
-    arms_version: int = Field(description="Feedback batches that changed a count so far.")
+    arms_version: int = Field(
+        description="Count changes so far: each feedback batch adds one per count shard "
+        "(BANDITREC_COUNT_SHARDS) in which it changed a count."
+    )
     snapshot_age_s: float = Field(
         description="Seconds since this worker's snapshot was last confirmed current."
     )

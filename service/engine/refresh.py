@@ -72,7 +72,7 @@ class Snapshots:
                 posteriors = await self.load_posteriors(catalog, clusters, prior)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
-                changes = await ctx.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
+                changes = await ctx.store.read_changes(posteriors.positions, _MAX_CHANGES)
                 advanced = posteriors.apply(changes, catalog, prior, discount, now)
                 if advanced is None or advanced.version < versions.arms:
                     ctx.metrics.snapshot_full_reloads.inc()
@@ -116,7 +116,9 @@ class Snapshots:
         """Return posteriors built from a full read of the counts of this clustering."""
         settings = self.ctx.settings
         discount = settings.discount
-        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        state = await self.ctx.store.load_counts(
+            clusters.gen, clusters.k, half_life_s=discount.half_life_s
+        )
         # Without one given: the prior the snapshot was last derived with.
         prior = prior or self.affinity or settings.prior_model
         return Posteriors.build(state, clusters.gen, catalog, prior, discount, self.ctx.clock())

@@ -103,7 +103,9 @@ class Views:
     async def item_arms(self, item_id: str) -> ItemArms:
         """Return the item's global arm and its arm in each current cluster, read from Redis."""
         clusters = await self.ctx.store.load_clusters()
-        values, times, since = await self.ctx.store.arm_counts(item_id, clusters.gen, clusters.k)
+        values, times, since = await self.ctx.store.arm_counts(
+            item_id, clusters.gen, clusters.k, half_life_s=self.ctx.settings.discount.half_life_s
+        )
         updated = np.array(times, dtype=float)  # None -> NaN: never discounted
         counts = self.ctx.settings.discount.apply(
             np.array(values), updated, since, self.ctx.clock()
@@ -133,7 +135,9 @@ class Views:
                 "cluster",
             )
         discount = self.ctx.settings.discount
-        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        state = await self.ctx.store.load_counts(
+            clusters.gen, clusters.k, half_life_s=discount.half_life_s
+        )
         at = -1 if cluster is None else cluster
         listed = state.counts[at]
         ids = sorted(set(listed[0]) | set(listed[1]) | set(self.snapshots.current.catalog.item_ids))

@@ -15,8 +15,8 @@ import numpy as np
 from service.store.records import (
     ClusterModel,
     CountChange,
+    CountDelta,
     Counts,
-    CountTotal,
     ItemRecord,
     UserState,
 )
@@ -180,17 +180,17 @@ def decode_count_row(hashes: Sequence[Mapping[bytes, bytes]]) -> Counts:
     return imp, clk, cnv
 
 
-def decode_count_total(token: str) -> CountTotal:
+def decode_count_delta(token: str) -> CountDelta:
     """Return one token of a change entry, as record_counts.lua writes it.
 
-    gen|kind|at|total|cluster:total,...|item_id; `at` is empty without discounting.
+    gen|kind|at|added|cluster:added,...|item_id; `at` is empty without discounting.
     """
-    gen, kind, at, total, clusters, item_id = token.split("|", 5)
-    return CountTotal(
+    gen, kind, at, added, clusters, item_id = token.split("|", 5)
+    return CountDelta(
         gen=int(gen),
         kind=kind,
         item_id=item_id,
-        total=float(total),
+        added=float(added),
         clusters=tuple(
             (int(c), float(v)) for c, v in (part.split(":") for part in clusters.split(",") if part)
         ),
@@ -198,11 +198,11 @@ def decode_count_total(token: str) -> CountTotal:
     )
 
 
-def decode_change(entry_id: bytes, fields: Mapping[bytes, bytes]) -> CountChange:
-    """Return one entry of the changes stream: v (the version), d (newline-joined tokens)."""
+def decode_change(shard: int, entry_id: bytes, fields: Mapping[bytes, bytes]) -> CountChange:
+    """Return one entry of a shard's changes stream: v (the version), d (newline-joined tokens)."""
     values = text_map(fields)
-    totals = [decode_count_total(token) for token in values["d"].split("\n")]
-    return CountChange(text(entry_id), int(values["v"]), totals)
+    deltas = [decode_count_delta(token) for token in values["d"].split("\n")]
+    return CountChange(shard, text(entry_id), int(values["v"]), deltas)
 
 
 # -- users ------------------------------------------------------------------------------

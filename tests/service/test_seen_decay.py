@@ -12,6 +12,7 @@ import redis.asyncio as redis
 from bandits.fatigue import decay_prior
 from service.engine.fatigue import BUCKETS, SeenDecay
 from service.store.codecs import ServedList
+from service.store.keys import Keys
 from tests.service.fatigue_world import (
     FAST_RECOVERY,
     ITEMS,
@@ -40,7 +41,13 @@ async def raw(redis_url: str):
 
 
 async def _fatigue(raw: redis.Redis) -> dict[str, float]:
-    return {k.decode(): float(v) for k, v in (await raw.hgetall("br:{arms}:fatigue")).items()}
+    """Return the evidence as stored, summed over the count shards."""
+    keys = Keys("br")
+    total: dict[str, float] = {}
+    for shard in range(keys.shards):
+        for k, v in (await raw.hgetall(keys.fatigue(shard))).items():
+            total[k.decode()] = total.get(k.decode(), 0.0) + float(v)
+    return total
 
 
 async def _served(
