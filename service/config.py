@@ -58,8 +58,9 @@ class Settings(BaseSettings):
         le=1024,
         description="Shards of the arm counts, by event_id: each with its own hash tag, "
         "dedupe markers, change stream and stats, so ingest spreads over a cluster's "
-        "masters. Every worker of one store must use the same value (counts of a changed "
-        "value are still summed, but markers are looked up in another shard).",
+        "masters. A store keeps the value it was first written with: a worker with another "
+        "refuses feedback (503 redis_shard_layout); from 1 (and from releases before "
+        "sharding) it may grow. Export and import to change it otherwise.",
     )
     redis_wait_replicas: int = Field(
         0,

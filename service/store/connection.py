@@ -65,6 +65,7 @@ Cause = Literal[
     "no_replicas",
     "cluster_down",
     "resharding",
+    "shard_layout",
 ]
 
 # What each cause means, for logs and error messages.
@@ -80,6 +81,9 @@ CAUSES: dict[Cause, str] = {
     "(min-replicas-to-write)",
     "cluster_down": "the redis cluster cannot serve this slot",
     "resharding": "the redis cluster is moving this slot (TRYAGAIN)",
+    "shard_layout": "the store's counts are sharded in another number of count shards than "
+    "this worker's BANDITREC_COUNT_SHARDS (every worker must use the store's; export and "
+    "import to change it)",
 }
 
 # The error codes of Redis replies that are server states, and what they mean.

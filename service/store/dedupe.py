@@ -40,6 +40,10 @@ answered 200 for (a 503 says to):
 - A marker expires after the retention; the user's set forgets an id by the same clock
   (its score is when the user script ran, a moment after the marker was set), so a
   resend that late is new to both sides, give or take that moment.
+- Markers written under another shard layout (a release before sharding, or another
+  BANDITREC_COUNT_SHARDS) are elsewhere: for one retention after the layout changed,
+  feedback reads them too (store/layout.py) and an event found there is decided by it,
+  never counted again (its new marker is not written; every resend finds the old one).
 - What is not covered: the user's set also keeps only the newest
   `BANDITREC_USER_EVENTS_MAX` ids (at least one batch), so resending an older batch of a
   user with more events than that within the retention re-applies the forgotten events
@@ -122,9 +126,15 @@ def _count_call(
     return script, count_keys, args
 
 
-def merged(n_events: int, groups: Sequence[Sequence[int]], replies: Sequence[Any]) -> list[Verdict]:
-    """Return the verdicts of every event, in batch order, from each shard's reply."""
-    verdicts = [Verdict.NEW] * n_events
+def merged(
+    n_events: int,
+    groups: Sequence[Sequence[int]],
+    replies: Sequence[Any],
+    checked: Sequence[Verdict] = (),
+) -> list[Verdict]:
+    """Return the verdicts of every event, in batch order, from each shard's reply; events
+    no script decided keep their pre-checked verdict (`decided`)."""
+    verdicts = list(checked) or [Verdict.NEW] * n_events
     for positions, reply in zip(groups, replies, strict=True):
         for n, verdict in zip(positions, reply, strict=True):
             verdicts[n] = Verdict(verdict)
@@ -164,6 +174,25 @@ async def markers(
         for event_id in event_ids:
             pipe.get(keys.marker(event_id))
         return dict(zip(event_ids, await pipe.execute(), strict=True))
+
+
+async def previous_markers(
+    client: Client, keys: Keys, previous: Keys, arm_events: Sequence[ArmEvent]
+) -> dict[str, bytes]:
+    """Return the markers events have in the previous shard layout (store/layout.py), in one
+    trip: only those found, and only where that key is not the event's marker now."""
+    event_ids = [
+        event_id
+        for event_id in dict.fromkeys(e.event_id for e in arm_events)
+        if previous.marker(event_id) != keys.marker(event_id)
+    ]
+    if not event_ids:
+        return {}
+    async with client.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.get(previous.marker(event_id))
+        values = await pipe.execute()
+    return {e: v for e, v in zip(event_ids, values, strict=True) if v is not None}
 
 
 def applied(arm_events: Sequence[ArmEvent], verdicts: Sequence[Verdict]) -> list[ArmEvent]:

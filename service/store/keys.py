@@ -129,6 +129,11 @@ class Keys:
     def _shard(self, shard: int) -> str:
         return f"{self.prefix}:{{{self.tag(shard)}}}"
 
+    @property
+    def layout(self) -> str:
+        """Return the record of the shard layout markers are written under (store/layout.py)."""
+        return f"{self.prefix}:{{{LEGACY_TAG}}}:layout"
+
     def decay_since(self, shard: int) -> str:
         """Return the key of when a shard first discounted."""
         return f"{self._shard(shard)}:decay_since"
@@ -258,6 +263,13 @@ def key_table() -> list[KeyEntry]:
             "hash",
             "item_id → when that count was last discounted (only with a count half-life, "
             "`BANDITREC_HALF_LIFE_H`)",
+        ),
+        KeyEntry(
+            keys.layout,
+            "string",
+            "`shards|since|previous`: the count shards markers are written under, since when, "
+            "and the count before (0: none; 1 includes releases before sharding), whose "
+            "markers feedback also reads for one dedupe retention (store/layout.py)",
         ),
         KeyEntry(
             f"{shard}:decay_since",

@@ -24,6 +24,7 @@ from service.store.codecs import (
 )
 from service.store.connection import replied, unavailable_on_redis_errors
 from service.store.keys import Keys
+from service.store.layout import Layout
 from service.store.records import Versions
 from service.store.serving import Store
 from service.store.state import (
@@ -153,6 +154,7 @@ async def _present_state(store: Store) -> list[str]:
 def _import_targets(keys: Keys, plan: StateWrite) -> list[str]:
     """Return every key an import writes or must clear, short of the whole prefix."""
     targets = [keys.item_meta, keys.item_embeddings, keys.catalog_info, keys.clusters]
+    targets.append(keys.layout)
     for shard in range(keys.shards):
         targets += [keys.arms_version(shard), keys.changes(shard)]
         targets += [keys.decay_since(shard), keys.stats(shard), keys.fatigue(shard)]
@@ -203,6 +205,8 @@ def _queue_state(
         pipe.set(keys.decay_since(shard), plan.decay_since)
     _hset_all(pipe, keys.stats(shard), plan.stats)
     _hset_all(pipe, keys.fatigue(shard), plan.fatigue)
+    # Every imported marker is in this layout: nothing to look up elsewhere (layout.py).
+    pipe.set(keys.layout, Layout(keys.shards, now_ms / 1000, 0).encode())
     for event_id, expires_ms, owner in plan.dedupe:
         if expires_ms > now_ms:
             value = UNKNOWN_OWNER if owner is None else encode_owner(owner)

@@ -38,6 +38,7 @@ from service.store.connection import (
     unavailable_on_redis_errors,
 )
 from service.store.keys import DEFAULT_COUNT_SHARDS, READINESS_PROBE_TTL_MS, Keys, tagged_id
+from service.store.layout import Layout, current_layout
 from service.store.records import (
     ArmEvent,
     ClusterModel,
@@ -83,6 +84,7 @@ class Store:
         self.keys = Keys(prefix, shards)
         self.cluster = cluster
         self.wait_replicas = wait_replicas
+        self._layout: Layout | None = None
         self._wait_ms = int(timeout_s * 1000 / 2)
         self._redis = connect(url, timeout_s, cluster=cluster)
         self._upsert_items = register_script(self._redis, "upsert_items")
@@ -401,20 +403,29 @@ class Store:
         its seen and last-click hashes (record_user.lua).
         """
         keys = self.keys
+        previous = await self._previous_layout(retention_s)
+        found: dict[str, bytes] = {}
+        if previous is not None:
+            found = await dedupe.previous_markers(self._redis, keys, previous, arm_events)
+        # Events whose marker is in the previous layout are decided by it, not counted.
+        counted = [n for n, e in enumerate(arm_events) if e.event_id not in found]
         calls, groups = dedupe.count_calls(
             keys,
             self._record_counts,
-            arm_events,
+            [arm_events[n] for n in counted],
             now=now,
             retention_s=retention_s,
             count_half_life_s=count_half_life_s,
         )
-        if len(calls) > 1:
+        checked: list[Verdict] = []
+        if len(calls) > 1 or found:
             markers = await dedupe.markers(self._redis, keys, arm_events)
-            checked = dedupe.decided(arm_events, markers)
+            holders = {**found, **{e: v for e, v in markers.items() if v is not None}}
+            checked = dedupe.decided(arm_events, holders)
             if Verdict.CLAIMED in checked:
                 return checked
-        verdicts = dedupe.merged(len(arm_events), groups, await self._run(calls))
+        groups = [[counted[n] for n in group] for group in groups]
+        verdicts = dedupe.merged(len(arm_events), groups, await self._run(calls), checked)
         if Verdict.CLAIMED in verdicts:
             return verdicts
         applied = dedupe.applied(arm_events, verdicts)
@@ -425,6 +436,13 @@ class Store:
         if calls or commands:
             await self._run(calls, commands)
         return verdicts
+
+    async def _previous_layout(self, retention_s: int) -> Keys | None:
+        """Return the keys of the shard layout markers were written under before this
+        one, while they may be alive (store/layout.py); the layout is read once."""
+        if self._layout is None:
+            self._layout = await current_layout(self._redis, self.keys, time.time())
+        return self._layout.previous_keys(self.keys, time.time(), retention_s)
 
     async def _run(
         self, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 import pytest
 from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
@@ -128,3 +129,71 @@ async def test_the_race_after_the_marker_check_leaves_counts_exact(svc, monkeypa
     assert resent.json()["accepted"] == 0
     assert (await arm(svc.client, "b"))["global"]["impressions"] == len(rest)
     assert (await arm(svc.client, "a"))["global"]["clicks"] == 1
+
+
+async def _counted_under(start, shards: int, batch: list[dict]) -> Any:
+    """Count a batch with a service of `shards` count shards (prefix "br"); return it."""
+    svc = await start(count_shards=shards)
+    await add_items(svc.client, ["a", "b"])
+    response = await send(svc.client, batch)
+    assert response.json()["accepted"] == len(batch), response.text
+    return svc
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("before", ["unsharded release", "one shard"])
+async def test_resends_of_events_counted_under_another_layout_count_once(start, redis_url, before):
+    # A rolling restart answers 503s, and clients resend: the events acknowledged before
+    # the upgrade (every marker under `{arms}`, the one-shard layout) or before
+    # BANDITREC_COUNT_SHARDS changed from 1 have their markers elsewhere (store/layout.py).
+    batch = [event("impression", "u1", "b") for _ in range(40)]
+    batch.append(event("click", "u1", "a"))
+    await _counted_under(start, 1, batch)
+    client = raw_client(redis_url)
+    if before == "unsharded release":
+        await client.delete(Keys("br").layout)  # releases before sharding wrote none
+    now = await start(count_shards=16)
+    keys = now.app.state.engine.store.keys
+    assert any(keys.marker(e["event_id"]) != Keys("br", 1).marker(e["event_id"]) for e in batch)
+
+    resent = await send(now.client, batch)
+    assert resent.status_code == 200 and resent.json()["accepted"] == 0, resent.text
+    assert (await arm(now.client, "b"))["global"]["impressions"] == 40
+    assert (await arm(now.client, "a"))["global"]["clicks"] == 1
+    # Another user's reuse of an old event_id is still a conflict, and writes nothing.
+    fresh = event("impression", "u3", "b")
+    claimed = await send(now.client, [fresh, {**batch[0], "user_id": "u2"}])
+    assert claimed.status_code == 422, claimed.text
+    assert (await arm(now.client, "b"))["global"]["impressions"] == 40
+    # New events count as before.
+    assert (await send(now.client, [fresh])).json()["accepted"] == 1
+    assert (await arm(now.client, "b"))["global"]["impressions"] == 41
+    await client.aclose()
+
+
+@pytest.mark.anyio
+async def test_a_new_store_reads_no_previous_layout(start, redis_url, monkeypatch):
+    svc = await start(count_shards=16)
+    await add_items(svc.client, ["a"])
+    reads = []
+
+    async def counting(client, keys, previous, arm_events):
+        reads.append(len(arm_events))
+        return {}
+
+    monkeypatch.setattr(dedupe, "previous_markers", counting)
+    assert (await send(svc.client, [event("click", "u1", "a")])).json()["accepted"] == 1
+    assert reads == []
+
+
+@pytest.mark.anyio
+async def test_a_worker_with_another_shard_count_refuses_feedback(start):
+    # Counts in 4 shards are not all read by a worker of 16 (only 1 is a shared tag):
+    # feedback it would count is refused, with nothing written, rather than lost.
+    first = await _counted_under(start, 4, [event("click", "u1", "a")])
+    other = await start(count_shards=16)
+    refused = await send(other.client, [event("click", "u1", "a")])
+    assert refused.status_code == 503, refused.text
+    assert refused.json()["error"]["code"] == "redis_shard_layout"
+    assert "count shards" in refused.json()["error"]["message"]
+    assert (await arm(first.client, "a"))["global"]["clicks"] == 1

@@ -79,7 +79,10 @@ def _comparable(keys: dict[str, Any]) -> dict[str, Any]:
     keys["{items}:info"].pop(b"version")
     out = {}
     for name, value in keys.items():
-        if name in ("{arms}:version", "{arms}:changes") or name.startswith("rec:"):
+        # The layout record says when the import wrote (store/layout.py).
+        if name in ("{arms}:version", "{arms}:changes", "{arms}:layout"):
+            continue
+        if name.startswith("rec:"):
             continue
         cluster_arms = _CLUSTER_ARMS.fullmatch(name)
         if cluster_arms:
