@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.membership import Membership
+from service.engine.pending_lists import FEEDBACK_RETRY_S, PendingLists
 from service.engine.policies import stats_fields
 from service.engine.refresh import Snapshots
 from service.engine.users import Users
 from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
 from service.store import ArmEvent, UserEvent, UserState, Verdict
-from service.store.codecs import EVENT_KINDS, outcome_field
+from service.store.codecs import EVENT_KINDS, ServedList, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
 MAX_CLOCK_SKEW_S = 300.0
@@ -22,10 +24,13 @@ MAX_CLOCK_SKEW_S = 300.0
 class Feedback:
     """Turns feedback batches into exactly-once counts and user state in the store."""
 
-    def __init__(self, ctx: Context, snapshots: Snapshots, users: Users) -> None:
+    def __init__(
+        self, ctx: Context, snapshots: Snapshots, users: Users, pending: PendingLists
+    ) -> None:
         self.ctx = ctx
         self.snapshots = snapshots
         self.users = users
+        self.pending = pending
 
     async def record(self, batch: FeedbackBatch, *, history: bool = False) -> FeedbackResult:
         """Validate the whole batch, then count each new event exactly once.
@@ -53,7 +58,7 @@ class Feedback:
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
         known = await self.ctx.store.known_items(item_ids)
-        recs = await self.ctx.store.read_rec_logs(rec_ids)
+        recs = await self._served_lists(rec_ids, wait=True)
         for i, event in enumerate(events):
             # An item deleted after it was served keeps its arms, so its feedback counts:
             # it is known by its counts, or by the served list that named it.
@@ -72,7 +77,7 @@ class Feedback:
         attributed = self._attribute_conversions(events, users, times)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
-            recs |= await self.ctx.store.read_rec_logs(missing)
+            recs |= await self._served_lists(missing, wait=False)
         snap = self.snapshots.current
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
@@ -167,6 +172,21 @@ class Feedback:
         return FeedbackResult(
             accepted=accepted, duplicates=len(verdicts) - accepted, unknown_rec_ids=unknown
         )
+
+    async def _served_lists(self, rec_ids: list[str], *, wait: bool) -> dict[str, ServedList]:
+        """Return the served lists of rec_ids that are logged or still on their way to Redis.
+
+        With `wait`, rec_ids found nowhere are read again after FEEDBACK_RETRY_S: another
+        worker may have served them a moment ago and not written them yet.
+        """
+        found = self.pending.lists(rec_ids)
+        found |= await self.ctx.store.read_rec_logs([r for r in rec_ids if r not in found])
+        missing = [r for r in rec_ids if r not in found]
+        if wait and missing:
+            await asyncio.sleep(FEEDBACK_RETRY_S)
+            found |= self.pending.lists(missing)
+            found |= await self.ctx.store.read_rec_logs([r for r in missing if r not in found])
+        return found
 
     def _attribute_conversions(
         self, events: list[FeedbackEvent], users: dict[str, UserState], times: list[float]
