@@ -152,6 +152,7 @@ async def test_the_membership_cache_key_is_the_codecs_one(svc):
     await send(svc.client, [event("click", "u1", "a")])
     response = await svc.client.post("/v1/recommend", json={"user_id": "u1", "k": 1})
     assert response.status_code == 200, response.text
+    await svc.app.state.engine.pending_lists.flush()  # cached with the list, after the response
     store: Store = svc.app.state.engine.store
     users, _, gen = await store.read_users(["u1"], 10)
     assert users["u1"].assigned is not None
