@@ -9,9 +9,10 @@ while lists keep coming. What that guarantees (docs/performance.md, "Served-list
 - In another worker, a list is missing only until the write lands: the next turn of this
   worker's event loop sends it, and feedback that names a rec_id it cannot find reads
   again after FEEDBACK_RETRY_S (engine/feedback.py).
-- While Redis fails, lists wait and the write is retried every RETRY_S; at most CAPACITY
-  wait, after which recommend writes its own list and answers stale if that fails too,
-  exactly as every list was written before. On shutdown the waiting lists are written.
+- While Redis fails, lists wait and the write is retried every RETRY_S, and recommend
+  answers `stale: true` (as it did when its own write failed); at most CAPACITY wait,
+  after which recommend writes its own list, as every list was written before. On
+  shutdown the waiting lists are written.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class PendingLists:
         self._waiting: dict[str, LoggedWrite] = {}
         self._writer: asyncio.Task[None] | None = None
         self._closing = False
+        # Whether the last write failed: lists served meanwhile are answered stale.
+        self.failing = False
         self._lock = asyncio.Lock()
 
     def add(self, write: LoggedWrite) -> bool:
@@ -79,9 +82,12 @@ class PendingLists:
             try:
                 await self._write_batch()
             except StoreUnavailable:
+                self.failing = True
                 if self._closing:
                     return
                 await asyncio.sleep(RETRY_S)
+            else:
+                self.failing = False
 
     async def _write_batch(self) -> None:
         # One batch at a time (the writer, flush, close): the per-policy counts are

@@ -187,6 +187,7 @@ class Recommender:
             (membership.encode(), assigned) if changed and user is not None and user.hist else None,
         )
         # Written after the response (engine/pending_lists.py), unless too many wait.
+        stale = stale or self.pending.failing
         if not self.pending.add(write):
             try:
                 async with deadline.within():
