@@ -169,3 +169,25 @@ async def test_dedupe_markers_written_by_lua_name_their_owner_as_the_codecs_say(
     # Markers of earlier releases hold "1": no owner, and no user's id (not even "1").
     assert decode_owner(UNKNOWN_OWNER) is None
     assert decode_owner(encode_owner("1")) == "1"
+
+
+async def test_a_users_keys_live_the_ttl_past_their_last_event_with_fewer_expires(store, raw):
+    keys = [store.keys.user("u", part) for part in ("state", "seen", "clicks", "events")]
+    keys.append(store.keys.user("u", "lastclick"))
+    ttl = 86400
+    await _feedback(store, [UserEvent("e1", "impression", "a")], NOW)
+    # A user who never clicked has only seen and events, and they get the TTL.
+    assert [await raw.ttl(k) for k in keys] == [-2, ttl, -2, ttl, -2]
+    await _feedback(store, [UserEvent("e2", "click", "a", "r1")], NOW)
+    # (A click takes the item out of seen, here its only one.)
+    assert [await raw.ttl(k) for k in keys] == [ttl, -2, ttl, ttl, ttl]
+    # Impressions refresh what they write; the rest keeps its TTL while within 1% of it.
+    for key in keys:
+        await raw.expire(key, ttl - 100)
+    await _feedback(store, [UserEvent("e3", "impression", "b")], NOW)
+    assert [await raw.ttl(k) for k in keys] == [ttl - 100, ttl, ttl - 100, ttl, ttl - 100]
+    # Run down further, an impression refreshes all five: no key outlives the others by
+    # more than 1% of the TTL, nor expires while the user is active.
+    await raw.expire(keys[2], ttl - ttl // 100 - 1)
+    await _feedback(store, [UserEvent("e4", "impression", "c")], NOW)
+    assert [await raw.ttl(k) for k in keys] == [ttl] * 5
