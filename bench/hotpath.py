@@ -110,6 +110,7 @@ def compare(
     rounds: int,
     duration_s: int,
     feedback: bool = True,
+    recommend: bool = True,
 ) -> dict[str, Any]:
     """Alternate hello-world and each tree's recommend (and feedback x100); medians and ratios."""
     recommend_lua = wrk.script(work, "recommend", users=users, items=items)
@@ -122,9 +123,10 @@ def compare(
                 with _tree(rev, work) as name:
                     data = seed.copy_data(template, work / f"data-{r}-{rev}")
                     with server.banditrec(data, appendfsync="everysec") as srv:
-                        runs.setdefault(f"{name} recommend", []).append(
-                            measured(srv, "/v1/recommend", recommend_lua, duration_s)
-                        )
+                        if recommend:
+                            runs.setdefault(f"{name} recommend", []).append(
+                                measured(srv, "/v1/recommend", recommend_lua, duration_s)
+                            )
                         if feedback:
                             runs.setdefault(f"{name} feedback x100", []).append(
                                 measured(srv, "/v1/feedback", feedback_lua, duration_s, per=100)
@@ -218,6 +220,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--parts", default="compare", help="compare,half_peak,workers")
     parser.add_argument("--no-feedback", action="store_true")
+    parser.add_argument("--no-recommend", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     if wrk.ensure() is None:
@@ -235,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
         if "compare" in parts:
             results["compare"] = compare(
                 work, template, trees, items=args.items, rounds=args.rounds,
-                feedback=not args.no_feedback, **common,
+                feedback=not args.no_feedback, recommend=not args.no_recommend, **common,
             )  # fmt: skip
             for name, row in results["compare"]["rows"].items():
                 print(name, json.dumps(row), flush=True)
