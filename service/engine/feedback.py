@@ -71,9 +71,15 @@ class Feedback:
                 )
         # Only conversions without a rec_id are attributed through the user's last clicks.
         bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
-        users = await self.users.read_current(
-            [e.user_id for e in events], for_feedback=True, last_clicks_of=bare
-        )
+        # A user is read only to work out their clusters now: not for events whose list was
+        # logged under the current clustering (most live feedback names its rec_id).
+        gen = self.snapshots.current.clusters.gen
+        unlogged = []
+        for event in events:
+            named = recs.get(event.rec_id) if event.rec_id is not None else None
+            if named is None or named.gen != gen or event.user_id in bare:
+                unlogged.append(event.user_id)
+        users = await self.users.read_current(unlogged, for_feedback=True, last_clicks_of=bare)
         attributed = self._attribute_conversions(events, users, times)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
@@ -120,6 +126,13 @@ class Feedback:
         # No rec (or it was served under an older clustering): the user's clusters now,
         # computed once per user per batch, for all such users at once.
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
+        unread = sorted(needed - set(users))
+        if unread:
+            # The clustering changed while we read (or a logged list fits it no more).
+            more, _, _ = await self.ctx.store.read_users(
+                unread, self.ctx.settings.history_n, with_seen=False
+            )
+            users |= more
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
         for event, membership, stats, outcome, at in zip(
