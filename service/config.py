@@ -60,26 +60,49 @@ class Settings(BaseSettings):
         10.0, gt=0, description="A snapshot older than this is reported as stale."
     )
 
-    prior: Literal["catalog", "flat"] = Field(
-        "catalog",
-        description="catalog: empirical Bayes (new items start at the catalog CTR, new "
-        "cluster arms at the item's global posterior); flat: Beta(prior_a, prior_b).",
+    prior: Literal["affinity", "catalog", "flat"] = Field(
+        "affinity",
+        description="affinity: as catalog, each cluster arm's start tilted toward items "
+        "whose embedding is close to the cluster's centre, with the tilt's slope and the "
+        "cluster arms' prior strength fitted from the counts; catalog: empirical Bayes (new "
+        "items start at the catalog CTR, new cluster arms at the item's global posterior); "
+        "flat: Beta(prior_a, prior_b).",
     )
     prior_strength: float = Field(
-        10.0, gt=0, le=1e6, description="Pseudo-impressions a catalog prior is worth."
+        10.0,
+        gt=0,
+        le=1e6,
+        description="Pseudo-impressions a catalog prior is worth; under affinity, the global "
+        "arms' and the cluster arms' until their strength can be fitted.",
+    )
+    affinity_refit_s: float = Field(
+        30.0,
+        ge=0,
+        le=86_400,
+        description="Under prior=affinity, seconds between refits of the slope and the "
+        "cluster arms' prior strength at snapshot refresh (0: every refresh); the priors "
+        "themselves follow the counts at every refresh.",
+    )
+    personal_tilt: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Under prior=affinity, share of the fitted slope applied per user: "
+        "scores are multiplied by exp(share x slope x (cos(user, item) - cos(cluster "
+        "centre, item))). 0 disables.",
     )
     prior_a: float = Field(1.0, gt=0, le=1e6, description="Flat prior added to clicks.")
     prior_b: float = Field(1.0, gt=0, le=1e6, description="Flat prior added to non-clicks.")
     history_n: int = Field(50, ge=1, le=1000, description="Clicked items kept per user.")
     membership: Literal["soft", "hard"] = Field(
-        "soft",
+        "hard",
         description="soft: a user belongs to its top-m clusters with softmax weights; "
         "hard: to its nearest cluster only.",
     )
     soft_temperature: float = Field(
-        0.1, gt=0, le=10, description="Softmax temperature over cosine similarities."
+        0.05, gt=0, le=10, description="Softmax temperature over cosine similarities."
     )
-    soft_top_m: int = Field(3, ge=1, le=16, description="Clusters a soft membership keeps.")
+    soft_top_m: int = Field(2, ge=1, le=16, description="Clusters a soft membership keeps.")
     conversion_weight: float = Field(
         0.0,
         ge=0,

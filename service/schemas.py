@@ -7,6 +7,8 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
+from service.lift_schemas import AffinityPriorOut, LiftOut
+
 # Ids avoid braces and '|' so they can sit inside Redis hash tags and packed values.
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
 NAME_PATTERN = r"^[A-Za-z0-9_.:@-]{1,64}$"
@@ -419,7 +421,7 @@ class FitRequest(Strict):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"k": 8, "seed": 7}, {}]})
 
-    k: int = Field(8, ge=1, le=256, description="Number of clusters.")
+    k: int = Field(16, ge=1, le=256, description="Number of clusters.")
     seed: int | None = Field(
         None, ge=0, le=2**63 - 1, description="Seed of the k-means starts; omit for a fresh one."
     )
@@ -562,6 +564,17 @@ class StatsOut(BaseModel):
         description="On exploration lists (served uniformly at random), the items this "
         "policy's list also had: their CTR estimates the policy's own CTR per item, free "
         "of the bias of who chose what was shown. Needs BANDITREC_EXPLORATION > 0."
+    )
+    cluster_lift: LiftOut | None = Field(
+        None,
+        description="Per cluster and traffic-weighted: the mean posterior CTR, in the "
+        "cluster, of the top-m items its own arms rank first against the top-m of the global "
+        "arms, from this worker's snapshot; null before the first snapshot.",
+    )
+    affinity_prior: AffinityPriorOut | None = Field(
+        None,
+        description="The affinity prior's fitted slope and strength; null unless "
+        "BANDITREC_PRIOR=affinity.",
     )
 
 

@@ -184,7 +184,7 @@ def overview() -> Call[Overview]:
     return Call("GET", "/v1/overview", _model(Overview))
 
 
-def fit_clusters(k: int = 8, seed: int | None = None) -> Call[FitResult]:
+def fit_clusters(k: int = 16, seed: int | None = None) -> Call[FitResult]:
     """Fit k-means on users' vectors: resent only if it never reached the service."""
     body: dict[str, Any] = {"k": k} if seed is None else {"k": k, "seed": seed}
     return Call(

@@ -9,6 +9,7 @@ import numpy as np
 
 from bandits import mix_posteriors
 from clustering import most_similar
+from service.engine.affinity import tilt_for
 from service.engine.context import Context
 from service.engine.deadline import Deadline
 from service.engine.errors import InvalidRequest
@@ -134,6 +135,13 @@ class Recommender:
                 multipliers[seen_at] = seen_mult
             alpha, beta = _posteriors_for(snap, membership, positions)
             factors = multipliers[positions]
+            if user is not None:
+                tilt = tilt_for(
+                    snap.catalog, snap.affinity, membership, user.clicks, positions,
+                    self.ctx.settings.personal_tilt,
+                )  # fmt: skip
+                if tilt is not None:
+                    factors = factors * tilt
             if self.ctx.settings.conversion_weight > 0:
                 rate = _conversion_rate_for(snap, membership, positions)
                 factors = factors * rate**self.ctx.settings.conversion_weight

@@ -7,10 +7,13 @@ import contextlib
 import logging
 import time
 
+import numpy as np
+
 from clustering import normalize_rows
+from service.engine.affinity import AffinityPrior
 from service.engine.context import Context
 from service.engine.outage import OutageLog
-from service.engine.snapshot import Catalog, Posteriors, Snapshot
+from service.engine.snapshot import Catalog, Posteriors, Prior, Snapshot
 from service.logs import log_event
 from service.store import ClusterModel, StoreUnavailable
 
@@ -30,6 +33,20 @@ class Snapshots:
         self.version_lag = 0
         self.outage = OutageLog()
         self._lock = asyncio.Lock()
+        settings = ctx.settings
+        self.affinity = (
+            AffinityPrior(settings.prior_model, settings.affinity_refit_s)
+            if settings.prior == "affinity"
+            else None
+        )
+
+    def _prior(
+        self, catalog: Catalog, clusters: ClusterModel, centers: np.ndarray | None, now: float
+    ) -> Prior:
+        """Return the prior to derive posteriors with, following catalog and clustering."""
+        if self.affinity is None:
+            return self.ctx.settings.prior_model
+        return self.affinity.follow(catalog, clusters, centers, now)
 
     async def refresh(self) -> Snapshot:
         """Reload whatever changed in Redis since the last refresh; return the new snapshot."""
@@ -44,13 +61,14 @@ class Snapshots:
                 clusters = await ctx.store.load_clusters()
                 centers = None if clusters.centers is None else normalize_rows(clusters.centers)
             posteriors = old.posteriors
-            prior, discount, now = ctx.settings.prior_model, ctx.settings.discount, ctx.clock()
+            discount, now = ctx.settings.discount, ctx.clock()
+            prior = self._prior(catalog, clusters, centers, now)
             self.version_lag = 0 if posteriors is None else versions.arms - posteriors.version
             started = time.perf_counter()
             reason = None
             if posteriors is None or catalog is not old.catalog or clusters is not old.clusters:
                 reason = _reload_reason(old, catalog, clusters)
-                posteriors = await self.load_posteriors(catalog, clusters)
+                posteriors = await self.load_posteriors(catalog, clusters, prior)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
                 changes = await ctx.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
@@ -58,12 +76,15 @@ class Snapshots:
                 if advanced is None or advanced.version < versions.arms:
                     ctx.metrics.snapshot_full_reloads.inc()
                     reason = "behind"
-                    advanced = await self.load_posteriors(catalog, clusters)
+                    advanced = await self.load_posteriors(catalog, clusters, prior)
                 posteriors = advanced
             elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
                 # No feedback, but discounted evidence has faded by more than 0.07%.
                 posteriors = posteriors.rederive(prior, discount, now)
-            self.current = Snapshot(catalog, clusters, centers, posteriors, time.monotonic(), True)
+            self.current = Snapshot(
+                catalog, clusters, centers, posteriors, time.monotonic(), True,
+                affinity=None if self.affinity is None else self.affinity.state(),
+            )  # fmt: skip
             ctx.metrics.snapshot_refreshes.inc()
             if reason is not None:
                 log_event(
@@ -78,14 +99,16 @@ class Snapshots:
                 )
             return self.current
 
-    async def load_posteriors(self, catalog: Catalog, clusters: ClusterModel) -> Posteriors:
+    async def load_posteriors(
+        self, catalog: Catalog, clusters: ClusterModel, prior: Prior | None = None
+    ) -> Posteriors:
         """Return posteriors built from a full read of the counts of this clustering."""
         settings = self.ctx.settings
         discount = settings.discount
         state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
-        return Posteriors.build(
-            state, clusters.gen, catalog, settings.prior_model, discount, self.ctx.clock()
-        )
+        # Without one given: the prior the snapshot was last derived with.
+        prior = prior or self.affinity or settings.prior_model
+        return Posteriors.build(state, clusters.gen, catalog, prior, discount, self.ctx.clock())
 
     async def refresh_after_write(self) -> None:
         """Make this worker read its own catalog writes; other workers follow within a period."""

@@ -4,13 +4,32 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
-from bandits import Discount, Prior, conversion_rate
+from bandits import Discount, conversion_rate
 from clustering import normalize_rows
 from service.store import ClusterModel, CountChange, CountsState, ItemRecord
 from service.store.codecs import KINDS, MICRO
+
+if TYPE_CHECKING:
+    from service.engine.affinity import AffinityFit
+
+
+class Prior(Protocol):
+    """What posteriors are derived with: bandits.Prior, or the service's AffinityPrior."""
+
+    @property
+    def strength(self) -> float: ...
+
+    def catalog(
+        self, global_impressions: np.ndarray, global_clicks: np.ndarray
+    ) -> tuple[float, float]: ...
+
+    def params(
+        self, impressions: np.ndarray, clicks: np.ndarray, catalog: tuple[float, float] | None
+    ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +227,8 @@ class Snapshot:
     posteriors: Posteriors | None = None
     refreshed_at: float = field(default_factory=time.monotonic)
     loaded: bool = False
+    # Under prior="affinity": the affinity, slope and strength the posteriors were derived with.
+    affinity: AffinityFit | None = None
 
     def age_s(self) -> float:
         """Return seconds since the snapshot was last confirmed current."""

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts, seen_decay
+from service.engine.affinity import cluster_params, prior_out
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
+from service.engine.lift import cluster_lift
 from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
 from service.engine.refresh import Snapshots
@@ -43,14 +46,32 @@ class Views:
         self.snapshots = snapshots
         self.users = users
 
-    def _params(self, impressions: np.ndarray, clicks: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Return (alpha, beta) for rows of counts in events (last row global), as served."""
+    def _params(
+        self,
+        impressions: np.ndarray,
+        clicks: np.ndarray,
+        rows: dict[int, int] | None = None,
+        item_ids: list[str] | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Return (alpha, beta) for rows of counts in events (last row global), as served.
+
+        Under the affinity prior, ``rows`` (matrix row -> cluster) and ``item_ids`` place
+        the counts so that cluster arms get the priors the snapshot serves them with.
+        """
         prior = self.ctx.settings.prior_model
-        posteriors = self.snapshots.current.posteriors
+        snap = self.snapshots.current
+        posteriors = snap.posteriors
         catalog = (
             posteriors.catalog_prior if posteriors else prior.catalog(np.zeros(1), np.zeros(1))
         )
-        return prior.params(impressions, clicks, catalog)
+        fit = snap.affinity
+        if fit is not None:
+            prior = replace(prior, cluster_strength=fit.cluster_strength)
+        params = prior.params(impressions, clicks, catalog)
+        if fit is None or rows is None or item_ids is None or fit.prior_mean is None:
+            return params
+        columns = np.array([snap.catalog.index.get(i, -1) for i in item_ids], dtype=np.intp)
+        return cluster_params(fit, prior.strength, params, impressions, clicks, rows, columns)
 
     def _arm(
         self, counts: np.ndarray, alpha: np.ndarray, beta: np.ndarray, rate: np.ndarray
@@ -73,6 +94,11 @@ class Views:
             for i in range(len(alpha))
         ]
 
+    def _gen(self) -> int | None:
+        """Return the generation the snapshot's cluster priors were derived for."""
+        posteriors = self.snapshots.current.posteriors
+        return None if posteriors is None else posteriors.gen
+
     async def item_arms(self, item_id: str) -> ItemArms:
         """Return the item's global arm and its arm in each current cluster, read from Redis."""
         clusters = await self.ctx.store.load_clusters()
@@ -85,7 +111,8 @@ class Views:
         if not counts.any() and await self.ctx.store.get_item(item_id) is None:
             raise NotFound("not_found", f"item {item_id!r} has no arm", "item_id")
         impressions, clicks, conversions = counts[:, :1], counts[:, 1:2], counts[:, 2:]
-        alpha, beta = self._params(impressions, clicks)
+        clustered = {c: c for c in range(clusters.k)} if clusters.gen == self._gen() else None
+        alpha, beta = self._params(impressions, clicks, clustered, [item_id])
         rate = conversion_rate(clicks, conversions, self.ctx.settings.prior_strength)
         *per_cluster, global_arm = self._arm(counts.T, alpha[:, 0], beta[:, 0], rate[:, 0])
         return ItemArms(
@@ -121,7 +148,8 @@ class Views:
         if cluster is not None:
             imp[0], clk[0], cnv[0] = imp[0] / MICRO, clk[0] / MICRO, cnv[0] / MICRO
         row = 0 if cluster is not None else 1
-        alpha, beta = (rows[row] for rows in self._params(imp, clk))
+        clustered = {0: cluster} if cluster is not None and clusters.gen == self._gen() else None
+        alpha, beta = (rows[row] for rows in self._params(imp, clk, clustered, ids))
         rate = conversion_rate(clk, cnv, self.ctx.settings.prior_strength)[row]
         listed_counts = np.array([imp[0], clk[0], cnv[0]])
         # Best mean first; ties by id so pages are stable.
@@ -228,6 +256,8 @@ class Views:
             policies=policies,
             agreement=views["agree"],
             replay=views["replay"],
+            cluster_lift=cluster_lift(self.snapshots.current),
+            affinity_prior=prior_out(self.snapshots.affinity, self.ctx.settings),
         )
 
     async def export_logs(

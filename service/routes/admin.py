@@ -55,7 +55,7 @@ async def fit_clusters(
     """Fit k-means on users' vectors and start a new clustering generation.
 
     A user's vector is the unit-length mean embedding of the items they clicked last; users
-    without an embedded click are left out. The body is optional (k=8, a fresh seed). Fewer
+    without an embedded click are left out. The body is optional (k=16, a fresh seed). Fewer
     such users than `k` is a 422 (`not_enough_users`). From the new generation on, cluster arms are
     counted per new cluster; the global arms carry on.
     """

@@ -39,6 +39,6 @@ def test_every_setting_has_a_row_with_its_default_and_bounds():
     assert "| integer | `8000` | ≥ 1, ≤ 65535 |" in rows["BANDITREC_PORT"]
     retention = rows["BANDITREC_DEDUPE_RETENTION_S"]
     assert "| `604800` (7 d) | ≥ 60 (1 min), ≤ 7776000 (90 d) |" in retention
-    assert "| one of `soft`, `hard` | `soft` |" in rows["BANDITREC_MEMBERSHIP"]
+    assert "| one of `soft`, `hard` | `hard` |" in rows["BANDITREC_MEMBERSHIP"]
     assert "| string, optional | unset |" in rows["BANDITREC_REDIS_URL"]
     assert "matches `^[a-z0-9_]{1,16}$`" in rows["BANDITREC_KEY_PREFIX"]

@@ -106,7 +106,8 @@ async def _feedback_after_a_fit(svc) -> None:
 
 @anyio
 async def test_round_trip_reproduces_every_key(start, raw, make_settings):
-    svc = await start(key_prefix="src")
+    # Soft membership at the old temperature: cluster counts become fractional.
+    svc = await start(key_prefix="src", membership="soft", soft_temperature=0.1, soft_top_m=3)
     await _feedback_after_a_fit(svc)
     # A retired item keeps its counts; the file keeps them too.
     assert (await svc.client.delete("/v1/items/x3")).status_code == 204
@@ -256,11 +257,13 @@ async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
 
 @anyio
 async def test_a_running_service_picks_up_an_import(start, make_settings):
-    source = await start(key_prefix="src")
+    # The catalog prior: the affinity prior's slope is each worker's own fit from the counts
+    # (refitted every affinity_refit_s), and arms are compared exactly below.
+    source = await start(key_prefix="src", prior="catalog")
     await _feedback_after_a_fit(source)
     text = await _export(make_settings, "src")
 
-    live = await start(key_prefix="live")
+    live = await start(key_prefix="live", prior="catalog")
     await add_items(live.client, ["old"])
     await send(live.client, [event("click", "u1", "old")])
     await live.refresh()

@@ -52,6 +52,39 @@ function clusterPanel(clusters) {
     ". Fitted ", clock(clusters.fitted_at), "."));
 }
 
+function liftRow(id, label, row) {
+  return [
+    label,
+    num(`lift-${id}-traffic`, row.traffic, count(row.traffic)),
+    num(`lift-${id}-cluster-ctr`, row.cluster_ctr, pct(row.cluster_ctr)),
+    num(`lift-${id}-global-ctr`, row.global_ctr, pct(row.global_ctr)),
+    h("span", {}, num(`lift-${id}-lift`, row.lift, fixed(row.lift, 2)), "×"),
+  ];
+}
+
+// What the cluster arms add over one global ranking, and the affinity prior's fit.
+function liftPanel(stats) {
+  const lift = stats.cluster_lift;
+  if (!lift) return null;
+  const total = { ...lift, traffic: lift.clusters.reduce((sum, c) => sum + c.traffic, 0) };
+  const rows = [
+    ...lift.clusters.map((c) => liftRow(c.cluster,
+      h("a", { href: `#/clusters/${c.cluster}` }, `#${c.cluster}`), c)),
+    liftRow("all", "all (by traffic)", total),
+  ];
+  const prior = stats.affinity_prior;
+  return panel(`Cluster arms against the global arms (top ${lift.top_m})`,
+    table(["cluster", "impressions", "CTR of its top", "CTR of the global top", "lift"], rows),
+    h("p", { class: "note" }, "Both tops judged by the cluster's posterior means (generation ",
+      num("lift-gen", lift.gen, String(lift.gen)), ")."),
+    prior ? h("p", { class: "note" }, "Affinity prior: slope ",
+      num("affinity-slope", prior.slope, fixed(prior.slope, 3)), ", cluster arms' prior worth ",
+      num("affinity-strength", prior.cluster_strength, fixed(prior.cluster_strength, 1)),
+      prior.strength_fitted ? " impressions (fitted)" : " impressions (not fitted yet)",
+      ", personal tilt ", num("affinity-tilt", prior.personal_tilt, fixed(prior.personal_tilt, 2)),
+      ".") : null);
+}
+
 export function renderOverview({ state }) {
   const { stats, overview } = state.latest;
   const { catalog, clusters, events } = overview;
@@ -75,6 +108,8 @@ export function renderOverview({ state }) {
     views.push(panel("Replay on exploration lists (unbiased CTR per policy)",
       table(["policy", "impressions", "clicks", "CTR", "95% interval"], viewRows(stats.replay, "replay"))));
   }
+  const lift = liftPanel(stats);
+  if (lift) views.push(lift);
   if (Object.keys(stats.agreement).length) {
     views.push(panel("Agreement on other policies' lists",
       table(["policy", "impressions", "clicks", "CTR", "95% interval"], viewRows(stats.agreement, "agreement"))));

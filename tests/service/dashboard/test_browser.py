@@ -150,6 +150,19 @@ def _overview_expected(api: httpx.Client) -> dict[str, Any]:
         expected[f"policy-{name}-ctr-lo"], expected[f"policy-{name}-ctr-hi"] = policy["ctr_ci95"]
     for name, view in stats["replay"].items():
         expected |= {f"replay-{name}-{f}": view[f] for f in ("impressions", "clicks", "ctr")}
+    lift = stats["cluster_lift"]
+    rows = {str(c["cluster"]): c for c in lift["clusters"]}
+    for row, values in (*rows.items(), ("all", lift)):
+        expected |= {f"lift-{row}-{f.replace('_', '-')}": values[f]
+                     for f in ("cluster_ctr", "global_ctr", "lift")}  # fmt: skip
+    expected |= {f"lift-{c}-traffic": rows[c]["traffic"] for c in rows}
+    expected["lift-gen"] = lift["gen"]
+    prior = stats["affinity_prior"]
+    expected |= {
+        "affinity-slope": prior["slope"],
+        "affinity-strength": prior["cluster_strength"],
+        "affinity-tilt": prior["personal_tilt"],
+    }
     return expected
 
 
