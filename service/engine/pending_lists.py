@@ -82,12 +82,9 @@ class PendingLists:
             try:
                 await self._write_batch()
             except StoreUnavailable:
-                self.failing = True
                 if self._closing:
                     return
                 await asyncio.sleep(RETRY_S)
-            else:
-                self.failing = False
 
     async def _write_batch(self) -> None:
         # One batch at a time (the writer, flush, close): the per-policy counts are
@@ -97,9 +94,14 @@ class PendingLists:
             if not batch:
                 return
             settings = self.ctx.settings
-            await self.ctx.store.log_recommendations(
-                batch, settings.rec_log_ttl_s, settings.user_ttl_s
-            )
+            try:
+                await self.ctx.store.log_recommendations(
+                    batch, settings.rec_log_ttl_s, settings.user_ttl_s
+                )
+            except StoreUnavailable:
+                self.failing = True
+                raise
+            self.failing = False
             # Visible to lists() until Redis has them.
             for write in batch:
                 del self._waiting[write.rec_id]
