@@ -56,11 +56,13 @@ def _write_counts(client: redis.Redis, gen: int, n_items: int, k: int, seed: int
             ids = [f"i{i}" for i in range(start, stop)]
             imp = dict(zip(ids, impressions[start:stop], strict=True))
             clk = dict(zip(ids, clicks[start:stop], strict=True))
-            pipe.hset(keys.arms("imp", row_gen, cluster), mapping=imp)
-            pipe.hset(keys.arms("clk", row_gen, cluster), mapping=clk)
+            # One shard's part: a store's memory for counts grows with shards touched, and
+            # under steady feedback every shard holds a part of every item (docs/memory.md).
+            pipe.hset(keys.arms("imp", row_gen, cluster, shard=0), mapping=imp)
+            pipe.hset(keys.arms("clk", row_gen, cluster, shard=0), mapping=clk)
         pipe.execute()
         arms += n_items
-    client.incr(keys.arms_version)
+    client.incr(keys.arms_version(0))
     return arms
 
 
@@ -147,7 +149,7 @@ def run(
             with_events = {"redis": _used_memory(client), **server.rss_bytes(pid)}
             keys = Keys("br")
             # The change stream holds ~2 minutes of batches: not per event in the long run.
-            stream = _key_bytes(client, keys.changes)
+            stream = sum(_key_bytes(client, keys.changes(s)) for s in range(keys.shards))
             lists = max(events // 5, 10)
             with httpx.Client(base_url=srv.base_url, timeout=60) as http:
                 before = _used_memory(client)

@@ -103,13 +103,13 @@ async def export_document(
     from service.store import Store
     from service.store import state as store_state
 
-    store = Store(url, settings.key_prefix, settings.redis_timeout_s)
+    store = Store(url, **settings.store_options())
     try:
-        snapshot = await store_state.read_state(store)
+        snapshot = await store_state.read_state(store, settings.discount.half_life_s)
         if not allow_empty and not state.holds_state(snapshot):
             raise EmptyStore(f"nothing under key prefix {settings.key_prefix!r}")
         out.write(state.open_document(snapshot, state.settings_fields(settings), _version()))
-        markers = store_state.dedupe_markers(store, snapshot.at_ms, settings.dedupe_retention_s)
+        markers = store_state.dedupe_markers(store, snapshot.shard_ms, settings.dedupe_retention_s)
         sections: list[tuple[str, AsyncIterable[list[str]]]] = [
             ("items", _once(state.item_entries(snapshot))),
             ("retired", _once(state.retired_entries(snapshot))),
@@ -207,17 +207,16 @@ async def import_document(
 ) -> int:
     """Write a validated document under settings.key_prefix; return the exit code."""
     from service import state
-    from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable
-    from service.store import state as store_state
+    from service.store import StateChanged, StateNotEmpty, Store, StoreUnavailable, restore
 
     prefix = settings.key_prefix
-    store = Store(url, prefix, settings.redis_timeout_s)
+    store = Store(url, **settings.store_options())
     try:
         for _ in range(_IMPORT_ATTEMPTS):
             current = await store.versions()
             plan = state.plan_import(document, current)
             with contextlib.suppress(StateChanged):
-                await store_state.write_state(store, plan, current.clusters, replace=replace)
+                await restore.write_state(store, plan, current.clusters, replace=replace)
                 log_event(
                     "state_imported",
                     prefix=prefix,

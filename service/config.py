@@ -4,7 +4,7 @@ file BANDITREC_CONFIG names (the environment wins)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from bandits import Discount, Prior
 from service.config_file import ConfigFileSource, config_path, explain
+from service.store.keys import DEFAULT_COUNT_SHARDS
 
 
 class Settings(BaseSettings):
@@ -45,6 +46,28 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="Per-command Redis timeout; the Redis calls of one recommend share one.",
+    )
+    redis_cluster: bool = Field(
+        False,
+        description="BANDITREC_REDIS_URL names a node of a Redis Cluster: the store follows "
+        "the cluster's topology and failovers, and keeps every script in one slot.",
+    )
+    count_shards: int = Field(
+        DEFAULT_COUNT_SHARDS,
+        ge=1,
+        le=1024,
+        description="Shards of the arm counts, by event_id: each with its own hash tag, "
+        "dedupe markers, change stream and stats, so ingest spreads over a cluster's "
+        "masters. Every worker of one store must use the same value (counts of a changed "
+        "value are still summed, but markers are looked up in another shard).",
+    )
+    redis_wait_replicas: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Answer feedback only once this many replicas hold its writes (WAIT, "
+        "up to half of BANDITREC_REDIS_TIMEOUT_S; 503 if fewer): a failover then cannot "
+        "lose acknowledged events. 0: no wait (docs/scaling.md has the cost).",
     )
     key_prefix: str = Field("br", pattern=r"^[a-z0-9_]{1,16}$", description="Redis key prefix.")
 
@@ -120,10 +143,33 @@ class Settings(BaseSettings):
         "follows tastes that drift. 0 keeps every event at full weight.",
     )
     seen_gamma: float = Field(
-        0.7, gt=0, le=1, description="Score multiplier per unclicked impression (1 disables)."
+        0.7,
+        gt=0,
+        le=1,
+        description="Score multiplier per unclicked impression: the fixed seen decay, and "
+        "the learned one's prior (1: no penalty).",
     )
     seen_half_life_h: float = Field(
-        24.0, gt=0, le=24 * 365, description="Half-life of unclicked-impression counts."
+        24.0,
+        gt=0,
+        le=24 * 365,
+        description="Half-life of unclicked-impression counts (the fixed decay's recovery, "
+        "and the learned one's prior).",
+    )
+    seen_decay: Literal["learned", "learned-mean", "fixed", "off"] = Field(
+        "learned",
+        description="learned: each list's seen-decay multipliers are one Thompson draw of "
+        "the curve learned from feedback (per unclicked count and age), whose prior is the "
+        "fixed decay (seen_gamma, seen_half_life_h); learned-mean: its posterior mean; "
+        "fixed: seen_gamma per unclicked impression, fading with seen_half_life_h; off: none. "
+        "Evidence is collected in every mode.",
+    )
+    seen_decay_prior_strength: float = Field(
+        100.0,
+        gt=0,
+        le=1e9,
+        description="Impressions the learned seen decay's prior (the fixed decay) is worth "
+        "per bucket: buckets with less evidence stay near it.",
     )
 
     dedupe_retention_s: int = Field(
@@ -223,6 +269,13 @@ class Settings(BaseSettings):
             raise ValueError("stale_after_s must be at least one snapshot period (snapshot_ms)")
         return self
 
+    @model_validator(mode="after")
+    def _cluster_names_a_node(self) -> Settings:
+        """A cluster cannot be embedded: `BANDITREC_REDIS_CLUSTER` needs a node's URL."""
+        if self.redis_cluster and not self.redis_url:
+            raise ValueError("redis_cluster needs redis_url naming a node of the cluster")
+        return self
+
     @property
     def prior_model(self) -> Prior:
         """Return the arms' prior."""
@@ -237,6 +290,16 @@ class Settings(BaseSettings):
     def seen_half_life_s(self) -> float:
         """Seen-decay half-life in seconds."""
         return self.seen_half_life_h * 3600.0
+
+    def store_options(self) -> dict[str, Any]:
+        """Return the Store's keyword arguments beyond its URL (prefix, timeout, layout)."""
+        return {
+            "prefix": self.key_prefix,
+            "timeout_s": self.redis_timeout_s,
+            "shards": self.count_shards,
+            "cluster": self.redis_cluster,
+            "wait_replicas": self.redis_wait_replicas,
+        }
 
 
 def load_settings() -> Settings:

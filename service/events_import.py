@@ -223,7 +223,7 @@ async def import_events(
     progress_every_s: float | None = None,
 ) -> int:
     """Check the file, then import it into the store at `url`; report; return the exit code."""
-    store = Store(url, settings.key_prefix, settings.redis_timeout_s)
+    store = Store(url, **settings.store_options())
     engine = Engine(settings, store, Metrics())
     job = EventsImport(
         engine, path, file_format, batch_events=batch_events, progress_every_s=progress_every_s

@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(settings.redis_url or "", settings.key_prefix, settings.redis_timeout_s)
+        store = Store(settings.redis_url or "", **settings.store_options())
         engine = Engine(settings, store, metrics, seed=seed)
         app.state.engine = engine
         try:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.config import JsonDict
 
 from service.lift_schemas import AffinityPriorOut, LiftOut
+from service.seen_decay_schema import SeenDecayOut
 
 # Ids avoid braces and '|' so they can sit inside Redis hash tags and packed values.
 ID_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
@@ -576,6 +577,11 @@ class StatsOut(BaseModel):
         description="The affinity prior's fitted slope and strength; null unless "
         "BANDITREC_PRIOR=affinity.",
     )
+    seen_decay: SeenDecayOut | None = Field(
+        None,
+        description="The learned seen-decay curve with its evidence, from this service's own "
+        "feedback (not reset with the counters above); null from servers before it.",
+    )
 
 
 class CatalogOverview(BaseModel):
@@ -635,7 +641,10 @@ class Overview(BaseModel):
         "(a deleted item's leave with it). With a count half-life (BANDITREC_HALF_LIFE_H) "
         "these are the discounted totals."
     )
-    arms_version: int = Field(description="Feedback batches that changed a count so far.")
+    arms_version: int = Field(
+        description="Count changes so far: each feedback batch adds one per count shard "
+        "(BANDITREC_COUNT_SHARDS) in which it changed a count."
+    )
     snapshot_age_s: float = Field(
         description="Seconds since this worker's snapshot was last confirmed current."
     )

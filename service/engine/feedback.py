@@ -8,6 +8,7 @@ from collections import Counter
 
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
+from service.engine.fatigue import evidence_of
 from service.engine.membership import Membership
 from service.engine.pending_lists import FEEDBACK_RETRY_S, PendingLists
 from service.engine.policies import stats_fields
@@ -90,6 +91,7 @@ class Feedback:
         outcomes: list[tuple[str, str] | None] = []
         logged: list[Membership | None] = []
         stats_of: list[tuple[str, ...]] = []
+        fatigue: list[tuple[tuple[str, float], ...]] = []
         for i, event in enumerate(events):
             gen, membership = snap.clusters.gen, None
             rec_id = event.rec_id or attributed.get(i)
@@ -115,11 +117,14 @@ class Feedback:
                     membership = Membership.decode(rec.membership)
             stats: tuple[str, ...] = ()
             outcome = None
+            evidence: tuple[tuple[str, float], ...] = ()
             if rec is not None:
                 kind = EVENT_KINDS[event.type]
                 outcome = (str(rec_id), outcome_field(kind, event.item_id))
                 stats = stats_fields(rec, kind, event.item_id)
+                evidence = evidence_of(rec, kind, event.item_id)
             outcomes.append(outcome)
+            fatigue.append(evidence)
             fits = membership is not None and membership.fits(snap.clusters.k)
             logged.append(membership if fits else None)
             stats_of.append(stats)
@@ -135,8 +140,8 @@ class Feedback:
             users |= more
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
-        for event, membership, stats, outcome, at in zip(
-            events, logged, stats_of, outcomes, times, strict=True
+        for event, membership, stats, outcome, evidence, at in zip(
+            events, logged, stats_of, outcomes, fatigue, times, strict=True
         ):
             membership = membership or current[event.user_id]
             shares = tuple(membership.micro_weights())
@@ -150,6 +155,7 @@ class Feedback:
                     shares,
                     stats=stats,
                     outcome=outcome,
+                    fatigue=evidence,
                 )
             )
             user_events.setdefault(event.user_id, []).append(

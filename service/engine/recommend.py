@@ -7,12 +7,13 @@ import uuid
 
 import numpy as np
 
-from bandits import mix_posteriors
+from bandits import beta_mean, mix_posteriors
 from clustering import most_similar
 from service.engine.affinity import tilt_for
 from service.engine.context import Context
 from service.engine.deadline import Deadline
 from service.engine.errors import InvalidRequest
+from service.engine.fatigue import SeenDecay
 from service.engine.membership import Membership
 from service.engine.pending_lists import PendingLists
 from service.engine.policies import Candidates, Served, Serving
@@ -127,12 +128,17 @@ class Recommender:
         snap, positions = await self._candidates(snap, request, deadline)
         items: list[ScoredItem] = []
         served: Served | None = None
+        served_fatigue: list[int] | None = None
+        means: list[float] | None = None
         ids = snap.catalog.item_ids
         if len(positions) and snap.posteriors is not None:
             multipliers = np.ones(len(snap.catalog))
+            fatigue = np.zeros(len(snap.catalog), dtype=np.intp)
             if user is not None:
-                seen_at, seen_mult = self.users.seen_multipliers(snap.catalog, user.seen, now)
-                multipliers[seen_at] = seen_mult
+                decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
+                seen = self.users.seen_multipliers(snap.catalog, decay, user.seen, now, self._rng)
+                multipliers[seen.positions] = seen.multipliers
+                fatigue[seen.positions] = seen.buckets
             alpha, beta = _posteriors_for(snap, membership, positions)
             factors = multipliers[positions]
             if user is not None:
@@ -165,6 +171,11 @@ class Recommender:
                 ScoredItem(item_id=ids[p], score=_shown_score(s), propensity=q)
                 for p, s, q in zip(positions[served.top], served.scores, propensities, strict=True)
             ]
+            if user is not None:
+                # The learned seen decay's evidence: feedback on an item adds to its bucket
+                # 1 impression and the mean of its arm (before decay) as expected clicks.
+                served_fatigue = fatigue[positions[served.top]].tolist()
+                means = [_shown_score(m) for m in beta_mean(alpha[served.top], beta[served.top])]
         policy = served.policy if served is not None else self.serving.mode
         shadows = {
             name: [ids[p] for p in positions[top]]
@@ -187,6 +198,8 @@ class Recommender:
             propensities=[i.propensity for i in items],
             policy=policy,
             shadows=shadows,
+            fatigue=served_fatigue,
+            means=means,
         )
         write = LoggedWrite(
             rec_id,

@@ -12,6 +12,7 @@ import numpy as np
 from clustering import normalize_rows
 from service.engine.affinity import AffinityPrior
 from service.engine.context import Context
+from service.engine.fatigue import BUCKETS, SeenDecay
 from service.engine.outage import OutageLog
 from service.engine.snapshot import Catalog, Posteriors, Prior, Snapshot
 from service.logs import log_event
@@ -71,7 +72,7 @@ class Snapshots:
                 posteriors = await self.load_posteriors(catalog, clusters, prior)
             elif versions.arms != posteriors.version:
                 # Only counts moved: apply the feedback batches since our version.
-                changes = await ctx.store.read_changes(posteriors.stream_id, _MAX_CHANGES)
+                changes = await ctx.store.read_changes(posteriors.positions, _MAX_CHANGES)
                 advanced = posteriors.apply(changes, catalog, prior, discount, now)
                 if advanced is None or advanced.version < versions.arms:
                     ctx.metrics.snapshot_full_reloads.inc()
@@ -81,9 +82,19 @@ class Snapshots:
             elif discount.on and now - posteriors.derived_at > discount.half_life_s / 1000:
                 # No feedback, but discounted evidence has faded by more than 0.07%.
                 posteriors = posteriors.rederive(prior, discount, now)
+            seen_decay = old.seen_decay
+            if (
+                seen_decay is None
+                or old.posteriors is None
+                or posteriors.version != old.posteriors.version
+            ):
+                # Every event that adds evidence also moves the count version.
+                evidence = await ctx.store.fatigue_evidence(BUCKETS.size)
+                seen_decay = SeenDecay.learn(ctx.settings, evidence)
             self.current = Snapshot(
                 catalog, clusters, centers, posteriors, time.monotonic(), True,
                 affinity=None if self.affinity is None else self.affinity.state(),
+                seen_decay=seen_decay,
             )  # fmt: skip
             ctx.metrics.snapshot_refreshes.inc()
             if reason is not None:
@@ -105,7 +116,9 @@ class Snapshots:
         """Return posteriors built from a full read of the counts of this clustering."""
         settings = self.ctx.settings
         discount = settings.discount
-        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        state = await self.ctx.store.load_counts(
+            clusters.gen, clusters.k, half_life_s=discount.half_life_s
+        )
         # Without one given: the prior the snapshot was last derived with.
         prior = prior or self.affinity or settings.prior_model
         return Posteriors.build(state, clusters.gen, catalog, prior, discount, self.ctx.clock())

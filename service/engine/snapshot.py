@@ -10,7 +10,8 @@ import numpy as np
 
 from bandits import Discount, conversion_rate
 from clustering import normalize_rows
-from service.store import ClusterModel, CountChange, CountsState, ItemRecord
+from service.engine.fatigue import SeenDecay
+from service.store import ClusterModel, CountChange, CountsState, ItemRecord, ShardPosition
 from service.store.codecs import KINDS, MICRO
 
 if TYPE_CHECKING:
@@ -81,12 +82,13 @@ class Posteriors:
     Rows 0..k-1 are the clusters of generation `gen`; the last row is the global arm.
     """
 
-    version: int
-    stream_id: str
+    # How far each count shard's changes are applied.
+    positions: tuple[ShardPosition, ...]
     gen: int
-    # (3, k + 1, n_items): impressions, clicks, conversions as stored: millionths of an
-    # event in cluster rows, events in the global row. Copied from Redis's own text, so
-    # changes applied here and a full read agree to the bit.
+    # (3, k + 1, n_items): impressions, clicks, conversions as stored, summed over the
+    # count shards: millionths of an event in cluster rows, events in the global row.
+    # Without discounting they are whole numbers, so changes applied here and a full read
+    # agree to the bit.
     stored: np.ndarray
     # When each count was last discounted (NaN: never), same shape; None without discounting.
     updated: np.ndarray | None
@@ -125,15 +127,13 @@ class Posteriors:
                 for kind, times in enumerate(triple):
                     _fill(updated[kind, row], times, index)
         return cls._derive(
-            state.version, state.stream_id, gen, stored, updated, state.decay_since, prior,
-            discount, now,
-        )  # fmt: skip
+            state.positions, gen, stored, updated, state.decay_since, prior, discount, now
+        )
 
     @classmethod
     def _derive(
         cls,
-        version: int,
-        stream_id: str,
+        positions: tuple[ShardPosition, ...],
         gen: int,
         stored: np.ndarray,
         updated: np.ndarray | None,
@@ -150,15 +150,20 @@ class Posteriors:
         rate = conversion_rate(clk, cnv, prior.strength)
         global_counts = np.stack([imp[-1], clk[-1], cnv[-1]])
         return cls(
-            version, stream_id, gen, stored, updated, decay_since, global_counts, alpha, beta,
+            positions, gen, stored, updated, decay_since, global_counts, alpha, beta,
             catalog, rate, now,
         )  # fmt: skip
+
+    @property
+    def version(self) -> int:
+        """Return the feedback batches these counts include, over every shard."""
+        return sum(p.version for p in self.positions)
 
     def rederive(self, prior: Prior, discount: Discount, now: float) -> Posteriors:
         """Return the same counts discounted to `now` (time alone moves discounted posteriors)."""
         return Posteriors._derive(
-            self.version, self.stream_id, self.gen, self.stored, self.updated,
-            self.decay_since, prior, discount, now,
+            self.positions, self.gen, self.stored, self.updated, self.decay_since, prior,
+            discount, now,
         )  # fmt: skip
 
     def apply(
@@ -169,44 +174,78 @@ class Posteriors:
         discount: Discount,
         now: float,
     ) -> Posteriors | None:
-        """Return these posteriors advanced by consecutive changes, or None if one is missing."""
-        expected = self.version
+        """Return these posteriors advanced by consecutive changes, or None if one is missing.
+
+        Each change adds to the counts it names; with discounting, the count is first
+        discounted to the change's time (or the change to the count's, if it is older:
+        shards are applied one after another, not in time order), as Redis does.
+        """
+        positions = list(self.positions)
         k = self.stored.shape[1] - 1
         kind_of = {kind: i for i, kind in enumerate(KINDS)}
-        # (kind, row, column) -> (total, time); later events overwrite earlier ones.
-        latest: dict[tuple[int, int, int], tuple[float, float]] = {}
+        # (kind, row, column, at) -> summed increments, in first-seen order.
+        added: dict[tuple[int, int, int, float], float] = {}
         since = self.decay_since
         for change in changes:
-            expected += 1
+            expected = positions[change.shard].version + 1
             if change.version != expected:
                 return None  # trimmed or out of order: the caller reloads in full
-            for total in change.totals:
-                column = catalog.index.get(total.item_id)
+            positions[change.shard] = ShardPosition(change.version, change.stream_id)
+            for delta in change.deltas:
+                column = catalog.index.get(delta.item_id)
                 if column is None:
                     continue  # not (or no longer) in the catalog
-                at = np.nan if total.at is None else total.at
-                if since is None and total.at is not None:
-                    since = total.at  # the batch that began discounting set decay_since
-                kind = kind_of[total.kind]
-                latest[kind, k, column] = (total.total, at)
-                if total.gen != self.gen:
-                    continue
-                for cluster, value in total.clusters:
-                    if cluster < k:
-                        latest[kind, cluster, column] = (value, at)
+                at = np.nan if delta.at is None else delta.at
+                if since is None and delta.at is not None:
+                    since = delta.at  # the batch that began discounting set decay_since
+                kind = kind_of[delta.kind]
+                cells = [(k, delta.added)]
+                if delta.gen == self.gen:
+                    cells += [(c, v) for c, v in delta.clusters if c < k]
+                for row, value in cells:
+                    cell = (kind, row, column, at)
+                    added[cell] = added.get(cell, 0.0) + value
         stored = self.stored.copy()
         updated = None if self.updated is None else self.updated.copy()
-        if latest:
-            where = tuple(np.array(list(latest)).T)
-            values, times = np.array(list(latest.values())).T
-            stored[where] = values
-            if updated is not None:
-                updated[where] = times
+        if added:
+            kinds, rows, columns, times = (np.array(x) for x in zip(*added, strict=True))
+            values = np.array(list(added.values()))
+            if updated is None or not discount.on:
+                np.add.at(stored, (kinds, rows, columns), values)
+            else:
+                _add_discounted(
+                    stored, updated, (kinds, rows, columns), values, times, since, discount
+                )
         return Posteriors._derive(
-            changes[-1].version if changes else self.version,
-            changes[-1].stream_id if changes else self.stream_id,
-            self.gen, stored, updated, since, prior, discount, now,
-        )  # fmt: skip
+            tuple(positions), self.gen, stored, updated, since, prior, discount, now
+        )
+
+
+def _add_discounted(
+    stored: np.ndarray,
+    updated: np.ndarray,
+    where: tuple[np.ndarray, np.ndarray, np.ndarray],
+    values: np.ndarray,
+    times: np.ndarray,
+    since: float | None,
+    discount: Discount,
+) -> None:
+    """Add increments made at `times` to discounted counts, in place (one cell at a time:
+    a cell's time moves with each, so repeated cells must go in order)."""
+    half_life = discount.half_life_s
+    for kind, row, column, value, at in zip(*where, values, times, strict=True):
+        cell = (kind, row, column)
+        current = updated[cell]
+        if np.isnan(current):
+            current = at if since is None else since
+        if np.isnan(at):
+            stored[cell] += value
+            continue
+        later = max(current, at)
+        stored[cell] = stored[cell] * 0.5 ** ((later - current) / half_life) + value * 0.5 ** (
+            (later - at) / half_life
+        )
+        updated[cell] = later
 
 
 def _fill(row: np.ndarray, counts: dict[str, float], index: dict[str, int]) -> None:
@@ -229,6 +268,8 @@ class Snapshot:
     loaded: bool = False
     # Under prior="affinity": the affinity, slope and strength the posteriors were derived with.
     affinity: AffinityFit | None = None
+    # The learned seen decay; None before the first refresh (serve its prior then).
+    seen_decay: SeenDecay | None = None
 
     def age_s(self) -> float:
         """Return seconds since the snapshot was last confirmed current."""

@@ -6,8 +6,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from bandits import decayed_counts, seen_decay
 from service.engine.context import Context
+from service.engine.fatigue import SeenDecay, SeenPenalty, seen_penalty
 from service.engine.membership import Membership, memberships_of
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog, Snapshot
@@ -98,16 +98,22 @@ class Users:
         return self._last_known.get(user_id)
 
     def seen_multipliers(
-        self, catalog: Catalog, seen: dict[str, tuple[float, float]], now: float
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Return (catalog positions, multipliers) for the user's unclicked impressions."""
-        settings = self.ctx.settings
+        self,
+        catalog: Catalog,
+        decay: SeenDecay,
+        seen: dict[str, tuple[float, float]],
+        now: float,
+        rng: np.random.Generator | None = None,
+    ) -> SeenPenalty:
+        """Return the fatigue bucket and multiplier of each of the user's seen catalog items."""
         known = [(catalog.index[i], n, t) for i, (n, t) in seen.items() if i in catalog.index]
-        if not known or settings.seen_gamma == 1.0:
-            return np.zeros(0, dtype=np.intp), np.zeros(0)
+        if not known:
+            empty = np.zeros(0)
+            return SeenPenalty(empty.astype(np.intp), empty.astype(np.intp), empty)
         positions, counts, updated = (np.array(col) for col in zip(*known, strict=True))
-        unclicked = decayed_counts(counts, now - updated, settings.seen_half_life_s)
-        return positions.astype(np.intp), seen_decay(unclicked, settings.seen_gamma)
+        return seen_penalty(
+            decay, self.ctx.settings, positions.astype(np.intp), counts, updated, now, rng
+        )
 
     def _assigned_key(self, snap: Snapshot, user: UserState) -> str:
         return assigned_key(snap.clusters.gen, user.hist, self.ctx.settings.membership)

@@ -9,10 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts, seen_decay
+from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts
 from service.engine.affinity import cluster_params, prior_out
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
+from service.engine.fatigue import SeenDecay, seen_decay_out, seen_penalty
 from service.engine.lift import cluster_lift
 from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
@@ -102,7 +103,9 @@ class Views:
     async def item_arms(self, item_id: str) -> ItemArms:
         """Return the item's global arm and its arm in each current cluster, read from Redis."""
         clusters = await self.ctx.store.load_clusters()
-        values, times, since = await self.ctx.store.arm_counts(item_id, clusters.gen, clusters.k)
+        values, times, since = await self.ctx.store.arm_counts(
+            item_id, clusters.gen, clusters.k, half_life_s=self.ctx.settings.discount.half_life_s
+        )
         updated = np.array(times, dtype=float)  # None -> NaN: never discounted
         counts = self.ctx.settings.discount.apply(
             np.array(values), updated, since, self.ctx.clock()
@@ -132,7 +135,9 @@ class Views:
                 "cluster",
             )
         discount = self.ctx.settings.discount
-        state = await self.ctx.store.load_counts(clusters.gen, clusters.k, with_times=discount.on)
+        state = await self.ctx.store.load_counts(
+            clusters.gen, clusters.k, half_life_s=discount.half_life_s
+        )
         at = -1 if cluster is None else cluster
         listed = state.counts[at]
         ids = sorted(set(listed[0]) | set(listed[1]) | set(self.snapshots.current.catalog.item_ids))
@@ -175,7 +180,12 @@ class Views:
             counts = np.array([user.seen[i][0] for i in ids])
             updated = np.array([user.seen[i][1] for i in ids])
             unclicked = decayed_counts(counts, now - updated, self.ctx.settings.seen_half_life_s)
-            multipliers = seen_decay(unclicked, self.ctx.settings.seen_gamma)
+            # As lists are served now: the learned curve's mean, the fixed decay, or none.
+            decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
+            positions = np.arange(len(ids))
+            multipliers = seen_penalty(
+                decay, self.ctx.settings, positions, counts, updated, now, None
+            ).multipliers
             seen = [
                 SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
                 for i, u, m, t in zip(ids, unclicked, multipliers, updated, strict=True)
@@ -258,6 +268,9 @@ class Views:
             replay=views["replay"],
             cluster_lift=cluster_lift(self.snapshots.current),
             affinity_prior=prior_out(self.snapshots.affinity, self.ctx.settings),
+            seen_decay=seen_decay_out(
+                self.snapshots.current.seen_decay or SeenDecay.learn(self.ctx.settings)
+            ),
         )
 
     async def export_logs(

@@ -159,6 +159,8 @@ class StateDocument(_Entry):
     versions: FileVersions
     decay_since: Time | None = None
     stats: dict[Str, Count] = Field(default_factory=dict)
+    # The learned seen decay's evidence: imp|clk|exp:BUCKET -> number (files before: none).
+    seen_decay: dict[Str, Count] = Field(default_factory=dict)
     clusters: ClustersEntry | None
     items: list[ItemEntry]
     retired: list[Id] = Field(default_factory=list)

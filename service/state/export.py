@@ -16,7 +16,6 @@ from service.store.codecs import KINDS, MICRO, decode_last_click, decode_seen
 
 def open_document(snapshot: StateSnapshot, settings: dict[str, Any], version: str) -> str:
     """Return the document's text up to its first array: format, counters and clustering."""
-    stats = {name: json_number(Decimal(value)) for name, value in sorted(snapshot.stats.items())}
     since = snapshot.decay_since
     head = {
         "format": json.dumps(FORMAT),
@@ -26,10 +25,17 @@ def open_document(snapshot: StateSnapshot, settings: dict[str, Any], version: st
         "settings": json.dumps(settings),
         "versions": json.dumps({"items": snapshot.items_version, "arms": snapshot.arms_version}),
         "decay_since": "null" if since is None else json_number(Decimal(since)),
-        "stats": "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in stats.items()) + "}",
+        "stats": _numbers(snapshot.stats),
+        "seen_decay": _numbers(snapshot.fatigue),
         "clusters": json.dumps(_clusters_entry(snapshot.clusters)),
     }
     return "{\n" + "".join(f'"{name}": {text},\n' for name, text in head.items())
+
+
+def _numbers(fields: dict[str, str]) -> str:
+    """Return a hash of stored numbers as a JSON object, fields sorted, digits as stored."""
+    numbers = {name: json_number(Decimal(value)) for name, value in sorted(fields.items())}
+    return "{" + ", ".join(f"{json.dumps(k)}: {v}" for k, v in numbers.items()) + "}"
 
 
 def holds_state(snapshot: StateSnapshot) -> bool:

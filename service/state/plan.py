@@ -51,6 +51,7 @@ def plan_import(document: StateDocument, current: Versions) -> StateWrite:
         times=times,
         decay_since=None if document.decay_since is None else repr(document.decay_since),
         stats={name: json_number(value) for name, value in document.stats.items()},
+        fatigue={name: json_number(value) for name, value in document.seen_decay.items()},
         dedupe=[(event_id, round(at * 1000), owner) for event_id, at, owner in document.dedupe],
         users=[_stored_user(user, file_gen, gen) for user in document.users or []],
     )

@@ -3,7 +3,8 @@
 keys.py builds every key, codecs.py owns every stored encoding, scripts/*.lua hold the
 multi-key updates (loaded and run by connection.py), records.py the values passed in and
 out, serving.py is the store the service runs on, dedupe.py how a feedback batch is
-written exactly once across slots, state.py its export and import.
+written exactly once across slots, counts.py how the count shards are read back and
+summed, state.py the state export, restore.py its import.
 """
 
 from service.store.connection import StoreUnavailable
@@ -11,16 +12,18 @@ from service.store.records import (
     ArmEvent,
     ClusterModel,
     CountChange,
+    CountDelta,
     CountsState,
-    CountTotal,
     ItemRecord,
     LoggedWrite,
+    ShardPosition,
     UserEvent,
     UserState,
     Verdict,
     Versions,
 )
-from service.store.serving import DimensionMismatch, LoggedList, Store
+from service.store.served import LoggedList
+from service.store.serving import DimensionMismatch, Store
 from service.store.state import (
     StateChanged,
     StateNotEmpty,
@@ -33,12 +36,13 @@ __all__ = [
     "ArmEvent",
     "ClusterModel",
     "CountChange",
-    "CountTotal",
+    "CountDelta",
     "CountsState",
     "DimensionMismatch",
     "ItemRecord",
     "LoggedList",
     "LoggedWrite",
+    "ShardPosition",
     "StateChanged",
     "StateNotEmpty",
     "StateSnapshot",

@@ -16,8 +16,8 @@ import numpy as np
 from service.store.records import (
     ClusterModel,
     CountChange,
+    CountDelta,
     Counts,
-    CountTotal,
     ItemRecord,
     UserState,
 )
@@ -56,6 +56,11 @@ class ServedList:
     policy: str
     # The lists the policies that did not serve would have served.
     shadows: dict[str, list[str]]
+    # Per served item: its fatigue bucket for this user (bandits.fatigue.FatigueBuckets)
+    # and the posterior mean CTR of the arm it was ranked with, before seen decay: the
+    # learned seen decay's evidence. None in records of earlier releases.
+    fatigue: list[int] | None = None
+    means: list[float] | None = None
 
     def encode(self) -> str:
         """Return the JSON stored under the rec key; fields at their default are left out."""
@@ -75,7 +80,12 @@ class ServedList:
 
 # Served-list fields a record leaves out when they hold these (most lists do): 28 bytes of
 # `"item_id":null,"pools":null` in a record of ~900. Records of earlier releases have them.
-_SERVED_DEFAULTS: dict[str, object] = {"item_id": None, "pools": None}
+_SERVED_DEFAULTS: dict[str, object] = {
+    "item_id": None,
+    "pools": None,
+    "fatigue": None,
+    "means": None,
+}
 _SERVED_FIELDS = tuple(f.name for f in dataclass_fields(ServedList))
 
 
@@ -174,17 +184,17 @@ def decode_count_row(hashes: Sequence[Mapping[bytes, bytes]]) -> Counts:
     return imp, clk, cnv
 
 
-def decode_count_total(token: str) -> CountTotal:
+def decode_count_delta(token: str) -> CountDelta:
     """Return one token of a change entry, as record_counts.lua writes it.
 
-    gen|kind|at|total|cluster:total,...|item_id; `at` is empty without discounting.
+    gen|kind|at|added|cluster:added,...|item_id; `at` is empty without discounting.
     """
-    gen, kind, at, total, clusters, item_id = token.split("|", 5)
-    return CountTotal(
+    gen, kind, at, added, clusters, item_id = token.split("|", 5)
+    return CountDelta(
         gen=int(gen),
         kind=kind,
         item_id=item_id,
-        total=float(total),
+        added=float(added),
         clusters=tuple(
             (int(c), float(v)) for c, v in (part.split(":") for part in clusters.split(",") if part)
         ),
@@ -192,11 +202,11 @@ def decode_count_total(token: str) -> CountTotal:
     )
 
 
-def decode_change(entry_id: bytes, fields: Mapping[bytes, bytes]) -> CountChange:
-    """Return one entry of the changes stream: v (the version), d (newline-joined tokens)."""
+def decode_change(shard: int, entry_id: bytes, fields: Mapping[bytes, bytes]) -> CountChange:
+    """Return one entry of a shard's changes stream: v (the version), d (newline-joined tokens)."""
     values = text_map(fields)
-    totals = [decode_count_total(token) for token in values["d"].split("\n")]
-    return CountChange(text(entry_id), int(values["v"]), totals)
+    deltas = [decode_count_delta(token) for token in values["d"].split("\n")]
+    return CountChange(shard, text(entry_id), int(values["v"]), deltas)
 
 
 # -- users ------------------------------------------------------------------------------
@@ -278,6 +288,32 @@ def decode_owner(value: bytes | str) -> str | None:
 def outcome_field(kind: str, item_id: str) -> str:
     """Return the field flagged on a served list's outcome hash: 'imp:ITEM', 'clk:ITEM'..."""
     return f"{kind}:{item_id}"
+
+
+# -- the learned seen decay's evidence ---------------------------------------------------
+
+# Its counters per fatigue bucket: impressions, clicks, expected clicks (bandits.fatigue).
+FATIGUE_KINDS = ("imp", "clk", "exp")
+
+
+def fatigue_field(kind: str, bucket: int) -> str:
+    """Return a field of the fatigue hash: 'imp:3', 'clk:3' or 'exp:3' (kind:bucket)."""
+    # record_counts.lua increments the fields it is given, with HINCRBYFLOAT.
+    return f"{kind}:{bucket}"
+
+
+def decode_fatigue(raw: Mapping[bytes, bytes], size: int) -> np.ndarray:
+    """Return the fatigue hash as a (3, size) array: FATIGUE_KINDS x bucket.
+
+    Fields of buckets past `size` (another bucketing) are left out.
+    """
+    evidence = np.zeros((len(FATIGUE_KINDS), size))
+    row = {kind: i for i, kind in enumerate(FATIGUE_KINDS)}
+    for field, value in raw.items():
+        kind, _, bucket = text(field).partition(":")
+        if kind in row and bucket.isdigit() and int(bucket) < size:
+            evidence[row[kind], int(bucket)] = float(value)
+    return evidence
 
 
 def stats_field(kind: str, policy: str, view: str | None = None) -> str:

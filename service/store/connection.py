@@ -11,20 +11,25 @@ from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 import hiredis
 import redis.asyncio as redis
+from redis.asyncio.cluster import RedisCluster
+from redis.backoff import ExponentialWithJitterBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import (
     BusyLoadingError,
     ClusterDownError,
+    ClusterError,
     DataError,
     MasterDownError,
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
     ResponseError,
+    SlotNotCoveredError,
     TryAgainError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.retry import Retry
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -32,6 +37,16 @@ T = TypeVar("T")
 # What "Redis is down or not answering" looks like from redis-py.
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 
+
+# A client of one Redis or of a Redis Cluster (settings.redis_cluster): the store uses only
+# what both offer, and keeps every multi-key command and script in one slot.
+Client = redis.Redis | RedisCluster
+
+# On a cluster, how often a command is retried after a connection error or CLUSTERDOWN
+# (re-reading the topology between tries), and the longest wait between tries: short
+# enough that a client gets its 503 and resends within a failover, not after it.
+_CLUSTER_RETRIES = 3
+_CLUSTER_BACKOFF_CAP_S = 0.5
 
 # A script run: the script, its keys, its arguments.
 ScriptCall = tuple[AsyncScript, list[str], list[Any]]
@@ -131,6 +146,9 @@ def redis_errors_as_unavailable() -> Iterator[None]:
         if cause is None:
             raise
         raise StoreUnavailable(f"{CAUSES[cause]}: {exc}", cause) from exc
+    except (SlotNotCoveredError, ClusterError) as exc:
+        # A cluster mid-failover: no node serves the slot yet, or redirections ran out.
+        raise StoreUnavailable(f"{CAUSES['cluster_down']}: {exc}", "cluster_down") from exc
 
 
 def hiredis_pack_command(self: Any, *args: Any) -> list[bytes]:
@@ -155,8 +173,26 @@ def _packing_in_c(connection_class: type) -> type:
     return type(name, (connection_class,), {"pack_command": hiredis_pack_command})
 
 
-def connect(url: str, timeout_s: float) -> redis.Redis:
-    """Return a client of the Redis at `url` that packs its commands in C."""
+def connect(url: str, timeout_s: float, *, cluster: bool = False) -> Client:
+    """Return a client of the Redis (or, with `cluster`, the Redis Cluster) at `url`.
+
+    Commands are packed in C. A cluster client learns the topology from the node `url`
+    names and follows it (MOVED, failovers) by itself.
+    """
+    if cluster:
+        cluster_client = RedisCluster.from_url(
+            url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            health_check_interval=30,
+            retry=Retry(
+                ExponentialWithJitterBackoff(base=0.05, cap=_CLUSTER_BACKOFF_CAP_S),
+                _CLUSTER_RETRIES,
+            ),
+        )
+        # Nodes found from the first one are built with these arguments.
+        cluster_client.connection_kwargs["connection_class"] = _packing_in_c(redis.Connection)
+        return cluster_client
     client = redis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
@@ -173,9 +209,10 @@ def _script_source(name: str) -> str:
     return (resources.files(__package__) / "scripts" / f"{name}.lua").read_text(encoding="utf-8")
 
 
-def register_script(client: redis.Redis, name: str) -> AsyncScript:
+def register_script(client: Client, name: str) -> AsyncScript:
     """Return scripts/NAME.lua registered on the client (its file is read once per process)."""
-    return client.register_script(_script_source(name))
+    # AsyncScript runs on either client: it only needs evalsha and script_load.
+    return AsyncScript(client, _script_source(name))  # type: ignore[arg-type]
 
 
 def replied(command: Awaitable[T] | T) -> Awaitable[T]:
@@ -187,38 +224,83 @@ def replied(command: Awaitable[T] | T) -> Awaitable[T]:
 
 
 async def run_scripts(
-    client: redis.Redis, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()
+    client: Client,
+    calls: Sequence[ScriptCall],
+    commands: Sequence[tuple[Any, ...]] = (),
+    *,
+    wait_replicas: int = 0,
+    wait_ms: int = 0,
 ) -> list[Any]:
-    """Run scripts by EVALSHA, then idempotent commands, in one round trip; return results."""
-    results = await _pipelined(client, calls, commands)
-    # Redis lost its script cache (a restart), or another worker is loading the scripts
-    # into it: run again only the scripts that did not run. A script that did run must keep
-    # its result, which says which events were new: run twice, it would call them replays.
+    """Run scripts by EVALSHA, then idempotent commands, in one round trip; return results.
+
+    On a cluster the round trip is one pipeline per node, sent concurrently. With
+    `wait_replicas`, each node's pipeline ends with WAIT, and StoreUnavailable is raised
+    unless that many replicas of every node hold the writes within `wait_ms` (they stay
+    written: a resend finds them, and one failover can no longer lose what was answered).
+    """
+    wait = (wait_replicas, wait_ms) if wait_replicas > 0 else None
+    results = await _pipelined(client, calls, commands, wait)
+    # Redis lost its script cache (a restart, a failover), or another worker is loading
+    # the scripts into it: run again only the scripts that did not run. A script that did
+    # run must keep its result, which says which events were new: run twice, it would
+    # call them replays.
     missing = [
         n for n, result in enumerate(results[: len(calls)]) if isinstance(result, NoScriptError)
     ]
     if missing:
         for script in {id(calls[n][0]): calls[n][0] for n in missing}.values():
             await replied(client.script_load(script.script))
-        again = await _pipelined(client, [calls[n] for n in missing])
+        again = await _pipelined(client, [calls[n] for n in missing], (), wait)
         for n, result in zip(missing, again, strict=True):
             results[n] = result
     for result in results:
         if isinstance(result, Exception):
             raise result
-    return results
+    return results[: len(calls) + len(commands)]
 
 
 async def _pipelined(
-    client: redis.Redis, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()
+    client: Client,
+    calls: Sequence[ScriptCall],
+    commands: Sequence[tuple[Any, ...]],
+    wait: tuple[int, int] | None,
 ) -> list[Any]:
-    """Return each command's reply, or the error it got, in one round trip."""
+    """Return each command's reply, or the error it got, in one round trip (then WAIT's)."""
     async with client.pipeline(transaction=False) as pipe:
         for script, keys, args in calls:
-            pipe.evalsha(script.sha, len(keys), *keys, *args)
+            # As a raw command: redis-py refuses pipe.evalsha on a cluster pipeline, yet
+            # routes EVALSHA by its keys (all in one slot here) like any keyed command.
+            pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
         for command in commands:
             pipe.execute_command(*command)
-        return list(await pipe.execute(raise_on_error=False))
+        n_waits = 0
+        if wait is not None:
+            replicas, timeout_ms = wait
+            if isinstance(client, RedisCluster):
+                first_keys = [keys[0] for _, keys, _ in calls] + [c[1] for c in commands]
+                nodes = {}
+                for key in first_keys:
+                    node = client.get_node_from_key(key)
+                    if node is not None:
+                        nodes[node.name] = node
+                for node in nodes.values():
+                    pipe.execute_command("WAIT", replicas, timeout_ms, target_nodes=node)
+                    n_waits += 1
+            else:
+                pipe.execute_command("WAIT", replicas, timeout_ms)
+                n_waits = 1
+        results = list(await pipe.execute(raise_on_error=False))
+    if wait is not None:
+        acked = results[len(results) - n_waits :]
+        short = [a for a in acked if isinstance(a, Exception) or int(a) < wait[0]]
+        if short and not any(isinstance(r, Exception) for r in results[: -n_waits or None]):
+            raise StoreUnavailable(
+                f"{CAUSES['no_replicas']}: only {short[0]} of {wait[0]} replicas acknowledged "
+                f"the writes within {wait[1]} ms (they stay written; resend)",
+                "no_replicas",
+            )
+        results = results[: len(results) - n_waits]
+    return results
 
 
 def unavailable_on_redis_errors(
@@ -232,3 +314,26 @@ def unavailable_on_redis_errors(
             return await method(*args, **kwargs)
 
     return wrapper
+
+
+async def memory(client: Client) -> tuple[int, int]:
+    """Return (used_memory, maxmemory) in bytes of the Redis, or of a cluster's fullest master."""
+    if isinstance(client, redis.Redis):
+        info = await replied(client.info("memory"))
+        return int(info["used_memory"]), int(info.get("maxmemory", 0))
+    per_node: dict[str, dict[str, Any]] = await client.info(
+        "memory", target_nodes=RedisCluster.PRIMARIES
+    )
+    fullest = max(
+        per_node.values(),
+        key=lambda i: int(i["used_memory"]) / (int(i.get("maxmemory", 0)) or 1 << 62),
+    )
+    return int(fullest["used_memory"]), int(fullest.get("maxmemory", 0))
+
+
+async def flush_all(client: Client) -> None:
+    """Delete every key of the database, on every master of a cluster."""
+    if isinstance(client, redis.Redis):
+        await client.flushdb()
+    else:
+        await client.flushdb(target_nodes=RedisCluster.PRIMARIES)

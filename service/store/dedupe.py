@@ -1,13 +1,17 @@
 """One dedupe decision per event_id, for the counts and the user state an event touches.
 
-The counts (slot {arms}) and a user's state (slot {USER}) cannot share a script in Redis
-Cluster, so a batch is written in two round trips:
+The counts (in the slot of the event's count shard, keys.shard_of) and a user's state
+(slot {USER}) cannot share a script in Redis Cluster, so a batch is written in two round
+trips (three when its events fall in more than one count shard):
 
-1. record_counts.lua decides every event from its dedupe marker, whose value is the
-   event's owner (the user it counted for): NEW (counted now, the marker names this
-   user), REPLAY (this user's, counted before), UNOWNED (a marker without an owner, from
-   an earlier release or a file without owners) or CLAIMED (another user's). With any
-   CLAIMED event it writes nothing and the batch is refused.
+0. With events in several shards, their markers are read first (one pipeline) and
+   decided as the script would (`decided`): with any CLAIMED event nothing is written.
+1. One record_counts.lua per shard (one pipeline; per node on a cluster) decides every
+   event from its dedupe marker, whose value is the event's owner (the user it counted
+   for): NEW (counted now, the marker names this user), REPLAY (this user's, counted
+   before), UNOWNED (a marker without an owner, from an earlier release or a file without
+   owners) or CLAIMED (another user's). With any CLAIMED event it writes nothing (in its
+   shard) and the batch is refused.
 2. Only the first occurrence of each NEW or REPLAY event goes on to its user's
    record_user.lua, which keeps its own per-user set of applied event_ids and skips what
    it already applied; the outcome flags of those events (idempotent HSETs) go with it.
@@ -24,6 +28,13 @@ answered 200 for (a 503 says to):
 - After both, before the answer: the resend is all REPLAY, every user script skips.
 - An event_id reused by another user is CLAIMED before anything is written, so neither
   user's state changes; inside one batch the engine refuses it before any write.
+- The narrow race the pre-check leaves: another batch claims one of this batch's
+  event_ids for another user between the pre-check and the scripts. That shard's script
+  still refuses it (nothing of that shard is written), but the other shards' events of
+  this batch are counted and their markers set; the batch is answered 422. Resending
+  the batch without the claimed event then finds them as REPLAY and applies only the
+  user side: counts stay exact; only a client that drops the batch instead loses the
+  user-side effects of those events.
 - An UNOWNED marker cannot tell whose event it was, so its replays touch nothing: earlier
   releases wrote both sides in one pipeline, so the owner's state was written with it.
 - A marker expires after the retention; the user's set forgets an id by the same clock
@@ -43,8 +54,8 @@ from typing import Any
 
 from redis.commands.core import AsyncScript
 
-from service.store.codecs import EVENT_KINDS, encode_owner
-from service.store.connection import ScriptCall
+from service.store.codecs import EVENT_KINDS, UNKNOWN_OWNER, encode_owner, text
+from service.store.connection import Client, ScriptCall
 from service.store.keys import CHANGES_RETENTION_S, Keys
 from service.store.records import ArmEvent, UserEvent, Verdict
 
@@ -52,7 +63,7 @@ from service.store.records import ArmEvent, UserEvent, Verdict
 _APPLIED = (Verdict.NEW, Verdict.REPLAY)
 
 
-def count_call(
+def count_calls(
     keys: Keys,
     script: AsyncScript,
     arm_events: Sequence[ArmEvent],
@@ -60,9 +71,38 @@ def count_call(
     now: float,
     retention_s: int,
     count_half_life_s: float,
+) -> tuple[list[ScriptCall], list[list[int]]]:
+    """Return one record_counts.lua call per count shard the batch touches, and the
+    positions in `arm_events` of the events each call decides, in order."""
+    groups: dict[int, list[int]] = {}
+    for n, arm_event in enumerate(arm_events):
+        groups.setdefault(keys.shard_of(arm_event.event_id), []).append(n)
+    calls = []
+    for shard, positions in groups.items():
+        shard_events = [arm_events[n] for n in positions]
+        calls.append(
+            _count_call(keys, shard, script, shard_events, now, retention_s, count_half_life_s)
+        )
+    return calls, list(groups.values())
+
+
+def _count_call(
+    keys: Keys,
+    shard: int,
+    script: AsyncScript,
+    arm_events: Sequence[ArmEvent],
+    now: float,
+    retention_s: int,
+    count_half_life_s: float,
 ) -> ScriptCall:
-    """Return the record_counts.lua call that decides and counts a batch's arm events."""
-    count_keys = [keys.arms_version, keys.changes, keys.stats, keys.decay_since]
+    """Return the record_counts.lua call that decides and counts one shard's events."""
+    count_keys = [
+        keys.arms_version(shard),
+        keys.changes(shard),
+        keys.stats(shard),
+        keys.decay_since(shard),
+        keys.fatigue(shard),
+    ]
     # Stream ids come from the Redis clock, so trim by wall time, not the events' `now`.
     oldest_ms = int((time.time() - CHANGES_RETENTION_S) * 1000)
     args: list[Any] = [retention_s, f"{oldest_ms}-0", repr(now), count_half_life_s]
@@ -71,14 +111,59 @@ def count_call(
         kind = EVENT_KINDS[arm_event.kind]
         count_keys.append(keys.marker(arm_event.event_id))
         for g, c in [(None, None), *((arm_event.gen, c) for c, _ in arm_event.shares)]:
-            count_keys.append(keys.arms(kind, g, c))
+            count_keys.append(keys.arms(kind, g, c, shard=shard))
             if discounting:
-                count_keys.append(keys.arm_times(kind, g, c))
+                count_keys.append(keys.arm_times(kind, g, c, shard=shard))
         args += [arm_event.item_id, arm_event.gen, kind, encode_owner(arm_event.user_id)]
         args += [len(arm_event.shares), len(arm_event.stats)]
         args += [x for share in arm_event.shares for x in share]
         args += arm_event.stats
+        args += [len(arm_event.fatigue), *(x for pair in arm_event.fatigue for x in pair)]
     return script, count_keys, args
+
+
+def merged(n_events: int, groups: Sequence[Sequence[int]], replies: Sequence[Any]) -> list[Verdict]:
+    """Return the verdicts of every event, in batch order, from each shard's reply."""
+    verdicts = [Verdict.NEW] * n_events
+    for positions, reply in zip(groups, replies, strict=True):
+        for n, verdict in zip(positions, reply, strict=True):
+            verdicts[n] = Verdict(verdict)
+    return verdicts
+
+
+def decided(arm_events: Sequence[ArmEvent], holders: Mapping[str, bytes | None]) -> list[Verdict]:
+    """Return what record_counts.lua would decide from these markers' values, without writing.
+
+    A batch spread over shards is checked first, so that one CLAIMED event stops every
+    shard's writes (a script only stops its own shard's).
+    """
+    held: dict[str, str] = {}
+    verdicts = []
+    for arm_event in arm_events:
+        owner = encode_owner(arm_event.user_id)
+        raw = holders.get(arm_event.event_id)
+        holder = held.get(arm_event.event_id, None if raw is None else text(raw))
+        if holder is None:
+            held[arm_event.event_id] = owner
+            verdicts.append(Verdict.NEW)
+        elif holder == owner:
+            verdicts.append(Verdict.REPLAY)
+        elif holder == UNKNOWN_OWNER:
+            verdicts.append(Verdict.UNOWNED)
+        else:
+            verdicts.append(Verdict.CLAIMED)
+    return verdicts
+
+
+async def markers(
+    client: Client, keys: Keys, arm_events: Sequence[ArmEvent]
+) -> dict[str, bytes | None]:
+    """Return the value of each event's dedupe marker (None: not counted), in one trip."""
+    event_ids = list(dict.fromkeys(e.event_id for e in arm_events))
+    async with client.pipeline(transaction=False) as pipe:
+        for event_id in event_ids:
+            pipe.get(keys.marker(event_id))
+        return dict(zip(event_ids, await pipe.execute(), strict=True))
 
 
 def applied(arm_events: Sequence[ArmEvent], verdicts: Sequence[Verdict]) -> list[ArmEvent]:

@@ -6,8 +6,12 @@ one tag only, so it stays in one slot.
 
 from __future__ import annotations
 
+import functools
+import zlib
 from dataclasses import dataclass
 from typing import NamedTuple
+
+from redis.crc import REDIS_CLUSTER_HASH_SLOTS, key_slot
 
 # The count hashes summed over every cluster.
 GLOBAL = "global"
@@ -15,6 +19,10 @@ GLOBAL = "global"
 CHANGES_RETENTION_S = 120
 # How long the key /readyz writes lives: it only has to outlast the probe.
 READINESS_PROBE_TTL_MS = 10_000
+# Count shards by default: over 3 masters, 16 shards put 5 or 6 on each (max/mean 1.125).
+DEFAULT_COUNT_SHARDS = 16
+# The one tag every count had before counts were sharded; one shard keeps it (shard_tags).
+LEGACY_TAG = "arms"
 # A user's keys, in the order record_user.lua takes them.
 _USER_PARTS = ("state", "seen", "clicks", "events", "lastclick")
 
@@ -29,11 +37,52 @@ class UserKeys(NamedTuple):
     last_clicks: str
 
 
+@functools.cache
+def shard_tags(shards: int) -> tuple[str, ...]:
+    """Return the hash tags of the count shards, their slots spread evenly over the cluster.
+
+    Shard s's tag is searched (deterministically) so that its slot lies near
+    (s + 0.5) * 16384 / shards: consecutive slot ranges, which is how masters own them,
+    then hold consecutive shards in equal numbers. The shard whose target is nearest
+    the legacy tag's slot keeps "arms", so counts written before sharding still count.
+    """
+    width = REDIS_CLUSTER_HASH_SLOTS / shards
+    legacy = int(key_slot(LEGACY_TAG.encode()) // width)
+    tolerance = max(width / 8, 4)
+    tags = []
+    for s in range(shards):
+        if s == legacy:
+            tags.append(LEGACY_TAG)
+            continue
+        target = (s + 0.5) * width
+        n = 0
+        while abs(key_slot(f"{LEGACY_TAG}.{s}.{n}".encode()) - target) > tolerance:
+            n += 1
+        tags.append(f"{LEGACY_TAG}.{s}.{n}")
+    return tuple(tags)
+
+
+def shard_of(event_id: str, shards: int) -> int:
+    """Return the count shard of an event: a stable hash of its id (the same in every process)."""
+    return zlib.crc32(event_id.encode()) % shards
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """The keys under one prefix (settings.key_prefix)."""
+    """The keys under one prefix (settings.key_prefix), with counts in `shards` shards.
+
+    Counts are sharded by event, not by item: an event's dedupe marker, its counts, the
+    change entry and stats it writes all live in the slot of shard_of(event_id), so one
+    script decides and counts it; each shard holds a partial count of every item, and
+    readers sum the shards.
+    """
 
     prefix: str
+    shards: int = DEFAULT_COUNT_SHARDS
+
+    def __post_init__(self) -> None:
+        if self.shards < 1:
+            raise ValueError(f"shards must be >= 1, got {self.shards}")
 
     # -- catalog ------------------------------------------------------------------------
 
@@ -52,46 +101,61 @@ class Keys:
         """Return the hash of the catalog's dim and version."""
         return f"{self.prefix}:{{items}}:info"
 
-    # -- arms -------------------------------------------------------------------------
+    # -- arms (one set per count shard) ------------------------------------------------
 
-    def arms(self, kind: str, gen: int | None = None, cluster: int | None = None) -> str:
-        """Return the count hash of a kind in a generation's cluster, or the global one."""
-        return self._arms(kind, GLOBAL if gen is None else f"{gen}:{cluster}")
+    def shard_of(self, event_id: str) -> int:
+        """Return the shard that counts an event."""
+        return shard_of(event_id, self.shards)
 
-    def arm_times(self, kind: str, gen: int | None = None, cluster: int | None = None) -> str:
+    def tag(self, shard: int) -> str:
+        """Return a count shard's hash tag."""
+        return shard_tags(self.shards)[shard]
+
+    def arms(
+        self, kind: str, gen: int | None = None, cluster: int | None = None, *, shard: int
+    ) -> str:
+        """Return a shard's count hash of a kind in a generation's cluster, or the global one."""
+        return self._arms(kind, GLOBAL if gen is None else f"{gen}:{cluster}", shard)
+
+    def arm_times(
+        self, kind: str, gen: int | None = None, cluster: int | None = None, *, shard: int
+    ) -> str:
         """Return the hash of when each count of arms(kind, gen, cluster) was discounted."""
-        return self.arms(f"at:{kind}", gen, cluster)
+        return self.arms(f"at:{kind}", gen, cluster, shard=shard)
 
-    def _arms(self, kind: str, row: str) -> str:
-        return f"{self.prefix}:{{arms}}:{kind}:{row}"
+    def _arms(self, kind: str, row: str, shard: int) -> str:
+        return f"{self._shard(shard)}:{kind}:{row}"
 
-    @property
-    def decay_since(self) -> str:
-        """Return the key of when discounting was first used."""
-        return f"{self.prefix}:{{arms}}:decay_since"
+    def _shard(self, shard: int) -> str:
+        return f"{self.prefix}:{{{self.tag(shard)}}}"
 
-    @property
-    def arms_version(self) -> str:
-        """Return the counter of feedback batches that changed a count."""
-        return f"{self.prefix}:{{arms}}:version"
+    def decay_since(self, shard: int) -> str:
+        """Return the key of when a shard first discounted."""
+        return f"{self._shard(shard)}:decay_since"
 
-    @property
-    def changes(self) -> str:
-        """Return the stream of those batches' new totals."""
-        return f"{self.prefix}:{{arms}}:changes"
+    def arms_version(self, shard: int) -> str:
+        """Return a shard's counter of feedback batches that changed a count."""
+        return f"{self._shard(shard)}:version"
 
-    @property
-    def stats(self) -> str:
-        """Return the hash of per-policy counters."""
-        return f"{self.prefix}:{{arms}}:stats"
+    def changes(self, shard: int) -> str:
+        """Return the stream of a shard's increments, one entry per batch."""
+        return f"{self._shard(shard)}:changes"
+
+    def stats(self, shard: int) -> str:
+        """Return a shard's hash of per-policy counters (the stats are their sums)."""
+        return f"{self._shard(shard)}:stats"
+
+    def fatigue(self, shard: int) -> str:
+        """Return a shard's part of the learned seen decay's evidence per fatigue bucket."""
+        return f"{self._shard(shard)}:fatigue"
 
     def marker(self, event_id: str) -> str:
-        """Return the dedupe marker of an event (in the arms' slot: it guards their counts)."""
-        return f"{self.prefix}:{{arms}}:ev:{event_id}"
+        """Return the dedupe marker of an event (in its shard's slot: it guards their counts)."""
+        return f"{self._shard(self.shard_of(event_id))}:ev:{event_id}"
 
     def marker_event_id(self, key: str) -> str:
         """Return the event_id of a marker key."""
-        return key[len(self.marker("")) :]
+        return key.split("}:ev:", 1)[1]
 
     # -- clusters -----------------------------------------------------------------------
 
@@ -135,7 +199,7 @@ class Keys:
     @property
     def every_marker(self) -> str:
         """Return the pattern of every dedupe marker."""
-        return self.marker("*")
+        return f"{self.prefix}:{{{LEGACY_TAG}*}}:ev:*"
 
     @property
     def every_user_key(self) -> str:
@@ -172,50 +236,62 @@ class KeyEntry(NamedTuple):
 def key_table() -> list[KeyEntry]:
     """Return every key's pattern (with prefix P), Redis type and contents."""
     keys = Keys("P")
+    shard = "P:{S}"
     counts = "imp|clk|cnv"
     return [
         KeyEntry(keys.item_meta, "hash", "item_id → JSON `{tags, pools, active, updated}`"),
         KeyEntry(keys.item_embeddings, "hash", "item_id → float32 bytes of the embedding"),
         KeyEntry(keys.catalog_info, "hash", "`dim`, `version` (bumped on every catalog change)"),
         KeyEntry(
-            keys._arms(counts, "G:C"),
+            f"{shard}:{counts}:G:C",
             "hash",
             "item_id → impressions / clicks / conversions of generation G, cluster C, in "
             "millionths of an event (soft membership credits a share)",
         ),
         KeyEntry(
-            keys.arms(counts),
+            f"{shard}:{counts}:global",
             "hash",
             "the same in events, over every cluster; whole numbers unless counts are discounted",
         ),
         KeyEntry(
-            keys._arms(f"at:{counts}", "G:C|global"),
+            f"{shard}:at:{counts}:G:C|global",
             "hash",
             "item_id → when that count was last discounted (only with a count half-life, "
             "`BANDITREC_HALF_LIFE_H`)",
         ),
         KeyEntry(
-            keys.decay_since,
+            f"{shard}:decay_since",
             "string",
             "when discounting was first used: counts with no time of their own fade from then",
         ),
-        KeyEntry(keys.arms_version, "int", "bumped by every feedback batch that changed a count"),
         KeyEntry(
-            keys.changes,
+            f"{shard}:version", "int", "bumped by every feedback batch that changed a count here"
+        ),
+        KeyEntry(
+            f"{shard}:changes",
             "stream",
-            "one entry per such batch: `v` (the version), `d` (the new totals of every count "
-            f"it changed, with the time they were discounted to), trimmed after "
+            "one entry per such batch: `v` (the version), `d` (what it added to each count "
+            f"it changed, summed per item, with the time it was added at), trimmed after "
             f"{CHANGES_RETENTION_S} s; workers "
             "apply these instead of re-reading every count",
         ),
         KeyEntry(
-            keys.stats,
+            f"{shard}:stats",
             "hash",
-            "`/v1/stats` counters: `lists:POLICY`, `imp`/`clk`/`cnv:POLICY`, "
+            "this shard's part of the `/v1/stats` counters (they are the sums over shards): "
+            "`lists:POLICY` (in the shard of the rec_id), `imp`/`clk`/`cnv:POLICY`, "
             "`agree_imp`/`agree_clk:POLICY`, `replay_imp`/`replay_clk:POLICY`, `since`",
         ),
         KeyEntry(
-            keys.marker("EVENT_ID"),
+            f"{shard}:fatigue",
+            "hash",
+            "this shard's part of the learned seen decay's evidence (readers sum the shards): "
+            "`imp:B`, `clk:B`, `exp:B` = impressions, clicks and expected clicks (sum of the "
+            "served arms' posterior means) of fatigue bucket B, counted with the arm counts, "
+            "never reset",
+        ),
+        KeyEntry(
+            f"{shard}:ev:EVENT_ID",
             "string",
             "dedupe marker: `u:USER`, the user the event counted for (`1`: owner unknown, "
             "as earlier releases wrote it), expires after `BANDITREC_DEDUPE_RETENTION_S`",
@@ -292,6 +368,14 @@ def markdown() -> str:
             "P is `BANDITREC_KEY_PREFIX` (default `br`). A `{tag}` is a Redis Cluster hash "
             "tag: every multi-key update touches keys of one tag only, so it stays in one "
             "slot. User keys expire after `BANDITREC_USER_TTL_S` of inactivity.",
+            "",
+            "S is the tag of one of the `BANDITREC_COUNT_SHARDS` count shards: `arms` for one "
+            "of them (the tag of every count before counts were sharded), `arms.N.M` for the "
+            "others, with M chosen so that the shards' slots spread evenly over the cluster "
+            "(keys.shard_tags). An event is counted in shard crc32(event_id) mod S: its "
+            "marker, its counts, its change entry and its stats in one slot, so one script "
+            "decides and counts it. Each shard holds a partial count of every item; readers "
+            "sum the shards (docs/scaling.md).",
             "",
             "| Key | Type | Holds |",
             "| --- | --- | --- |",

@@ -61,41 +61,54 @@ class Versions:
 Counts = tuple[dict[str, float], dict[str, float], dict[str, float]]  # imp, clk, cnv
 
 
-@dataclass(frozen=True, slots=True)
-class CountsState:
-    """All counts at one version, and the id of the change entry that produced it.
-
-    `counts` has one (imp, clk, cnv) triple per row: clusters 0..k-1, then global.
-    `updated` holds, in the same layout, when each count was last discounted (only read
-    when discounting); `decay_since` is when discounting was first used, if ever.
-    """
+class ShardPosition(NamedTuple):
+    """How far a reader is in one count shard: its version and its change stream's last id."""
 
     version: int
     stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CountsState:
+    """All counts, summed over the count shards, and each shard's position they were read at.
+
+    `counts` has one (imp, clk, cnv) triple per row: clusters 0..k-1, then global.
+    `updated` holds, in the same layout, when each count was last discounted (only read
+    when discounting; the shards' parts are discounted to the latest of their times and
+    summed); `decay_since` is when discounting was first used, if ever.
+    """
+
+    positions: tuple[ShardPosition, ...]
     counts: list[Counts]
     updated: list[Counts] | None = None
     decay_since: float | None = None
 
+    @property
+    def version(self) -> int:
+        """Return the feedback batches counted, over every shard."""
+        return sum(p.version for p in self.positions)
+
 
 @dataclass(frozen=True, slots=True)
-class CountTotal:
-    """One accepted event's new totals: global, and per credited cluster of generation gen."""
+class CountDelta:
+    """What one batch added to an item's counts: global, and per credited cluster of gen."""
 
     gen: int
     kind: str  # imp | clk | cnv
     item_id: str
-    total: float
+    added: float
     clusters: tuple[tuple[int, float], ...]
-    at: float | None  # when discounted to these totals; None without discounting
+    at: float | None  # when it was added, with discounting; None without
 
 
 @dataclass(frozen=True, slots=True)
 class CountChange:
-    """One feedback batch's accepted events, as the totals they left behind, in order."""
+    """One feedback batch's increments in one count shard, summed per item."""
 
+    shard: int
     stream_id: str
     version: int
-    totals: list[CountTotal]
+    deltas: list[CountDelta]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +118,8 @@ class ArmEvent:
     `user_id` owns the event_id once it is counted (its dedupe marker records it);
     `shares` are (cluster, millionths of the event) pairs summing to one million; `stats`
     are fields of the stats hash to count once if the event is new; `outcome` is a
-    (rec_id, field) to flag on a served list when the event is applied.
+    (rec_id, field) to flag on a served list when the event is applied; `fatigue` are
+    (field, amount) pairs of the fatigue hash (codecs.fatigue_field) to add if it is new.
     """
 
     event_id: str
@@ -116,6 +130,7 @@ class ArmEvent:
     shares: tuple[tuple[int, int], ...]
     stats: tuple[str, ...] = ()
     outcome: tuple[str, str] | None = None
+    fatigue: tuple[tuple[str, float], ...] = ()
 
 
 class Verdict(IntEnum):

@@ -9,20 +9,16 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Collection, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import redis.asyncio as redis
 
-from service.store import dedupe
+from service.store import counts, dedupe, served
 from service.store.codecs import (
     KINDS,
     ServedList,
-    decode_change,
     decode_clusters,
-    decode_count_row,
-    decode_counts,
+    decode_fatigue,
     decode_item,
     decode_user,
     encode_clusters,
@@ -32,14 +28,17 @@ from service.store.codecs import (
     text,
 )
 from service.store.connection import (
+    Client,
+    ScriptCall,
     connect,
-    redis_errors_as_unavailable,
+    flush_all,
+    memory,
     register_script,
     replied,
     run_scripts,
     unavailable_on_redis_errors,
 )
-from service.store.keys import READINESS_PROBE_TTL_MS, Keys, tagged_id
+from service.store.keys import DEFAULT_COUNT_SHARDS, READINESS_PROBE_TTL_MS, Keys, tagged_id
 from service.store.records import (
     ArmEvent,
     ClusterModel,
@@ -47,11 +46,13 @@ from service.store.records import (
     CountsState,
     ItemRecord,
     LoggedWrite,
+    ShardPosition,
     UserEvent,
     UserState,
     Verdict,
     Versions,
 )
+from service.store.served import LoggedList
 
 
 class DimensionMismatch(ValueError):
@@ -63,30 +64,37 @@ class DimensionMismatch(ValueError):
         self.got = got
 
 
-@dataclass(frozen=True, slots=True)
-class LoggedList:
-    """A served list read back with its rec_id and the outcomes flagged on it (imp:ITEM...)."""
-
-    rec_id: str
-    served: ServedList
-    outcomes: frozenset[str]
-
-
 class Store:
     """Named Redis operations for banditrec; every method is a bounded number of round trips."""
 
-    def __init__(self, url: str, prefix: str = "br", timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str = "br",
+        timeout_s: float = 2.0,
+        *,
+        shards: int = DEFAULT_COUNT_SHARDS,
+        cluster: bool = False,
+        wait_replicas: int = 0,
+    ) -> None:
+        """`shards` count shards (keys.py); `cluster`: `url` names a node of a Redis
+        Cluster; `wait_replicas` > 0: feedback is answered only once that many replicas
+        hold its writes (WAIT), so a failover cannot lose acknowledged events."""
         self.url = url
         self.prefix = prefix
-        self.keys = Keys(prefix)
-        self._redis = connect(url, timeout_s)
+        self.keys = Keys(prefix, shards)
+        self.cluster = cluster
+        self.wait_replicas = wait_replicas
+        self._wait_ms = int(timeout_s * 1000 / 2)
+        self._redis = connect(url, timeout_s, cluster=cluster)
         self._upsert_items = register_script(self._redis, "upsert_items")
         self._delete_item = register_script(self._redis, "delete_item")
         self._record_counts = register_script(self._redis, "record_counts")
         self._record_user = register_script(self._redis, "record_user")
+        self._read_counts = register_script(self._redis, "read_counts")
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         """Return the Redis client (for the state export and import, which share it)."""
         return self._redis
 
@@ -99,9 +107,11 @@ class Store:
 
     @unavailable_on_redis_errors
     async def memory(self) -> tuple[int, int]:
-        """Return Redis's (used_memory, maxmemory) in bytes; maxmemory 0 means no limit."""
-        info = await replied(self._redis.info("memory"))
-        return int(info["used_memory"]), int(info.get("maxmemory", 0))
+        """Return Redis's (used_memory, maxmemory) in bytes; maxmemory 0 means no limit.
+
+        On a cluster: the fullest master's.
+        """
+        return await memory(self._redis)
 
     @unavailable_on_redis_errors
     async def probe_readiness(self) -> None:
@@ -125,9 +135,9 @@ class Store:
 
     @unavailable_on_redis_errors
     async def flush(self) -> None:
-        """Delete every key of this database (tests only; `import --replace` deletes only
-        this prefix's keys)."""
-        await self._redis.flushdb()
+        """Delete every key of this database, on every master of a cluster (tests only;
+        `import --replace` deletes only this prefix's keys)."""
+        await flush_all(self._redis)
 
     # -- catalog ----------------------------------------------------------------------
 
@@ -180,19 +190,27 @@ class Store:
         if not item_ids:
             return set()
         ids = list(item_ids)
+        metas = await replied(self._redis.hmget(self.keys.item_meta, ids))
+        known = {i for i, meta in zip(ids, metas, strict=True) if meta is not None}
+        missing = [i for i in ids if i not in known]
+        if not missing:  # the usual batch: one round trip, not one per count shard
+            return known
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.keys.item_meta, ids)
-            for kind in KINDS:
-                pipe.hmget(self.keys.arms(kind), ids)
+            for shard in range(self.keys.shards):
+                for kind in KINDS:
+                    pipe.hmget(self.keys.arms(kind, shard=shard), missing)
             replies = await pipe.execute()
-        return {
-            i for i, *found in zip(ids, *replies, strict=True) if any(f is not None for f in found)
-        }
+        return known | {i for i, *found in zip(missing, *replies, strict=True) if any(found)}
 
     @unavailable_on_redis_errors
     async def load_items(self) -> tuple[int, list[ItemRecord]]:
-        """Return (catalog version, every item), read in one transaction."""
-        async with self._redis.pipeline(transaction=True) as pipe:
+        """Return (catalog version, every item), the version read first.
+
+        Not a transaction (a cluster's would need a redis-py fix): a catalog change
+        landing mid-read leaves the version behind the items, so the next refresh
+        reloads them; never ahead.
+        """
+        async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hget(self.keys.catalog_info, "version")
             pipe.hgetall(self.keys.item_meta)
             pipe.hgetall(self.keys.item_embeddings)
@@ -209,10 +227,11 @@ class Store:
         """Return the change counters of catalog, counts and clusters in one round trip."""
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hget(self.keys.catalog_info, "version")
-            pipe.get(self.keys.arms_version)
             pipe.hget(self.keys.clusters, "gen")
-            items, arms, gen = await pipe.execute()
-        return Versions(int(items or 0), int(arms or 0), int(gen or 0))
+            for shard in range(self.keys.shards):
+                pipe.get(self.keys.arms_version(shard))
+            items, gen, *arms = await pipe.execute()
+        return Versions(int(items or 0), sum(int(a or 0) for a in arms), int(gen or 0))
 
     @unavailable_on_redis_errors
     async def load_clusters(self) -> ClusterModel:
@@ -220,65 +239,33 @@ class Store:
         return decode_clusters(await replied(self._redis.hgetall(self.keys.clusters)))
 
     @unavailable_on_redis_errors
-    async def load_counts(self, gen: int, k: int, *, with_times: bool = False) -> CountsState:
-        """Return every count of clusters 0..k-1 then global, and the change stream position.
+    async def load_counts(self, gen: int, k: int, *, half_life_s: float = 0.0) -> CountsState:
+        """Return every count of clusters 0..k-1 then global, and each shard's position.
 
-        With `with_times`, also when each count was last discounted (see CountsState).
+        With `half_life_s` > 0, also when each count was last discounted (see CountsState).
         """
-        rows = [(gen, c) for c in range(k)] + [(None, None)]
-        keys = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.get(keys.arms_version)
-            pipe.xrevrange(keys.changes, count=1)
-            pipe.get(keys.decay_since)
-            for g, cluster in rows:
-                for kind in KINDS:
-                    pipe.hgetall(keys.arms(kind, g, cluster))
-                    if with_times:
-                        pipe.hgetall(keys.arm_times(kind, g, cluster))
-            version, last, since, *hashes = await pipe.execute()
-        per_row = len(KINDS) * (1 + with_times)
-        step = 1 + with_times
-        grouped = [hashes[i : i + per_row] for i in range(0, len(hashes), per_row)]
-        counts = [decode_count_row(row[0::step]) for row in grouped]
-        updated = [decode_count_row(row[1::step]) for row in grouped] if with_times else None
-        # The transaction makes the last entry the one that produced `version` (or none yet).
-        stream_id = text(last[0][0]) if last else "0-0"
-        decay_since = float(since) if since is not None else None
-        return CountsState(int(version or 0), stream_id, counts, updated, decay_since)
+        return await counts.load_counts(
+            self._redis, self.keys, self._read_counts, gen, k, half_life_s
+        )
 
     @unavailable_on_redis_errors
-    async def read_changes(self, after_id: str, limit: int) -> list[CountChange]:
-        """Return up to `limit` change entries newer than `after_id`, oldest first."""
-        raw = await replied(self._redis.xrange(self.keys.changes, min=f"({after_id}", count=limit))
-        return [decode_change(entry_id, fields) for entry_id, fields in raw]
+    async def read_changes(
+        self, positions: Sequence[ShardPosition], limit: int
+    ) -> list[CountChange]:
+        """Return up to `limit` change entries per shard newer than `positions`."""
+        return await counts.read_changes(self._redis, self.keys, positions, limit)
 
     @unavailable_on_redis_errors
     async def arm_counts(
-        self, item_id: str, gen: int, k: int
+        self, item_id: str, gen: int, k: int, *, half_life_s: float = 0.0
     ) -> tuple[list[tuple[float, ...]], list[tuple[float | None, ...]], float | None]:
-        """Return one item's counts and their times, clusters 0..k-1 then global.
+        """Return one item's counts (summed over shards) and their times, clusters 0..k-1
+        then global.
 
         Each row is (impressions, clicks, conversions) in stored units; the times say when
         each was last discounted (None: never); last comes the decay-since time, if any.
         """
-        keys = self.keys
-        async with self._redis.pipeline(transaction=True) as pipe:
-            for cluster in [*range(k), None]:
-                g = None if cluster is None else gen
-                for kind in KINDS:
-                    pipe.hget(keys.arms(kind, g, cluster), item_id)
-                    pipe.hget(keys.arm_times(kind, g, cluster), item_id)
-            pipe.get(keys.decay_since)
-            *raw, since = await pipe.execute()
-        values = [float(v or 0) for v in raw[0::2]]
-        times = [None if t is None else float(t) for t in raw[1::2]]
-        n = len(KINDS)
-        return (
-            [tuple(values[i : i + n]) for i in range(0, len(values), n)],
-            [tuple(times[i : i + n]) for i in range(0, len(times), n)],
-            None if since is None else float(since),
-        )
+        return await counts.item_counts(self._redis, self.keys, item_id, gen, k, half_life_s)
 
     # -- users and served lists -------------------------------------------------------
 
@@ -340,8 +327,10 @@ class Store:
         async with self._redis.pipeline(transaction=False) as pipe:
             for rec_id, served, _ in lists:
                 pipe.set(self.keys.rec(rec_id), served.encode(), ex=ttl_s)
-            for policy, count in Counter(served.policy for _, served, _ in lists).items():
-                pipe.hincrby(self.keys.stats, stats_field("lists", policy), count)
+            # One increment per (count shard, policy) for the whole batch.
+            lists_by = Counter((self.keys.shard_of(r), served.policy) for r, served, _ in lists)
+            for (shard, policy), count in lists_by.items():
+                pipe.hincrby(self.keys.stats(shard), stats_field("lists", policy), count)
             for _, served, assignment in lists:
                 if assignment is not None:
                     membership, assigned = assignment
@@ -352,15 +341,31 @@ class Store:
 
     @unavailable_on_redis_errors
     async def stats(self) -> dict[str, float]:
-        """Return the per-policy counters (see service.serving.stats_fields) and `since`."""
-        return decode_counts(await replied(self._redis.hgetall(self.keys.stats)))
+        """Return the per-policy counters (see service.serving.stats_fields) and `since`,
+        summed over the count shards (`since`: the earliest)."""
+        return await counts.stats(self._redis, self.keys)
+
+    @unavailable_on_redis_errors
+    async def fatigue_evidence(self, size: int) -> np.ndarray:
+        """Return the learned seen decay's evidence, (3, size), summed over the count
+        shards: codecs.decode_fatigue."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keys.shards):
+                pipe.hgetall(self.keys.fatigue(shard))
+            parts = await pipe.execute()
+        return sum((decode_fatigue(part, size) for part in parts), np.zeros((3, size)))
 
     @unavailable_on_redis_errors
     async def reset_stats(self) -> None:
         """Forget the per-policy counters, e.g. after changing the mode."""
-        async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.delete(self.keys.stats)
-            pipe.hset(self.keys.stats, "since", repr(time.time()))
+        # Not one transaction on a cluster (the shards' slots differ): a batch counted
+        # meanwhile may keep its part; the counters restart either way.
+        since = repr(time.time())
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keys.shards):
+                # A raw command: a cluster pipeline's delete() is a coroutine, not queued.
+                pipe.execute_command("DEL", self.keys.stats(shard))
+                pipe.hset(self.keys.stats(shard), "since", since)
             await pipe.execute()
 
     # -- feedback ---------------------------------------------------------------------
@@ -387,7 +392,9 @@ class Store:
         nothing is written. Otherwise NEW events are counted, and each event_id's first
         NEW or REPLAY event is applied to its user's state and flags its `outcome`
         (idempotent, for off-policy evaluation): two round trips, counts first, so that
-        one decision covers both (why a crash between them is repaired: store/dedupe.py).
+        one decision covers both (why a crash between them is repaired: store/dedupe.py),
+        and one before them when the events fall in several count shards, to read their
+        markers (so that a CLAIMED event stops every shard's writes).
 
         With `count_half_life_s` > 0 every count touched is first discounted to `now`
         (halved per half-life since it was last touched), then incremented. A user keeps
@@ -395,7 +402,7 @@ class Store:
         its seen and last-click hashes (record_user.lua).
         """
         keys = self.keys
-        counts = dedupe.count_call(
+        calls, groups = dedupe.count_calls(
             keys,
             self._record_counts,
             arm_events,
@@ -403,8 +410,12 @@ class Store:
             retention_s=retention_s,
             count_half_life_s=count_half_life_s,
         )
-        (raw,) = await run_scripts(self._redis, [counts])
-        verdicts = [Verdict(v) for v in raw]
+        if len(calls) > 1:
+            markers = await dedupe.markers(self._redis, keys, arm_events)
+            checked = dedupe.decided(arm_events, markers)
+            if Verdict.CLAIMED in checked:
+                return checked
+        verdicts = dedupe.merged(len(arm_events), groups, await self._run(calls))
         if Verdict.CLAIMED in verdicts:
             return verdicts
         applied = dedupe.applied(arm_events, verdicts)
@@ -413,35 +424,19 @@ class Store:
         calls = dedupe.user_calls(keys, self._record_user, user_events, applied, user_args, now)
         commands = dedupe.outcome_commands(keys, applied, outcome_ttl_s)
         if calls or commands:
-            await run_scripts(self._redis, calls, commands)
+            await self._run(calls, commands)
         return verdicts
 
-    async def served_lists(self, batch: int = 500) -> AsyncIterator[list[LoggedList]]:
-        """Yield batches of logged served lists (SCAN order), each with its outcome flags."""
-        rec_ids: list[str] = []
-        with redis_errors_as_unavailable():
-            async for raw_key in self._redis.scan_iter(match=self.keys.every_rec, count=1000):
-                rec_ids.append(tagged_id(text(raw_key)))
-                if len(rec_ids) >= batch:
-                    yield await self._served_batch(rec_ids)
-                    rec_ids = []
-            if rec_ids:
-                yield await self._served_batch(rec_ids)
+    async def _run(
+        self, calls: Sequence[ScriptCall], commands: Sequence[tuple[Any, ...]] = ()
+    ) -> list[Any]:
+        return await run_scripts(
+            self._redis, calls, commands, wait_replicas=self.wait_replicas, wait_ms=self._wait_ms
+        )
 
-    async def _served_batch(self, rec_ids: list[str]) -> list[LoggedList]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for rec_id in rec_ids:
-                pipe.get(self.keys.rec(rec_id))
-                pipe.hgetall(self.keys.outcomes(rec_id))
-            raw = await pipe.execute()
-        lists = []
-        for n, rec_id in enumerate(rec_ids):
-            record, outcomes = raw[2 * n], raw[2 * n + 1]
-            if record is None:  # expired between SCAN and GET
-                continue
-            flags = frozenset(text(f) for f in outcomes)
-            lists.append(LoggedList(rec_id, ServedList.decode(record), flags))
-        return lists
+    def served_lists(self, batch: int = 500) -> AsyncIterator[list[LoggedList]]:
+        """Yield batches of logged served lists (SCAN order), each with its outcome flags."""
+        return served.served_lists(self._redis, self.keys, batch)
 
     # -- clusters ---------------------------------------------------------------------
 

@@ -1,45 +1,36 @@
-"""Export and import of a prefix's whole state, over the connection of a Store.
+"""Export of a prefix's whole state, over the connection of a Store, and the records an
+import writes (restore.py writes them).
 
-What the state file holds is service/state; this module only reads and writes Redis.
+What the state file holds is service/state; this module only reads Redis.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
-
-import redis.asyncio as redis
-from redis.asyncio.client import Pipeline
+from typing import Any
 
 from service.store.codecs import (
     KINDS,
-    UNKNOWN_OWNER,
-    decode_item,
     decode_owner,
-    encode_clusters,
-    encode_embedding,
-    encode_item_meta,
-    encode_owner,
-    item_meta,
     text,
     text_map,
 )
 from service.store.connection import (
+    ScriptCall,
     redis_errors_as_unavailable,
+    register_script,
     replied,
+    run_scripts,
     unavailable_on_redis_errors,
 )
-from service.store.keys import Keys, tagged_id
-from service.store.records import ClusterModel, ItemRecord, Versions
+from service.store.counts import Part, flat_text, number_text, sum_parts
+from service.store.keys import tagged_id
+from service.store.records import ClusterModel, ItemRecord
 from service.store.serving import Store
-
-V = TypeVar("V")
 
 # Reading the state retries when a fit lands mid-read; more than this means fits in a loop.
 _STATE_ATTEMPTS = 5
-# Fields per HSET or keys per UNLINK inside an import transaction.
-_CHUNK = 1000
 
 
 class StateNotEmpty(RuntimeError):
@@ -56,10 +47,11 @@ class StateChanged(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class StateSnapshot:
-    """What an export reads in one transaction; counts and times as stored text.
+    """What an export reads; counts and times as text, summed over the count shards.
 
     `counts` and `times` map (imp|clk|cnv, cluster or None for global) to item_id -> text,
-    for the clusters of `clusters.gen`; `at_ms` is the server's clock at the read.
+    for the clusters of `clusters.gen`; `at_ms` is the server's clock at the read (of the
+    first shard read; `shard_ms` has each shard's).
     """
 
     at_ms: int
@@ -71,6 +63,10 @@ class StateSnapshot:
     times: dict[tuple[str, int | None], dict[str, str]]
     decay_since: str | None
     stats: dict[str, str]
+    # The learned seen decay's evidence (keys.fatigue), field -> text.
+    fatigue: dict[str, str]
+    # When each count shard was read, by its server's clock (unix ms).
+    shard_ms: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,72 +99,124 @@ class StateWrite:
     times: dict[tuple[str, int | None], dict[str, str]]
     decay_since: str | None
     stats: dict[str, str]
+    fatigue: dict[str, str]
     dedupe: list[tuple[str, int, str | None]]  # event_id, expiry in unix ms, owner or None
     users: list[StoredUser]
 
 
-def _unix_ms(server_time: tuple[int, int]) -> int:
+def unix_ms(server_time: tuple[int, int]) -> int:
     seconds, micros = server_time
     return int(seconds) * 1000 + int(micros) // 1000
-
-
-def _chunks(values: Sequence[V]) -> Iterable[Sequence[V]]:
-    return (values[i : i + _CHUNK] for i in range(0, len(values), _CHUNK))
-
-
-def _hset_all(pipe: Pipeline, key: str, mapping: dict[str, Any]) -> None:
-    """Queue HSETs of a mapping in chunks (none for an empty one, which HSET refuses)."""
-    fields = list(mapping.items())
-    for chunk in _chunks(fields):
-        pipe.hset(key, mapping=dict(chunk))
 
 
 # -- export -------------------------------------------------------------------------------
 
 
 @unavailable_on_redis_errors
-async def read_state(store: Store) -> StateSnapshot:
-    """Return catalog, clustering, counters and the current generation's counts at once."""
+async def read_state(store: Store, half_life_s: float = 0.0) -> StateSnapshot:
+    """Return catalog, clustering, counters and the current generation's counts, summed
+    over the count shards (discounted to the latest of their times with `half_life_s`).
+
+    Each shard is read at one instant (read_counts.lua), and `shard_ms` says when, by
+    that shard's server clock; the markers exported with it are those set by then.
+    """
     keys = store.keys
+    script = register_script(store.client, "read_counts")
     for _ in range(_STATE_ATTEMPTS):
-        async with store.client.pipeline(transaction=True) as pipe:
-            # A fit between reading the clustering and reading the counts would pair one
-            # generation with another's counts; WATCH turns that into a retry.
-            await pipe.watch(keys.clusters)
-            clusters = await store.load_clusters()
-            rows = [(kind, c) for c in [*range(clusters.k), None] for kind in KINDS]
-            pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.time()
-            pipe.hget(keys.catalog_info, "version")
-            pipe.get(keys.arms_version)
-            pipe.get(keys.decay_since)
-            pipe.hgetall(keys.stats)
-            pipe.hgetall(keys.item_meta)
-            pipe.hgetall(keys.item_embeddings)
+        clusters = await store.load_clusters()
+        rows = [(kind, c) for c in [*range(clusters.k), None] for kind in KINDS]
+        items_version, items = await store.load_items()
+        calls: list[ScriptCall] = []
+        for shard in range(keys.shards):
+            shard_keys = [keys.arms_version(shard), keys.changes(shard), keys.decay_since(shard)]
             for kind, cluster in rows:
                 gen = None if cluster is None else clusters.gen
-                pipe.hgetall(keys.arms(kind, gen, cluster))
-                pipe.hgetall(keys.arm_times(kind, gen, cluster))
-            try:
-                now, items_v, arms_v, since, stats, metas, embs, *hashes = await pipe.execute()
-            except redis.WatchError:
-                continue
-        return StateSnapshot(
-            at_ms=_unix_ms(now),
-            items_version=int(items_v or 0),
-            arms_version=int(arms_v or 0),
-            items=[decode_item(text(i), meta, embs.get(i)) for i, meta in metas.items()],
-            clusters=clusters,
-            counts={row: text_map(h) for row, h in zip(rows, hashes[0::2], strict=True)},
-            times={row: text_map(h) for row, h in zip(rows, hashes[1::2], strict=True)},
-            decay_since=None if since is None else text(since),
-            stats=text_map(stats),
+                shard_keys.append(keys.arms(kind, gen, cluster, shard=shard))
+                shard_keys.append(keys.arm_times(kind, gen, cluster, shard=shard))
+            calls.append((script, shard_keys, []))
+        replies = await run_scripts(store.client, calls)
+        stats = await store.stats()
+        fatigue = await _summed_fatigue(store)
+        # A fit between reading the clustering and reading the counts would pair one
+        # generation with another's counts: read again.
+        if (await store.versions()).clusters != clusters.gen:
+            continue
+        return _summed_state(
+            replies, rows, half_life_s, items_version, items, clusters, stats, fatigue
         )
     raise StateChanged("the clustering changed during every attempt to read the state")
 
 
+async def _summed_fatigue(store: Store) -> dict[str, str]:
+    """Return the learned seen decay's evidence summed over the count shards, as text."""
+    async with store.client.pipeline(transaction=False) as pipe:
+        for shard in range(store.keys.shards):
+            pipe.hgetall(store.keys.fatigue(shard))
+        parts = await pipe.execute()
+    total: dict[str, float] = {}
+    for part in parts:
+        for name, value in text_map(part).items():
+            total[name] = total.get(name, 0.0) + float(value)
+    return {name: repr(value) for name, value in total.items()}
+
+
+def _summed_state(
+    replies: list[Any],
+    rows: list[tuple[str, int | None]],
+    half_life_s: float,
+    items_version: int,
+    items: list[ItemRecord],
+    clusters: ClusterModel,
+    stats: dict[str, float],
+    fatigue: dict[str, str],
+) -> StateSnapshot:
+    """Return the state of every shard's read_counts.lua reply, summed over shards."""
+    parts: dict[tuple[str, int | None], dict[str, list[Part]]] = {row: {} for row in rows}
+    versions, sinces, shard_ms = [], [], []
+    raw_text: dict[tuple[str, int | None], dict[str, tuple[str, str | None]]] = {}
+    for version, _last, since, server_time, *hashes in replies:
+        versions.append(int(version or 0))
+        shard_since = None if not since else float(since)
+        if since:
+            sinces.append(text(since))
+        shard_ms.append(unix_ms(server_time))
+        for n, row in enumerate(rows):
+            values = flat_text(hashes[2 * n])
+            times = flat_text(hashes[2 * n + 1])
+            for item, value in values.items():
+                stamp = times.get(item)
+                part = (float(value), None if stamp is None else float(stamp), shard_since)
+                parts[row].setdefault(item, []).append(part)
+                raw_text.setdefault(row, {})[item] = (value, stamp)
+    counts: dict[tuple[str, int | None], dict[str, str]] = {}
+    stamps: dict[tuple[str, int | None], dict[str, str]] = {}
+    for row, row_parts in parts.items():
+        counts[row], stamps[row] = {}, {}
+        for item, (total, at) in sum_parts(row_parts, half_life_s).items():
+            stored_value, stored_at = raw_text[row][item]
+            if len(row_parts[item]) > 1:  # not one shard's stored text: the sum's
+                stored_value = number_text(total)
+                stored_at = None if at is None else repr(at)
+            counts[row][item] = stored_value
+            if stored_at is not None:
+                stamps[row][item] = stored_at
+    return StateSnapshot(
+        at_ms=min(shard_ms),
+        items_version=items_version,
+        arms_version=sum(versions),
+        items=items,
+        clusters=clusters,
+        counts=counts,
+        times=stamps,
+        decay_since=min(sinces, key=float) if sinces else None,
+        stats={name: number_text(float(value)) for name, value in stats.items()},
+        fatigue=fatigue,
+        shard_ms=tuple(shard_ms),
+    )
+
+
 async def dedupe_markers(
-    store: Store, set_by_ms: int, retention_s: int, batch: int = 1000
+    store: Store, set_by_ms: int | Sequence[int], retention_s: int, batch: int = 1000
 ) -> AsyncIterator[list[tuple[str, int, str | None]]]:
     """Yield batches of (event_id, expiry in unix ms, owner) of the markers set by `set_by_ms`.
 
@@ -176,7 +224,8 @@ async def dedupe_markers(
 
     A marker's setting time is its expiry minus the retention. Markers set later (and
     before this scan) belong to events counted after a read_state, so they are left out:
-    the file's markers and counts then agree.
+    the file's markers and counts then agree. `set_by_ms` is one time, or one per count
+    shard (StateSnapshot.shard_ms): each marker is judged by its own shard's.
     """
     marker_keys: list[str] = []
     with redis_errors_as_unavailable():
@@ -190,22 +239,28 @@ async def dedupe_markers(
 
 
 async def _marker_expiries(
-    store: Store, marker_keys: list[str], set_by_ms: int, retention_s: int
+    store: Store, marker_keys: list[str], set_by_ms: int | Sequence[int], retention_s: int
 ) -> list[tuple[str, int, str | None]]:
-    async with store.client.pipeline(transaction=True) as pipe:
-        pipe.time()
+    # Not a transaction: markers of several slots; expiries are right to within the
+    # pipeline's duration (TIME goes first: a cluster pipeline refuses it).
+    now = await replied(store.client.time())
+    async with store.client.pipeline(transaction=False) as pipe:
         for key in marker_keys:
             pipe.pttl(key)
             pipe.get(key)
-        now, *replies = await pipe.execute()
-    now_ms = _unix_ms(now)
+        replies = await pipe.execute()
+    now_ms = unix_ms(now)
     markers = []
     for key, ttl, owner in zip(marker_keys, replies[0::2], replies[1::2], strict=True):
         expires_ms = now_ms + ttl
         set_at_ms = expires_ms - retention_s * 1000
         # ttl < 0: expired since the SCAN (-2), or no expiry (-1): not a banditrec marker.
-        if ttl >= 0 and owner is not None and not set_by_ms < set_at_ms <= now_ms:
-            event_id = store.keys.marker_event_id(key)
+        event_id = store.keys.marker_event_id(key)
+        if isinstance(set_by_ms, int):
+            read_at = set_by_ms
+        else:
+            read_at = set_by_ms[store.keys.shard_of(event_id)]
+        if ttl >= 0 and owner is not None and not read_at < set_at_ms <= now_ms:
             markers.append((event_id, expires_ms, decode_owner(owner)))
     return markers
 
@@ -228,8 +283,10 @@ async def stored_users(store: Store, batch: int = 500) -> AsyncIterator[list[Sto
 
 
 async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
-    async with store.client.pipeline(transaction=True) as pipe:
-        pipe.time()
+    # Not a transaction: users of many slots. Each user's keys share a slot and are
+    # written by one script at a time, so a user is still read whole, give or take a write.
+    now = await replied(store.client.time())
+    async with store.client.pipeline(transaction=False) as pipe:
         for user_id in user_ids:
             keys = store.keys.user_keys(user_id)
             pipe.hgetall(keys.state)
@@ -239,7 +296,7 @@ async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
             pipe.hgetall(keys.last_clicks)
             for key in keys:
                 pipe.pttl(key)
-        now, *raw = await pipe.execute()
+        raw = await pipe.execute()
     per_user = 10
     users = []
     for n, user_id in enumerate(user_ids):
@@ -255,133 +312,10 @@ async def _stored_users(store: Store, user_ids: list[str]) -> list[StoredUser]:
                 seen=text_map(seen),
                 events=[(text(e), float(score)) for e, score in events],
                 last_clicks=text_map(last_clicks),
-                expires_ms=None if -1 in live else _unix_ms(now) + max(live),
+                expires_ms=None if -1 in live else unix_ms(now) + max(live),
             )
         )
     return users
 
 
 # -- import -------------------------------------------------------------------------------
-
-
-@unavailable_on_redis_errors
-async def write_state(store: Store, plan: StateWrite, planned_gen: int, *, replace: bool) -> None:
-    """Write an imported state in one transaction; with `replace`, instead of the prefix's keys.
-
-    Its counters end above the store's when it is written. Raises StateNotEmpty (without
-    `replace`) if the store holds items, counts or clusters, and StateChanged if the
-    clustering generation is no longer `planned_gen`; either way nothing is written.
-    """
-    keys, client = store.keys, store.client
-    doomed: list[str] = []
-    if replace:
-        # Keys created after this scan outlive the import: replace a store at rest.
-        everything = client.scan_iter(match=keys.every_key, count=1000)
-        doomed = [text(key) async for key in everything]
-    async with client.pipeline(transaction=True) as pipe:
-        # A catalog change or a fit from here on makes EXEC fail, so what is read below
-        # still holds when the transaction runs. Counted events are not watched, so a busy
-        # store cannot starve an import: the catalog's new version reloads workers anyway.
-        await pipe.watch(keys.catalog_info, keys.clusters)
-        current = await store.versions()
-        if current.clusters != planned_gen:
-            raise StateChanged("a clustering was fitted since the import was planned")
-        if not replace:
-            present = await _present_state(store)
-            if present:
-                raise StateNotEmpty(present)
-            doomed = _import_targets(keys, plan)
-        now_ms = _unix_ms(await replied(client.time()))
-        pipe.multi()  # type: ignore[no-untyped-call]
-        for chunk in _chunks(doomed):
-            pipe.unlink(*chunk)
-        _queue_state(pipe, keys, plan, current, now_ms)
-        try:
-            await pipe.execute()
-        except redis.WatchError as exc:
-            raise StateChanged("the store changed during the import") from exc
-
-
-async def _present_state(store: Store) -> list[str]:
-    """Return, as phrases, which of items, counts and clusters the store holds."""
-    keys = store.keys
-    async with store.client.pipeline(transaction=False) as pipe:
-        pipe.hlen(keys.item_meta)
-        # Every counted event is counted in the global arms, so these hold any count.
-        pipe.exists(*(keys.arms(kind) for kind in KINDS))
-        pipe.hget(keys.clusters, "gen")
-        n_items, n_counts, gen = await pipe.execute()
-    present = [f"{n_items} items"] if n_items else []
-    present += ["arm counts"] if n_counts else []
-    present += [f"clusters (generation {int(gen)})"] if gen is not None else []
-    return present
-
-
-def _import_targets(keys: Keys, plan: StateWrite) -> list[str]:
-    """Return every key an import writes or must clear, short of the whole prefix."""
-    targets = [keys.item_meta, keys.item_embeddings, keys.catalog_info]
-    targets += [keys.clusters, keys.arms_version, keys.changes]
-    targets += [keys.decay_since, keys.stats]
-    for kind, cluster in {*plan.counts, *plan.times}:
-        gen = None if cluster is None else plan.gen
-        targets += [keys.arms(kind, gen, cluster), keys.arm_times(kind, gen, cluster)]
-    for user in plan.users:
-        targets += keys.user_keys(user.user_id)
-    return targets
-
-
-def _queue_state(
-    pipe: Pipeline, keys: Keys, plan: StateWrite, current: Versions, now_ms: int
-) -> None:
-    """Queue the writes of an imported state on a transaction; the changes stream stays gone."""
-    metas: dict[str, str] = {}
-    embeddings: dict[str, bytes] = {}
-    for item in plan.items:
-        meta = item_meta(item.tags, item.pools, item.active, item.updated)
-        metas[item.item_id] = encode_item_meta(meta)
-        if item.embedding is not None:
-            embeddings[item.item_id] = encode_embedding(item.embedding)
-    _hset_all(pipe, keys.item_meta, metas)
-    _hset_all(pipe, keys.item_embeddings, embeddings)
-    info = {"version": max(plan.items_version, current.items + 1)}
-    if plan.dim:
-        info["dim"] = plan.dim
-    pipe.hset(keys.catalog_info, mapping=info)
-    clusters = plan.clusters
-    if clusters is not None:
-        assert clusters.centers is not None
-        fields = encode_clusters(
-            clusters.centers, clusters.inertia or 0.0, clusters.sizes, clusters.fitted_at or 0.0
-        )
-        pipe.hset(keys.clusters, mapping={"gen": clusters.gen, **fields})
-    for (kind, cluster), values in plan.counts.items():
-        gen = None if cluster is None else plan.gen
-        _hset_all(pipe, keys.arms(kind, gen, cluster), values)
-    for (kind, cluster), times in plan.times.items():
-        gen = None if cluster is None else plan.gen
-        _hset_all(pipe, keys.arm_times(kind, gen, cluster), times)
-    pipe.set(keys.arms_version, max(plan.arms_version, current.arms + 1))
-    if plan.decay_since is not None:
-        pipe.set(keys.decay_since, plan.decay_since)
-    _hset_all(pipe, keys.stats, plan.stats)
-    for event_id, expires_ms, owner in plan.dedupe:
-        if expires_ms > now_ms:
-            value = UNKNOWN_OWNER if owner is None else encode_owner(owner)
-            pipe.set(keys.marker(event_id), value, pxat=expires_ms)
-    for user in plan.users:
-        if user.expires_ms is None or user.expires_ms > now_ms:
-            _queue_user(pipe, keys, user)
-
-
-def _queue_user(pipe: Pipeline, keys: Keys, user: StoredUser) -> None:
-    user_keys = keys.user_keys(user.user_id)
-    _hset_all(pipe, user_keys.state, user.state)
-    _hset_all(pipe, user_keys.seen, user.seen)
-    _hset_all(pipe, user_keys.last_clicks, user.last_clicks)
-    if user.clicks:
-        pipe.rpush(user_keys.clicks, *user.clicks)
-    if user.events:
-        pipe.zadd(user_keys.events, dict(user.events))
-    if user.expires_ms is not None:
-        for key in user_keys:
-            pipe.pexpireat(key, user.expires_ms)

@@ -202,3 +202,15 @@ def test_hotpath_reports_commands_per_event_and_medians_against_hello_world():
     assert rows["x recommend"]["of_hello_rps"] == 0.1
     assert rows["x feedback x100"]["units_per_s"] == 2000.0
     assert rows["x feedback x100"]["of_hello_rps"] == 1.0
+
+
+@pytest.mark.slow
+def test_cluster_benchmark_runs_small_and_reports_the_spread(tmp_path):
+    from bench import cluster
+
+    result = cluster.run(tmp_path, duration_s=0.5, rounds=1, senders=2, batch=10, n_items=20)
+    assert set(result["events_per_s_median"]) == {"single", "cluster", "cluster_wait_1"}
+    assert all(row["events"] > 0 and row["failures"] == 0 for row in result["runs"])
+    spread = [r for r in result["runs"] if r["contender"] == "cluster"]
+    assert len(spread[0]["calls_per_master"]) == 3
+    assert result["max_over_mean_commands_per_master"] >= 1.0

@@ -169,9 +169,14 @@ def served_counts(http: httpx.Client) -> Counts:
 def stored_counts(client: redis.Redis, prefix: str = "br") -> Counts:
     """Return {item: (impressions, clicks)} as the raw global count hashes hold them."""
     keys = Keys(prefix)
-    impressions = client.hgetall(keys.arms("imp"))
-    clicks = client.hgetall(keys.arms("clk"))
-    return {item: (float(impressions.get(item, 0)), float(clicks.get(item, 0))) for item in ITEMS}
+    totals = {item: [0.0, 0.0] for item in ITEMS}
+    for shard in range(keys.shards):
+        for n, kind in enumerate(("imp", "clk")):
+            for item, value in client.hgetall(keys.arms(kind, shard=shard)).items():
+                name = item.decode() if isinstance(item, bytes) else item
+                if name in totals:
+                    totals[name][n] += float(value)
+    return {item: (imp, clk) for item, (imp, clk) in totals.items()}
 
 
 def resend_reports_duplicates(http: httpx.Client, batches: list[list[dict[str, str]]]) -> None:

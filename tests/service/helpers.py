@@ -50,3 +50,30 @@ def exported_lists(ndjson: str) -> list[dict]:
     *lines, trailer = [json.loads(line) for line in ndjson.splitlines()]
     assert trailer == {"end": True, "lines": len(lines)}, trailer
     return lines
+
+
+async def stored_counts(
+    client: Any, keys: Any, kind: str, gen: int | None = None, cluster: int | None = None
+) -> dict[str, float]:
+    """Return one count row as Redis holds it, summed over the count shards (no discounting)."""
+    total: dict[str, float] = {}
+    for shard in range(keys.shards):
+        part = await client.hgetall(keys.arms(kind, gen, cluster, shard=shard))
+        for item, value in part.items():
+            name = item.decode() if isinstance(item, bytes) else item
+            total[name] = total.get(name, 0.0) + float(value)
+    return total
+
+
+# URLs of the Redis Clusters tests started (tests/cluster): raw clients of them speak cluster.
+CLUSTER_URLS: set[str] = set()
+
+
+def raw_client(url: str) -> Any:
+    """Return an asyncio client of the Redis, or the Redis Cluster, at `url`."""
+    import redis.asyncio as redis
+    from redis.asyncio.cluster import RedisCluster
+
+    if url in CLUSTER_URLS:
+        return RedisCluster.from_url(url)
+    return redis.Redis.from_url(url)

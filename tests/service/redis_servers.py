@@ -82,6 +82,13 @@ class RedisServer:
         finally:
             os.kill(self._process.pid, signal.SIGCONT)
 
+    def kill(self) -> None:
+        """Kill the server at once (SIGKILL), as a crashed host would lose it."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(10)
+
     def stop(self) -> None:
         """Stop the server (it may be paused: resume it first)."""
         process, self._process = self._process, None

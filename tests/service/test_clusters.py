@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import redis.asyncio as redis
 
 from service.engine.recommend import _posteriors_for
 from tests.service.clusters import two_taste_world
-from tests.service.helpers import add_items, arm, event, send
+from tests.service.helpers import add_items, arm, event, raw_client, send, stored_counts
 
 pytestmark = pytest.mark.anyio
 
@@ -135,10 +134,11 @@ async def test_soft_feedback_splits_one_event_exactly_across_clusters(start, red
     for member in rec["membership"]:
         assert shares[member["cluster"]] == pytest.approx(member["weight"], abs=2e-6)
     # Stored in millionths: the shares of the event add up to exactly one event.
-    client = redis.Redis.from_url(redis_url)
-    raw = [await client.hget(f"br:{{arms}}:clk:1:{c}", item) for c in range(3)]
+    client = raw_client(redis_url)
+    keys = svc.app.state.engine.store.keys
+    raw = [(await stored_counts(client, keys, "clk", 1, c)).get(item, 0) for c in range(3)]
     await client.aclose()
-    assert sum(int(v or 0) for v in raw) == 1_000_000
+    assert sum(raw) == 1_000_000
 
 
 async def test_soft_scores_sample_the_weight_mixed_posterior(start):

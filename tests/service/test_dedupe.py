@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import pytest
-import redis.asyncio as redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from service.store import serving
-from tests.service.helpers import add_items, arm, event, exported_lists, send
+from tests.service.helpers import add_items, arm, event, exported_lists, raw_client, send
 
 pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
 async def raw(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     yield client
     await client.aclose()
 
@@ -86,7 +85,8 @@ async def test_markers_without_an_owner_are_duplicates_that_touch_nothing(svc, r
     # Earlier releases (and state files without owners) stored "1" in every marker.
     await add_items(svc.client, ["a"])
     old = event("click", "u1", "a")
-    await raw.set(f"br:{{arms}}:ev:{old['event_id']}", "1", ex=3600)
+    marker = svc.app.state.engine.store.keys.marker(old["event_id"])
+    await raw.set(marker, "1", ex=3600)
     assert (await send(svc.client, [old])).json() == {
         "accepted": 0,
         "duplicates": 1,
@@ -108,13 +108,13 @@ class _CrashAfter:
         self.trips = 0
         self.crashed = False
 
-    async def __call__(self, client, calls, commands=()):
+    async def __call__(self, client, calls, commands=(), **wait):
         self.trips += 1
         if self.trips == 2 and not self.crashed:
             self.crashed = True
-            await _real_run_scripts(client, calls[: self.calls])
+            await _real_run_scripts(client, calls[: self.calls], **wait)
             raise RedisConnectionError("connection lost between the two round trips")
-        return await _real_run_scripts(client, calls, commands)
+        return await _real_run_scripts(client, calls, commands, **wait)
 
 
 _real_run_scripts = serving.run_scripts

@@ -21,7 +21,7 @@ from service.events_import import import_events
 from service.store import Store
 from service.store.codecs import KINDS, item_meta
 from service.store.keys import Keys
-from tests.service.helpers import add_items, send
+from tests.service.helpers import CLUSTER_URLS, add_items, raw_client, send, stored_counts
 
 pytestmark = pytest.mark.anyio
 HOUR = 3600.0
@@ -31,7 +31,7 @@ PAST = time.time() - 20 * 86400
 
 @pytest.fixture
 async def raw(redis_url: str):
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     yield client
     await client.aclose()
 
@@ -54,7 +54,7 @@ def _csv(path: Path, events: list[dict[str, Any]]) -> Path:
 
 
 async def _catalog(redis_url: str, prefix: str, ids: list[str]) -> None:
-    store = Store(redis_url, prefix)
+    store = Store(redis_url, prefix, cluster=redis_url in CLUSTER_URLS)
     await store.upsert_items([(i, item_meta([], [], True, 0.0), None) for i in ids])
     await store.close()
 
@@ -77,13 +77,13 @@ async def _import(
     return code, out.getvalue(), err.getvalue()
 
 
-async def _counts(client: redis.Redis, prefix: str) -> dict[str, dict[bytes, bytes]]:
-    """Return the global and cluster-0 (generation 0) count hashes."""
+async def _counts(client: redis.Redis, prefix: str) -> dict[str, dict[str, float]]:
+    """Return the global and cluster-0 (generation 0) count rows, summed over shards."""
     keys = Keys(prefix)
     rows = {}
     for kind in KINDS:
-        rows[f"{kind}:global"] = await client.hgetall(keys.arms(kind))
-        rows[f"{kind}:0"] = await client.hgetall(keys.arms(kind, 0, 0))
+        rows[f"{kind}:global"] = await stored_counts(client, keys, kind)
+        rows[f"{kind}:0"] = await stored_counts(client, keys, kind, 0, 0)
     return rows
 
 
@@ -119,8 +119,8 @@ async def test_a_rerun_counts_nothing_twice(flushed, redis_url, raw, make_settin
     assert f"13 valid events from {first_day}" in err
     assert "a rerun until" in out and "BANDITREC_DEDUPE_RETENTION_S" in out
     counted = await _counts(raw, "br")
-    assert counted["imp:global"] == {b"a": b"5", b"b": b"5"}
-    assert counted["clk:global"] == {b"a": b"1"} and counted["cnv:global"] == {b"a": b"1"}
+    assert counted["imp:global"] == {"a": 5, "b": 5}
+    assert counted["clk:global"] == {"a": 1} and counted["cnv:global"] == {"a": 1}
     users = {u: await _user(raw, "br", u) for u in ("u0", "u1", "u2")}
 
     code, out, _ = await _import(make_settings, path, batch=5)
@@ -314,7 +314,7 @@ def test_a_file_with_bad_lines_is_refused_whole_unless_skip_bad(cli, tmp_path, c
     assert "2 events: 2 counted, 0 duplicates; 3 bad lines skipped" in captured.out
     assert "line 3: item_id" in captured.err
     counted = _cli_counts(cli)
-    assert counted["imp:global"] == {b"a": b"1"} and counted["clk:global"] == {b"b": b"1"}
+    assert counted["imp:global"] == {"a": 1} and counted["clk:global"] == {"b": 1}
 
 
 async def test_an_event_feedback_refuses_stops_the_import_at_its_line(
@@ -331,13 +331,13 @@ async def test_an_event_feedback_refuses_stops_the_import_at_its_line(
     assert code == 1
     assert f"line 3: user_id: rec {rec_id} was served to another user" in err
     assert "stopped at line 3: 2 events: 2 counted" in err
-    assert (await _counts(raw, "br"))["imp:global"] == {b"a": b"2"}  # the batches before it
+    assert (await _counts(raw, "br"))["imp:global"] == {"a": 2.0}  # the batches before it
 
     code, out, err = await _import(make_settings, path, batch=2, skip_bad=True)
     assert code == 0
     assert "4 events: 2 counted, 2 duplicates; 1 bad line skipped" in out
     assert "skipped line 3: user_id" in err
-    assert (await _counts(raw, "br"))["imp:global"] == {b"a": b"4"}
+    assert (await _counts(raw, "br"))["imp:global"] == {"a": 4.0}
 
 
 async def test_an_empty_catalog_is_named_and_nothing_written(flushed, raw, make_settings, tmp_path):
@@ -404,10 +404,10 @@ async def test_an_import_next_to_live_feedback_loses_and_doubles_nothing(
     everything = past + live
     counts = await _counts(raw, "br")
     for kind, name in (("impression", "imp"), ("click", "clk")):
-        expected: dict[bytes, int] = {}
+        expected: dict[str, int] = {}
         for e in everything:
             if e["type"] == kind:
-                expected[e["item_id"].encode()] = expected.get(e["item_id"].encode(), 0) + 1
+                expected[e["item_id"]] = expected.get(e["item_id"], 0) + 1
         assert {i: int(v) for i, v in counts[f"{name}:global"].items()} == expected
     for user in users:
         clicks = sum(1 for e in everything if e["user_id"] == user and e["type"] == "click")

@@ -96,7 +96,8 @@ async def test_the_bandit_learns_which_item_wins(svc):
 
 
 async def test_seen_decay_pushes_an_ignored_item_down_and_a_click_resets_it(start):
-    svc = await start(seen_gamma=0.5)
+    # The fixed decay, gamma ** unclicked; the learned one is tested in test_seen_decay.py.
+    svc = await start(seen_gamma=0.5, seen_decay="fixed")
     await add_items(svc.client, ["a", "b"])
     # Equal, well-known posteriors for both items (other users' feedback).
     events = []

@@ -76,8 +76,8 @@ async def test_out_of_memory_is_a_503_naming_it_and_recommend_serves_the_snapsho
             # A PING still answers on a server that refuses every write.
             assert server.command("PING") is True
             await _writes_and_reads(client, "redis_out_of_memory")
-            # Reads in a MULTI are refused too under OOM: the arm view is a 503, not a 500.
-            assert _code(await client.get("/v1/arms/a"), 503) == "redis_out_of_memory"
+            # The arm view reads its shards outside MULTI (which OOM refuses): it answers.
+            assert (await client.get("/v1/arms/a")).status_code == 200
             assert (await client.get("/v1/items/a")).status_code == 200
 
             server.command("CONFIG", "SET", "maxmemory", 0)

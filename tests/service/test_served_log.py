@@ -5,10 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-import redis.asyncio as redis
 
 from service.store.codecs import ServedList
-from tests.service.helpers import add_items
+from tests.service.helpers import add_items, raw_client
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +40,7 @@ async def test_a_logged_list_is_lean_and_what_the_client_was_answered(svc, redis
     await add_items(svc.client, [f"item-{n:05d}" for n in range(200)])
     await svc.refresh()
     body = (await svc.client.post("/v1/recommend", json={"user_id": "u", "k": 10})).json()
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     try:
         record = await client.get(f"br:rec:{{{body['rec_id']}}}")
     finally:

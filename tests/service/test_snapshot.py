@@ -6,9 +6,8 @@ import random
 
 import numpy as np
 import pytest
-import redis.asyncio as redis
 
-from tests.service.helpers import add_items, event, send
+from tests.service.helpers import add_items, event, raw_client, send
 
 pytestmark = pytest.mark.anyio
 
@@ -57,9 +56,11 @@ async def test_a_gap_in_the_change_stream_falls_back_to_a_full_reload(start, red
     await add_items(running.client, ["a", "b"])
     await send(running.client, [event("impression", "u", "a")])
     await running.refresh()
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     await send(running.client, [event("click", "u", "a")])
-    await client.delete("br:{arms}:changes")  # as if trimmed before this worker read it
+    keys = running.app.state.engine.store.keys
+    # as if trimmed before this worker read it
+    await client.delete(*(keys.changes(shard) for shard in range(keys.shards)))
     await client.aclose()
     await send(running.client, [event("impression", "u", "b")])
     reloads = running.recommender.metrics.snapshot_full_reloads

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import functools
 import io
 import json
 import re
@@ -23,8 +24,9 @@ from service.embedded import EmbeddedRedis
 from service.state import InvalidState, parse_document
 from service.store import Store, StoreUnavailable
 from service.store import state as store_state
+from service.store.keys import Keys
 from tests.service.clusters import two_taste_world
-from tests.service.helpers import add_items, arm, event, send
+from tests.service.helpers import add_items, arm, event, raw_client, send, stored_counts
 
 anyio = pytest.mark.anyio
 _CLUSTER_ARMS = re.compile(r"\{arms\}:(at:)?(imp|clk|cnv):(?P<gen>\d+):\d+")
@@ -33,7 +35,7 @@ _CLUSTER_ARMS = re.compile(r"\{arms\}:(at:)?(imp|clk|cnv):(?P<gen>\d+):\d+")
 @pytest.fixture
 async def raw(redis_url: str):
     """A plain Redis client, to read and plant keys directly."""
-    client = redis.Redis.from_url(redis_url)
+    client = raw_client(redis_url)
     yield client
     await client.aclose()
 
@@ -106,8 +108,13 @@ async def _feedback_after_a_fit(svc) -> None:
 
 @anyio
 async def test_round_trip_reproduces_every_key(start, raw, make_settings):
+    # One count shard: an import writes every count into the first shard, so only then
+    # is every key reproduced as it was (test_round_trip_over_shards_keeps_every_sum).
+    make_settings = functools.partial(make_settings, count_shards=1)
     # Soft membership at the old temperature: cluster counts become fractional.
-    svc = await start(key_prefix="src", membership="soft", soft_temperature=0.1, soft_top_m=3)
+    svc = await start(
+        key_prefix="src", count_shards=1, membership="soft", soft_temperature=0.1, soft_top_m=3
+    )
     await _feedback_after_a_fit(svc)
     # A retired item keeps its counts; the file keeps them too.
     assert (await svc.client.delete("/v1/items/x3")).status_code == 204
@@ -121,6 +128,8 @@ async def test_round_trip_reproduces_every_key(start, raw, make_settings):
     await raw.hset("src:{arms}:at:clk:global", "y0", "1712345679.5")
     await raw.set("src:{arms}:decay_since", "1712000000.125")
     await raw.hset("src:{arms}:stats", mapping={"served:a": 7})
+    # The learned seen decay's evidence, as feedback on logged lists counts it.
+    await raw.hset("src:{arms}:fatigue", mapping={"imp:7": "3", "exp:7": "0.4567", "clk:0": 1})
 
     text = await _export(make_settings, "src", users=True)
     document = json.loads(text)
@@ -130,6 +139,7 @@ async def test_round_trip_reproduces_every_key(start, raw, make_settings):
     y0 = [a for a in document["arms"] if a["item_id"] == "y0" and a["cluster"] == 1]
     assert y0[0]["impressions"] == 0.0012345678
     assert y0[0]["updated"] == {"impressions": 1712345678.25}
+    assert document["seen_decay"] == {"clk:0": 1, "exp:7": 0.4567, "imp:7": 3}
 
     assert await _import(make_settings, "dst", text) == 0
     source, copied = await _stored(raw, "src"), await _stored(raw, "dst")
@@ -146,6 +156,40 @@ async def test_round_trip_reproduces_every_key(start, raw, make_settings):
     ttl = await raw.pttl(f"src:{marker}") - await raw.pttl(f"dst:{marker}")
     assert abs(ttl) < 5000
     assert await raw.pttl("dst:u:{xfan0}:clicks") > 0
+
+
+@anyio
+async def test_round_trip_over_shards_keeps_every_sum(start, raw, make_settings):
+    svc = await start(key_prefix="src", half_life_h=1.0)
+    await _feedback_after_a_fit(svc)
+    keys = svc.app.state.engine.store.keys
+    # Every count is spread over several shards, as parts.
+    parts = [await raw.hget(keys.arms("imp", shard=s), "x1") for s in range(keys.shards)]
+    assert sum(part is not None for part in parts) > 1
+    exported = await _export(make_settings, "src", users=True)
+    assert await _import(make_settings, "dst", exported) == 0
+    again = await _export(make_settings, "dst", users=True)
+    first, second = json.loads(exported), json.loads(again)
+    for document in (first, second):
+        del document["exported_at"], document["versions"], document["settings"]
+        document["clusters"]["gen"] = None  # an import numbers it above the file's
+        document["dedupe"].sort()  # both in SCAN order
+        document["users"].sort(key=lambda user: user["user_id"])
+    # Users and markers are read a moment apart (on a cluster, by several servers'
+    # clocks): their expiry times agree to within that moment.
+    expiries = [[u.pop("expires_at") for u in d["users"]] for d in (first, second)]
+    assert expiries[1] == pytest.approx(expiries[0], abs=5)
+    marker_expiries = [[m.pop(1) for m in d["dedupe"]] for d in (first, second)]
+    assert marker_expiries[1] == pytest.approx(marker_expiries[0], abs=5)
+    assert second == first
+    for name in ("imp", "clk"):
+        for item, value in (await stored_counts(raw, keys, name)).items():
+            assert value > 0 and item in {a["item_id"] for a in first["arms"]}
+    # Each marker moved to the shard of its event, with its time to live.
+    source = {key async for key in raw.scan_iter(match=Keys("src").every_marker)}
+    copied = {key async for key in raw.scan_iter(match=Keys("dst").every_marker)}
+    assert len(source) == len(first["dedupe"]) > 0
+    assert {key[3:] for key in copied} == {key[3:] for key in source}
 
 
 @anyio
@@ -226,7 +270,10 @@ async def test_markers_keep_their_owner_through_a_move(start, make_settings):
     reused = await send(target.client, [{**click, "user_id": "u2", "item_id": "b"}])
     assert reused.status_code == 422
     assert reused.json()["error"]["code"] == "event_id_conflict"
-    assert json.loads(await _export(make_settings, "dst"))["dedupe"] == document["dedupe"]
+    moved = json.loads(await _export(make_settings, "dst"))["dedupe"]
+    # The expiry is read back from the TTL against the server's clock: to within a moment.
+    assert [(e[0], e[2]) for e in moved] == [(e[0], e[2]) for e in document["dedupe"]]
+    assert [e[1] for e in moved] == pytest.approx([e[1] for e in document["dedupe"]], abs=0.05)
 
 
 @anyio
@@ -401,7 +448,7 @@ def cli(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 def _snapshot_keys(redis_url: str) -> dict[str, Any]:
     async def read() -> dict[str, Any]:
-        client = redis.Redis.from_url(redis_url)
+        client = raw_client(redis_url)
         try:
             return await _stored(client, "cli")
         finally:
@@ -421,9 +468,12 @@ def test_cli_imports_exports_and_refuses(cli, tmp_path, capsys, monkeypatch):
     assert main(["import", str(source)]) == 0
     assert "imported 2 items, 1 retired items" in capsys.readouterr().out
     stored = _snapshot_keys(cli)
-    assert stored["{arms}:imp:4:1"] == {b"a": b"2250000"}  # generation above the file's 3
-    assert float(stored["{arms}:at:clk:4:1"][b"a"]) == handmade["arms"][1]["updated"]["clicks"]
-    assert "{arms}:ev:ev-1" in stored and "{arms}:ev:ev-expired" not in stored
+    keys = Keys("")  # names without the prefix's "cli"; counts land in the first shard
+    shard = keys.tag(0)
+    assert stored[f"{{{shard}}}:imp:4:1"] == {b"a": b"2250000"}  # generation above the file's 3
+    at = handmade["arms"][1]["updated"]["clicks"]
+    assert float(stored[f"{{{shard}}}:at:clk:4:1"][b"a"]) == at
+    assert keys.marker("ev-1")[1:] in stored and keys.marker("ev-expired")[1:] not in stored
 
     assert main(["export"]) == 0
     exported = capsys.readouterr().out

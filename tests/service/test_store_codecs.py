@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import redis.asyncio as redis
 
-from service.store import ArmEvent, StateWrite, Store, StoredUser, UserEvent
-from service.store import state as store_state
+from service.store import ArmEvent, ShardPosition, StateWrite, Store, StoredUser, UserEvent, restore
 from service.store.codecs import (
     UNKNOWN_OWNER,
     assigned_key,
@@ -88,8 +87,8 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
         last_clicks={"b": encode_last_click(NOW, "r1")},
         expires_ms=None,
     )
-    plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, [], [user])
-    await store_state.write_state(store, plan, 0, replace=False)
+    plan = StateWrite(1, 1, 0, 0, [], None, {}, {}, None, {}, {}, [], [user])
+    await restore.write_state(store, plan, 0, replace=False)
     await _feedback(store, [UserEvent("e1", "impression", "a")], NOW + HALF_LIFE_S)
     users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
     # Three unclicked impressions a half-life old weigh 1.5, plus this one.
@@ -131,12 +130,15 @@ async def test_change_tokens_written_by_lua_parse_with_the_codecs(store, raw, ha
         user_items_max=500,
         count_half_life_s=half_life_s,
     )
-    (change,) = await store.read_changes("0-0", 10)
-    (total,) = change.totals
-    assert (total.gen, total.kind, total.item_id, total.total) == (7, "clk", "a:b|c", 1.0)
-    assert total.clusters == ((0, 250_000.0), (1, 750_000.0))
-    assert total.at == (NOW if half_life_s else None)
-    stored = decode_counts(await raw.hgetall(store.keys.arms("clk", 7, 1)))
+    start = tuple(ShardPosition(0, "0-0") for _ in range(store.keys.shards))
+    (change,) = await store.read_changes(start, 10)
+    assert change.shard == store.keys.shard_of("e1")
+    (delta,) = change.deltas
+    assert (delta.gen, delta.kind, delta.item_id, delta.added) == (7, "clk", "a:b|c", 1.0)
+    assert delta.clusters == ((0, 250_000.0), (1, 750_000.0))
+    assert delta.at == (NOW if half_life_s else None)
+    shard = store.keys.shard_of("e1")
+    stored = decode_counts(await raw.hgetall(store.keys.arms("clk", 7, 1, shard=shard)))
     assert stored == {"a:b|c": 750_000.0}
 
 

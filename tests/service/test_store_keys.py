@@ -22,7 +22,8 @@ def test_docs_redis_keys_is_current():
 
 def _pattern(documented: str, prefix: str) -> re.Pattern[str]:
     """Return the regex of a documented key: P the prefix, capitals placeholders."""
-    regex = re.escape(documented)
+    regex = re.escape(documented.replace("{S}", "SHARD_TAG"))
+    regex = regex.replace("SHARD_TAG", r"\{arms(?:\.\d+\.\d+)?\}")
     regex = regex.replace(r"imp\|clk\|cnv", "(imp|clk|cnv)")
     regex = regex.replace(r"G:C\|global", r"(\d+:\d+|global)").replace("G:C", r"\d+:\d+")
     for placeholder in ("EVENT_ID", "USER", "REC_ID"):
@@ -62,6 +63,7 @@ def test_ids_come_back_out_of_the_keys_that_carry_them():
     assert tagged_id(keys.user("u:{1}", "seen")) == "u:{1}"
     assert tagged_id(keys.rec("r1")) == "r1"
     assert keys.marker_event_id(keys.marker("ev:1")) == "ev:1"
+    assert keys.marker_event_id(keys.marker("a}:ev:b")) == "a}:ev:b"
     assert keys.outcomes("r1") == f"{keys.rec('r1')}:out"
     assert list(keys.user_keys("u")) == [
         keys.user("u", part) for part in ("state", "seen", "clicks", "events", "lastclick")

@@ -1,36 +1,55 @@
-// The learned seen-decay curve, shown once /v1/stats reports one (field seen_decay).
-import { h, panel } from "./dom.js";
+// The learned seen decay from /v1/stats (field seen_decay): a curve and the bucket grid.
+import { h, num, panel, table } from "./dom.js";
+import { count, fixed } from "./format.js";
 
-const X_KEYS = ["unclicked", "n", "impressions", "seen"];
-const Y_KEYS = ["multiplier", "lift", "ratio", "mean", "value"];
+function bandLabel([from, to]) {
+  return to === null ? `> ${from} h` : `${from}-${to} h`;
+}
 
-// Points {x, y, lo, hi} from a list of [x, y] pairs or objects, or null if it has none.
-export function decayPoints(field) {
-  const list = Array.isArray(field) ? field
-    : Array.isArray(field.curve) ? field.curve
-    : Array.isArray(field.points) ? field.points : null;
-  if (!list) return null;
-  const points = list.map((p) => {
-    if (Array.isArray(p)) return typeof p[0] === "number" && typeof p[1] === "number" ? { x: p[0], y: p[1] } : null;
-    if (!p || typeof p !== "object") return null;
-    const x = X_KEYS.find((k) => typeof p[k] === "number");
-    const y = Y_KEYS.find((k) => typeof p[k] === "number");
-    if (x === undefined || y === undefined) return null;
-    const ci = Array.isArray(p.ci95) ? p.ci95 : null;
-    return { x: p[x], y: p[y], lo: ci ? ci[0] : null, hi: ci ? ci[1] : null };
-  }).filter(Boolean);
-  return points.length ? points : null;
+// The age band with the most evidence: the one whose curve says most.
+export function busiestBand(field) {
+  const totals = field.age_bands_h.map((_, a) =>
+    field.cells.reduce((sum, row) => sum + row[a].impressions, 0));
+  return totals.indexOf(Math.max(...totals));
+}
+
+// Points {x, y, lo, hi} of one age band: fresh (1) then 1..4+ unclicked impressions.
+export function decayPoints(field, band) {
+  return [{ x: 0, y: 1, lo: 1, hi: 1 }, ...field.unclicked.map((n, row) => {
+    const cell = field.cells[row][band];
+    return { x: n, y: cell.multiplier, lo: cell.ci90[0], hi: cell.ci90[1] };
+  })];
+}
+
+function grid(field) {
+  const last = field.unclicked.length - 1;
+  const rows = field.cells.map((row, r) => [
+    `${field.unclicked[r]}${r === last ? "+" : ""}`,
+    ...row.map((cell, a) => h("span", { title: `prior ${fixed(cell.prior, 2)}; ` +
+        `${count(cell.impressions)} impressions, ${count(cell.clicks)} clicks, ` +
+        `${fixed(cell.expected, 1)} expected` },
+      num(`seen-decay-${r}-${a}`, cell.multiplier, fixed(cell.multiplier, 2)),
+      h("span", { class: "sub" }, ` ${fixed(cell.ci90[0], 2)}-${fixed(cell.ci90[1], 2)}`),
+      h("div", { class: "sub" }, num(`seen-decay-${r}-${a}-imp`, cell.impressions,
+        count(cell.impressions)), " imp")))]);
+  return table(["unclicked \\ since last", ...field.age_bands_h.map(bandLabel)], rows);
 }
 
 export function seenDecaySection(stats, curve) {
   const field = stats.seen_decay;
   if (field === undefined || field === null) return null;
-  const points = decayPoints(field);
+  const band = busiestBand(field);
   return panel("Learned seen decay",
-    points
-      ? curve(points, { testid: "seen-decay-chart", xLabel: "unclicked impressions",
-        yLabel: "click chance multiplier" })
-      : h("pre", { "data-testid": "seen-decay-raw" }, JSON.stringify(field, null, 1)),
+    h("p", {}, "Mode ", num("seen-decay-mode", field.mode, field.mode), "; fresh items: ",
+      num("seen-decay-fresh-imp", field.fresh.impressions, count(field.fresh.impressions)),
+      " impressions, ", count(field.fresh.clicks), " clicks."),
+    curve(decayPoints(field, band), { testid: "seen-decay-chart",
+      xLabel: `unclicked impressions (last ${bandLabel(field.age_bands_h[band])} ago)`,
+      yLabel: "click chance multiplier" }),
+    h("div", { "data-testid": "seen-decay-grid" }, grid(field)),
     h("p", { class: "note" }, "How a user's click chance on an item changes after unclicked ",
-      "impressions of it, learned from this service's feedback (/v1/stats seen_decay)."));
+      "impressions of it and recovers with time since the last, relative to fresh items: ",
+      "posterior mean and 90% band, learned from this service's feedback; buckets with ",
+      `little evidence stay near the prior (the fixed decay, worth ${count(field.prior_strength)} `,
+      "impressions)."));
 }

@@ -40,7 +40,9 @@ async def test_overview_counts_the_catalog_clusters_and_events(svc):
     # 200 clicks of the world less x0's 20 (deleted: out of the catalog), then the list's
     # 2 impressions and 1 conversion.
     assert overview["events"] == {"impressions": 2, "clicks": 180, "conversions": 1}
-    assert overview["arms_version"] == 3
+    # One per count shard each batch changed: the world's clicks, then the two lists.
+    store = svc.app.state.engine.store
+    assert overview["arms_version"] == (await store.versions()).arms >= 3
     assert 0 <= overview["snapshot_age_s"] < 60
 
 
