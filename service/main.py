@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, seed: int | None = None) -> Fas
         finally:
             stop.set()
             await task
+            await engine.pending_lists.close()
             await store.close()
 
     app = FastAPI(

@@ -218,8 +218,8 @@ class RecommendResponse(BaseModel):
     items: list[ScoredItem]
     stale: bool = Field(
         description="True when Redis could not be fully used: the snapshot is older than "
-        "BANDITREC_STALE_AFTER_S (or was never loaded), the user could not be read, or the "
-        "list could not be logged."
+        "BANDITREC_STALE_AFTER_S (or was never loaded), the user could not be read, or "
+        "served lists cannot be logged just now (they wait in the worker and are retried)."
     )
     reason: EmptyReason | None = Field(
         None,

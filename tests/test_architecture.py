@@ -20,7 +20,13 @@ REDIS_CLIENTS = {"redis", "hiredis"}
 REDIS_OWNER = "service.store"
 # Benchmarks that measure Redis itself (a redis-py HINCRBY baseline, INFO commandstats and
 # used_memory), not the service's use of it.
-REDIS_MEASURED_BY = {"bench.cluster", "bench.ingest", "bench.memory", "bench.roundtrips"}
+REDIS_MEASURED_BY = {
+    "bench.cluster",
+    "bench.hotpath",
+    "bench.ingest",
+    "bench.memory",
+    "bench.roundtrips",
+}
 
 
 class Import(NamedTuple):

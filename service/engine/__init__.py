@@ -12,6 +12,7 @@ from service.engine.bandit_metrics import BanditMetrics
 from service.engine.context import Context
 from service.engine.feedback import Feedback
 from service.engine.items import Items
+from service.engine.pending_lists import PendingLists
 from service.engine.recommend import Recommender
 from service.engine.refits import Refits
 from service.engine.refresh import Snapshots
@@ -37,10 +38,12 @@ class Engine:
         self.snapshots = Snapshots(self.ctx)
         self.users = Users(self.ctx, self.snapshots)
         self.items = Items(self.ctx, self.snapshots)
+        # Served lists written after the response: recommend adds, feedback reads them too.
+        self.pending_lists = PendingLists(self.ctx)
         self.recommender = Recommender(
-            self.ctx, self.snapshots, self.users, np.random.default_rng(seed)
+            self.ctx, self.snapshots, self.users, np.random.default_rng(seed), self.pending_lists
         )
-        self.feedback = Feedback(self.ctx, self.snapshots, self.users)
+        self.feedback = Feedback(self.ctx, self.snapshots, self.users, self.pending_lists)
         self.views = Views(self.ctx, self.snapshots, self.users)
         self.refits = Refits(self.ctx, self.snapshots)
         self.bandit_metrics = BanditMetrics(self.ctx, self.snapshots)

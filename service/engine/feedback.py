@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections import Counter
 
@@ -9,12 +10,13 @@ from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.fatigue import evidence_of
 from service.engine.membership import Membership
+from service.engine.pending_lists import FEEDBACK_RETRY_S, PendingLists
 from service.engine.policies import stats_fields
 from service.engine.refresh import Snapshots
 from service.engine.users import Users
 from service.schemas import FeedbackBatch, FeedbackEvent, FeedbackResult
 from service.store import ArmEvent, UserEvent, UserState, Verdict
-from service.store.codecs import EVENT_KINDS, outcome_field
+from service.store.codecs import EVENT_KINDS, ServedList, outcome_field
 
 # Events may arrive a little ahead of our clock; further ahead is a client bug.
 MAX_CLOCK_SKEW_S = 300.0
@@ -23,10 +25,13 @@ MAX_CLOCK_SKEW_S = 300.0
 class Feedback:
     """Turns feedback batches into exactly-once counts and user state in the store."""
 
-    def __init__(self, ctx: Context, snapshots: Snapshots, users: Users) -> None:
+    def __init__(
+        self, ctx: Context, snapshots: Snapshots, users: Users, pending: PendingLists
+    ) -> None:
         self.ctx = ctx
         self.snapshots = snapshots
         self.users = users
+        self.pending = pending
 
     async def record(self, batch: FeedbackBatch, *, history: bool = False) -> FeedbackResult:
         """Validate the whole batch, then count each new event exactly once.
@@ -54,7 +59,7 @@ class Feedback:
         item_ids = list(dict.fromkeys(e.item_id for e in events))
         rec_ids = list(dict.fromkeys(e.rec_id for e in events if e.rec_id is not None))
         known = await self.ctx.store.known_items(item_ids)
-        recs = await self.ctx.store.read_rec_logs(rec_ids)
+        recs = await self._served_lists(rec_ids, wait=True)
         for i, event in enumerate(events):
             # An item deleted after it was served keeps its arms, so its feedback counts:
             # it is known by its counts, or by the served list that named it.
@@ -67,13 +72,19 @@ class Feedback:
                 )
         # Only conversions without a rec_id are attributed through the user's last clicks.
         bare = {e.user_id for e in events if e.type == "conversion" and e.rec_id is None}
-        users = await self.users.read_current(
-            [e.user_id for e in events], for_feedback=True, last_clicks_of=bare
-        )
+        # A user is read only to work out their clusters now: not for events whose list was
+        # logged under the current clustering (most live feedback names its rec_id).
+        gen = self.snapshots.current.clusters.gen
+        unlogged = []
+        for event in events:
+            named = recs.get(event.rec_id) if event.rec_id is not None else None
+            if named is None or named.gen != gen or event.user_id in bare:
+                unlogged.append(event.user_id)
+        users = await self.users.read_current(unlogged, for_feedback=True, last_clicks_of=bare)
         attributed = self._attribute_conversions(events, users, times)
         missing = sorted(set(attributed.values()) - set(recs))
         if missing:
-            recs |= await self.ctx.store.read_rec_logs(missing)
+            recs |= await self._served_lists(missing, wait=False)
         snap = self.snapshots.current
         arm_events: list[ArmEvent] = []
         user_events: dict[str, list[UserEvent]] = {}
@@ -120,6 +131,13 @@ class Feedback:
         # No rec (or it was served under an older clustering): the user's clusters now,
         # computed once per user per batch, for all such users at once.
         needed = {e.user_id for e, m in zip(events, logged, strict=True) if m is None}
+        unread = sorted(needed - set(users))
+        if unread:
+            # The clustering changed while we read (or a logged list fits it no more).
+            more, _, _ = await self.ctx.store.read_users(
+                unread, self.ctx.settings.history_n, with_seen=False
+            )
+            users |= more
         current = self.users.current(snap, {u: users[u] for u in needed})
         gen = snap.clusters.gen
         for event, membership, stats, outcome, evidence, at in zip(
@@ -173,6 +191,21 @@ class Feedback:
         return FeedbackResult(
             accepted=accepted, duplicates=len(verdicts) - accepted, unknown_rec_ids=unknown
         )
+
+    async def _served_lists(self, rec_ids: list[str], *, wait: bool) -> dict[str, ServedList]:
+        """Return the served lists of rec_ids that are logged or still on their way to Redis.
+
+        With `wait`, rec_ids found nowhere are read again after FEEDBACK_RETRY_S: another
+        worker may have served them a moment ago and not written them yet.
+        """
+        found = self.pending.lists(rec_ids)
+        found |= await self.ctx.store.read_rec_logs([r for r in rec_ids if r not in found])
+        missing = [r for r in rec_ids if r not in found]
+        if wait and missing:
+            await asyncio.sleep(FEEDBACK_RETRY_S)
+            found |= self.pending.lists(missing)
+            found |= await self.ctx.store.read_rec_logs([r for r in missing if r not in found])
+        return found
 
     def _attribute_conversions(
         self, events: list[FeedbackEvent], users: dict[str, UserState], times: list[float]

@@ -15,6 +15,7 @@ from service.engine.deadline import Deadline
 from service.engine.errors import InvalidRequest
 from service.engine.fatigue import SeenDecay
 from service.engine.membership import Membership
+from service.engine.pending_lists import PendingLists
 from service.engine.policies import Candidates, Served, Serving
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog, Snapshot
@@ -26,7 +27,7 @@ from service.schemas import (
     RecommendResponse,
     ScoredItem,
 )
-from service.store import StoreUnavailable, UserState
+from service.store import LoggedWrite, StoreUnavailable, UserState
 from service.store.codecs import ServedList
 
 
@@ -34,12 +35,18 @@ class Recommender:
     """Serves ranked lists from the snapshot and logs each under a rec_id."""
 
     def __init__(
-        self, ctx: Context, snapshots: Snapshots, users: Users, rng: np.random.Generator
+        self,
+        ctx: Context,
+        snapshots: Snapshots,
+        users: Users,
+        rng: np.random.Generator,
+        pending: PendingLists,
     ) -> None:
         self.ctx = ctx
         self.snapshots = snapshots
         self.users = users
         self._rng = rng
+        self.pending = pending
         settings = ctx.settings
         self.serving = Serving(settings.mode, settings.exploration, settings.propensity_samples)
 
@@ -194,20 +201,22 @@ class Recommender:
             fatigue=served_fatigue,
             means=means,
         )
-        try:
-            async with deadline.within():
-                await self.ctx.store.log_recommendation(
-                    rec_id,
-                    served_list,
-                    self.ctx.settings.rec_log_ttl_s,
-                    # Users without clicks are always cluster 0: nothing worth caching.
-                    (membership.encode(), assigned)
-                    if changed and user is not None and user.hist
-                    else None,
-                    self.ctx.settings.user_ttl_s,
-                )
-        except StoreUnavailable:
-            stale = True
+        write = LoggedWrite(
+            rec_id,
+            served_list,
+            # Users without clicks are always cluster 0: nothing worth caching.
+            (membership.encode(), assigned) if changed and user is not None and user.hist else None,
+        )
+        # Written after the response (engine/pending_lists.py), unless too many wait.
+        stale = stale or self.pending.failing
+        if not self.pending.add(write):
+            try:
+                async with deadline.within():
+                    await self.ctx.store.log_recommendations(
+                        [write], self.ctx.settings.rec_log_ttl_s, self.ctx.settings.user_ttl_s
+                    )
+            except StoreUnavailable:
+                stale = True
         self.ctx.metrics.recommendations.labels(stale=str(stale).lower()).inc()
         cluster = "global" if membership.top is None else str(membership.top)
         self.ctx.metrics.served_lists.labels(policy=policy, cluster=cluster).inc()

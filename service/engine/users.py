@@ -25,6 +25,8 @@ class Users:
         self.snapshots = snapshots
         # Last known membership per user, so recommend still personalises while Redis is down.
         self._last_known: OrderedDict[str, Membership] = OrderedDict()
+        # (assigned_key, membership) this worker computed last, per user.
+        self._computed: OrderedDict[str, tuple[str, Membership]] = OrderedDict()
 
     async def read_current(
         self,
@@ -51,23 +53,38 @@ class Users:
         cached = self._cached(snap, user)
         if cached is not None:
             return cached, key, False
-        return self.current(snap, {"": user})[""], key, True
+        return self._memberships_of(snap, [user.clicks])[0], key, True
 
     def current(self, snap: Snapshot, users: dict[str, UserState]) -> dict[str, Membership]:
         """Return users' memberships: cached where still valid, the rest computed at once."""
         found = {u: self._cached(snap, state) for u, state in users.items()}
+        # Users that only send feedback have no membership stored: this worker keeps the
+        # one it last computed, valid while their clicks and the clustering are the same.
+        keys = {u: self._assigned_key(snap, users[u]) for u, m in found.items() if m is None}
+        for u, key in keys.items():
+            kept = self._computed.get(u)
+            if kept is not None and kept[0] == key:
+                found[u] = kept[1]
         stale = [u for u, m in found.items() if m is None]
+        computed = self._memberships_of(snap, [users[u].clicks for u in stale])
+        memberships = {u: m for u, m in found.items() if m is not None}
+        memberships.update(zip(stale, computed, strict=True))
+        for u, membership in zip(stale, computed, strict=True):
+            self._computed[u] = (keys[u], membership)
+            self._computed.move_to_end(u)
+        while len(self._computed) > _USER_CACHE_SIZE:
+            self._computed.popitem(last=False)
+        return memberships
+
+    def _memberships_of(self, snap: Snapshot, histories: list[list[str]]) -> list[Membership]:
         settings = self.ctx.settings
-        computed = memberships_of(
+        return memberships_of(
             snap,
-            [users[u].clicks for u in stale],
+            histories,
             settings.membership == "soft",
             settings.soft_temperature,
             settings.soft_top_m,
         )
-        memberships = {u: m for u, m in found.items() if m is not None}
-        memberships.update(zip(stale, computed, strict=True))
-        return memberships
 
     def remember(self, user_id: str, membership: Membership) -> None:
         """Keep the user's membership for serving while Redis cannot be read."""

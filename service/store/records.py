@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from service.store.codecs import ServedList
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,3 +155,11 @@ class UserEvent:
     item_id: str
     rec_id: str | None = None
     at: float | None = None
+
+
+class LoggedWrite(NamedTuple):
+    """A served list to store under its rec_id, with the user's (membership, key) to cache."""
+
+    rec_id: str
+    served: ServedList
+    assignment: tuple[str, str] | None

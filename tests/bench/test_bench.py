@@ -179,6 +179,31 @@ Requests/sec:   3011.00
     assert "for i = 1, 3 do" in lua.read_text()
 
 
+def test_hotpath_reports_commands_per_event_and_medians_against_hello_world():
+    from bench import hotpath
+
+    before = {"cmdstat_expire": {"calls": 10, "usec": 50}, "cmdstat_get": {"calls": 3, "usec": 3}}
+    after = {
+        "cmdstat_expire": {"calls": 210, "usec": 450},
+        "cmdstat_get": {"calls": 3, "usec": 3},
+        "cmdstat_zadd": {"calls": 100, "usec": 300},
+    }
+    assert hotpath._command_delta(before, after, 100) == {
+        "expire": {"calls_per_event": 2.0, "usec_per_event": 4.0},
+        "zadd": {"calls_per_event": 1.0, "usec_per_event": 3.0},
+    }
+    run = {"server_cpu_ms_per_request": 1.0, "p50_ms": 2.0, "p99_ms": 4.0, "load": [1.0]}
+    runs = {
+        "hello": [run | {"rps": 1000.0}, run | {"rps": 3000.0}],
+        "x recommend": [run | {"rps": 100.0}, run | {"rps": 300.0}],
+        "x feedback x100": [run | {"rps": 10.0}, run | {"rps": 30.0}],
+    }
+    rows = hotpath._summary(runs)["rows"]
+    assert rows["x recommend"]["of_hello_rps"] == 0.1
+    assert rows["x feedback x100"]["units_per_s"] == 2000.0
+    assert rows["x feedback x100"]["of_hello_rps"] == 1.0
+
+
 @pytest.mark.slow
 def test_cluster_benchmark_runs_small_and_reports_the_spread(tmp_path):
     from bench import cluster

@@ -67,10 +67,11 @@ async def test_an_export_cut_short_by_redis_ends_with_an_error_line(tmp_path):
     with RedisServer(tmp_path / "lossy") as server:
         async with (
             LostReplies(server.port) as proxy,
-            serving(proxy.url, redis_timeout_s=0.3) as (_app, client),
+            serving(proxy.url, redis_timeout_s=0.3) as (app, client),
         ):
             await add_items(client, ["a", "b"])
             rec = await client.post("/v1/recommend", json={"user_id": "u", "k": 1})
+            await app.state.engine.pending_lists.flush()  # written after the response
             with server.client() as direct:
                 served = direct.get(f"br:rec:{{{rec.json()['rec_id']}}}")
                 with direct.pipeline(transaction=False) as pipe:

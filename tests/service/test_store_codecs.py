@@ -154,6 +154,7 @@ async def test_the_membership_cache_key_is_the_codecs_one(svc):
     await send(svc.client, [event("click", "u1", "a")])
     response = await svc.client.post("/v1/recommend", json={"user_id": "u1", "k": 1})
     assert response.status_code == 200, response.text
+    await svc.app.state.engine.pending_lists.flush()  # cached with the list, after the response
     store: Store = svc.app.state.engine.store
     users, _, gen = await store.read_users(["u1"], 10)
     assert users["u1"].assigned is not None
@@ -170,3 +171,25 @@ async def test_dedupe_markers_written_by_lua_name_their_owner_as_the_codecs_say(
     # Markers of earlier releases hold "1": no owner, and no user's id (not even "1").
     assert decode_owner(UNKNOWN_OWNER) is None
     assert decode_owner(encode_owner("1")) == "1"
+
+
+async def test_a_users_keys_live_the_ttl_past_their_last_event_with_fewer_expires(store, raw):
+    keys = [store.keys.user("u", part) for part in ("state", "seen", "clicks", "events")]
+    keys.append(store.keys.user("u", "lastclick"))
+    ttl = 86400
+    await _feedback(store, [UserEvent("e1", "impression", "a")], NOW)
+    # A user who never clicked has only seen and events, and they get the TTL.
+    assert [await raw.ttl(k) for k in keys] == [-2, ttl, -2, ttl, -2]
+    await _feedback(store, [UserEvent("e2", "click", "a", "r1")], NOW)
+    # (A click takes the item out of seen, here its only one.)
+    assert [await raw.ttl(k) for k in keys] == [ttl, -2, ttl, ttl, ttl]
+    # Impressions refresh what they write; the rest keeps its TTL while within 1% of it.
+    for key in keys:
+        await raw.expire(key, ttl - 100)
+    await _feedback(store, [UserEvent("e3", "impression", "b")], NOW)
+    assert [await raw.ttl(k) for k in keys] == [ttl - 100, ttl, ttl - 100, ttl, ttl - 100]
+    # Run down further, an impression refreshes all five: no key outlives the others by
+    # more than 1% of the TTL, nor expires while the user is active.
+    await raw.expire(keys[2], ttl - ttl // 100 - 1)
+    await _feedback(store, [UserEvent("e4", "impression", "c")], NOW)
+    assert [await raw.ttl(k) for k in keys] == [ttl] * 5

@@ -72,6 +72,18 @@ local function trim(key, weight)
   end
 end
 trim(KEYS[2], function(value) return unclicked(value, now) end)
-trim(KEYS[5], function(value) return (parts(value)) end)
-for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+-- Last clicks grow only with clicks.
+if clicked > 0 then trim(KEYS[5], function(value) return (parts(value)) end) end
+-- A user's keys live user_ttl_s past their last event. Seen and events change with every
+-- call; state, clicks and last clicks only with clicks (or the membership cache), so they
+-- are refreshed with a click, or once the clicks list has run down by a hundredth of the
+-- TTL (-2: a user who never clicked has none of the three): 3 commands instead of 5 for
+-- the impressions that are most of the traffic, at most 1% less life for those keys.
+local clicks_ttl = redis.call('TTL', KEYS[3])
+if clicked > 0 or (clicks_ttl ~= -2 and clicks_ttl < ttl - math.floor(ttl / 100)) then
+  for i = 1, 5 do redis.call('EXPIRE', KEYS[i], ttl) end
+else
+  redis.call('EXPIRE', KEYS[2], ttl)
+  redis.call('EXPIRE', KEYS[4], ttl)
+end
 return clicked
