@@ -203,6 +203,31 @@ def _tree(root: Path, files: dict[str, str]) -> list[Import]:
     return imports_in(root)
 
 
+# One concept per module: a service module past this many lines holds more than one.
+MAX_SERVICE_MODULE_LINES = 500
+
+
+def long_modules(root: Path, limit: int = MAX_SERVICE_MODULE_LINES) -> list[str]:
+    """Return the modules under root/service longer than `limit` lines, with their length."""
+    found = []
+    for path in sorted((root / "service").rglob("*.py")):
+        lines = len(path.read_text(encoding="utf-8").splitlines())
+        if lines > limit:
+            found.append(f"{path.relative_to(root)}: {lines} lines")
+    return found
+
+
+def test_no_service_module_is_over_the_line_limit() -> None:
+    assert long_modules(REPO) == []
+
+
+def test_a_long_service_module_is_found(tmp_path: Path) -> None:
+    (tmp_path / "service").mkdir()
+    (tmp_path / "service" / "big.py").write_text("x = 1\n" * 501)
+    (tmp_path / "service" / "small.py").write_text("x = 1\n" * 500)
+    assert long_modules(tmp_path) == ["service/big.py: 501 lines"]
+
+
 def test_a_cycle_through_an_import_inside_a_function_is_found(tmp_path: Path) -> None:
     imports = _tree(
         tmp_path,

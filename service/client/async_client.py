@@ -22,11 +22,10 @@ from service.schemas import (
     FitResult,
     ItemArms,
     ItemOut,
-    Overview,
     RecommendResponse,
-    StatsOut,
     UserOut,
 )
+from service.stats_schemas import Overview, StatsOut
 
 T = TypeVar("T")
 

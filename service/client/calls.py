@@ -23,11 +23,10 @@ from service.schemas import (
     ItemArms,
     ItemIn,
     ItemOut,
-    Overview,
     RecommendResponse,
-    StatsOut,
     UserOut,
 )
+from service.stats_schemas import Overview, StatsOut
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)

@@ -12,7 +12,7 @@ from clustering import cluster_affinity
 from service.config import Settings
 from service.engine.membership import Membership, embedded_rows
 from service.engine.snapshot import Catalog
-from service.lift_schemas import AffinityPriorOut
+from service.stats_schemas import AffinityPriorOut
 from service.store import ClusterModel
 
 # A fitted cluster prior strength stays in this range (pseudo-impressions per arm) ...

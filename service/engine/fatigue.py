@@ -14,7 +14,7 @@ import numpy as np
 from bandits import decayed_counts, seen_decay
 from bandits.fatigue import DecayPosterior, FatigueBuckets, decay_posterior, decay_prior
 from service.config import Settings
-from service.seen_decay_schema import DecayCell, DecayEvidence, SeenDecayMode, SeenDecayOut
+from service.stats_schemas import DecayCell, DecayEvidence, SeenDecayMode, SeenDecayOut
 from service.store.codecs import ServedList, fatigue_field
 
 # Unclicked counts 1..4+ x age of the last unclicked impression: < 1 h, 1-4 h, 4-16 h,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from service.engine.snapshot import Snapshot
-from service.lift_schemas import ClusterLift, LiftOut
+from service.stats_schemas import ClusterLift, LiftOut
 from service.store.codecs import MICRO
 
 # Items per compared ranking: about one home screen.

@@ -19,21 +19,15 @@ from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
 from service.engine.refresh import Snapshots
 from service.engine.users import Users
-from service.schemas import (
-    Arm,
-    ArmList,
+from service.schemas import Arm, ArmList, ClusterArm, ItemArms, RankedArm, SeenItem, UserOut
+from service.stats_schemas import (
     CatalogOverview,
     ClickStats,
-    ClusterArm,
     ClustersOverview,
     EventTotals,
-    ItemArms,
     Overview,
     PolicyStats,
-    RankedArm,
-    SeenItem,
     StatsOut,
-    UserOut,
 )
 from service.store import LoggedList
 from service.store.codecs import MICRO, outcome_field, stats_field

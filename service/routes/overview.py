@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from service.deps import EngineDep, ReadAccess
 from service.openapi import error_responses
-from service.schemas import Overview
+from service.stats_schemas import Overview
 
 router = APIRouter(prefix="/v1", tags=["stats"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Response
 
 from service.deps import EngineDep, ReadAccess, WriteAccess
 from service.openapi import error_responses
-from service.schemas import StatsOut
+from service.stats_schemas import StatsOut
 
 router = APIRouter(prefix="/v1/stats", tags=["stats"])
 

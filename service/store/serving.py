@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from service.store import counts, dedupe, served
+from service.store import counts, dedupe, histories, served
 from service.store.codecs import (
     KINDS,
     ServedList,
@@ -38,7 +38,7 @@ from service.store.connection import (
     run_scripts,
     unavailable_on_redis_errors,
 )
-from service.store.keys import DEFAULT_COUNT_SHARDS, READINESS_PROBE_TTL_MS, Keys, tagged_id
+from service.store.keys import DEFAULT_COUNT_SHARDS, READINESS_PROBE_TTL_MS, Keys
 from service.store.layout import Layout, current_layout
 from service.store.records import (
     ArmEvent,
@@ -461,29 +461,7 @@ class Store:
     @unavailable_on_redis_errors
     async def user_histories(self, limit: int, history_n: int) -> dict[str, list[str]]:
         """Return up to `limit` users' click histories (SCAN order), for a k-means fit."""
-        histories: dict[str, list[str]] = {}
-        batch: list[str] = []
-
-        async def flush() -> None:
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for key in batch:
-                    pipe.lrange(key, 0, history_n - 1)
-                lists = await pipe.execute()
-            for key, items in zip(batch, lists, strict=True):
-                if items:
-                    histories[tagged_id(key)] = [text(i) for i in items]
-            batch.clear()
-
-        pattern = self.keys.every_user_clicks
-        async for raw_key in self._redis.scan_iter(match=pattern, count=1000):
-            batch.append(text(raw_key))
-            if len(batch) >= 1000:
-                await flush()
-            if len(histories) + len(batch) >= limit:
-                break
-        if batch:
-            await flush()
-        return dict(list(histories.items())[:limit])
+        return await histories.click_histories(self._redis, self.keys, limit, history_n)
 
     @unavailable_on_redis_errors
     async def save_clusters(

@@ -20,11 +20,10 @@ from service.schemas import (
     FitResult,
     ItemArms,
     ItemOut,
-    Overview,
     RecommendResponse,
-    StatsOut,
     UserOut,
 )
+from service.stats_schemas import Overview, StatsOut
 from tests.service.client.transports import Flaky
 from tests.service.clusters import two_taste_world
 
