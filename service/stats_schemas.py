@@ -73,6 +73,30 @@ class ClusterLift(BaseModel):
     lift: float | None = Field(description="cluster_ctr / global_ctr; null if global_ctr is 0.")
 
 
+class MeasuredLift(BaseModel):
+    """How much better the cluster arms predicted the service's own clicks than the global
+    arms, on lists ranked by cluster arms: the mean log loss per impression of each arm
+    set's posterior mean at serving time (before seen decay), counted exactly once per
+    event like the arm counts."""
+
+    impressions: float = Field(description="Impressions counted on such lists.")
+    clicks: float = Field(description="Clicks counted on them.")
+    log_loss_cluster: float = Field(
+        description="Mean log loss (nats per impression) of the cluster arms' means."
+    )
+    log_loss_global: float = Field(
+        description="Mean log loss (nats per impression) of the global arms' means."
+    )
+    gain: float = Field(
+        description="log_loss_global - log_loss_cluster: > 0 when the cluster arms predicted "
+        "the clicks better."
+    )
+    relative_gain: float | None = Field(
+        description="gain / log_loss_global: the share of the global arms' log loss the "
+        "cluster arms removed."
+    )
+
+
 class LiftOut(BaseModel):
     """What per-cluster arms add over one global ranking, judged by each cluster's posteriors."""
 
@@ -105,6 +129,9 @@ class LiftOut(BaseModel):
         description="Traffic-weighted mean of the clusters' global_ctr; null without traffic."
     )
     lift: float | None = Field(description="cluster_ctr / global_ctr, traffic-weighted.")
+    measured: MeasuredLift | None = Field(
+        None, description="Measured on the clicks themselves; null before any such impression."
+    )
     clusters: list[ClusterLift]
 
 

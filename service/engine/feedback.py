@@ -9,6 +9,7 @@ from collections import Counter
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.fatigue import evidence_of
+from service.engine.lift import prediction_of
 from service.engine.membership import Membership
 from service.engine.pending_lists import FEEDBACK_RETRY_S, PendingLists
 from service.engine.policies import stats_fields
@@ -123,6 +124,7 @@ class Feedback:
                 outcome = (str(rec_id), outcome_field(kind, event.item_id))
                 stats = stats_fields(rec, kind, event.item_id)
                 evidence = evidence_of(rec, kind, event.item_id)
+                evidence += prediction_of(rec, kind, event.item_id)
             outcomes.append(outcome)
             fatigue.append(evidence)
             fits = membership is not None and membership.fits(snap.clusters.k)

@@ -1,12 +1,19 @@
-"""The lift of cluster arms over the global arms, from the snapshot's posteriors."""
+"""The lift of cluster arms over the global arms: judged by the snapshot's posteriors, and
+measured on the service's own clicks."""
 
 from __future__ import annotations
+
+import math
+from collections.abc import Mapping
 
 import numpy as np
 
 from service.engine.snapshot import Snapshot
-from service.stats_schemas import ClusterLift, LiftOut
-from service.store.codecs import MICRO
+from service.stats_schemas import ClusterLift, LiftOut, MeasuredLift
+from service.store.codecs import LIFT_FIELDS, MICRO, ServedList
+
+# Means are logged to 6 digits and may round to 0 or 1: keep the log-likelihood finite.
+_EPS = 1e-6
 
 # Items per compared ranking: about one home screen.
 TOP_M = 10
@@ -32,7 +39,52 @@ def top_m_ctrs(
     return own, clusters[:, best].mean(axis=1), m
 
 
-def cluster_lift(snap: Snapshot, top_m: int = TOP_M) -> LiftOut | None:
+def prediction_of(rec: ServedList, kind: str, item_id: str) -> tuple[tuple[str, float], ...]:
+    """Return the lift counters' increments of one new event on an item of a logged list.
+
+    The log-likelihood of a list's outcomes is summed without knowing them at once: an
+    impression adds log(1 - p) for each arm set, as if not clicked; its click adds
+    log(p) - log(1 - p), turning that into log(p). So each click must come with an
+    impression of the same item, as the API asks. Lists ranked by the global arms (users
+    without clusters) and lists of earlier releases add nothing.
+    """
+    if kind not in ("imp", "clk") or rec.means is None or rec.global_means is None:
+        return ()
+    at = rec.items.index(item_id)
+    cluster = min(max(rec.means[at], _EPS), 1 - _EPS)
+    common = min(max(rec.global_means[at], _EPS), 1 - _EPS)
+    if kind == "imp":
+        return (
+            ("lift:imp", 1.0),
+            ("lift:cll", math.log1p(-cluster)),
+            ("lift:gll", math.log1p(-common)),
+        )
+    return (
+        ("lift:clk", 1.0),
+        ("lift:cll", math.log(cluster) - math.log1p(-cluster)),
+        ("lift:gll", math.log(common) - math.log1p(-common)),
+    )
+
+
+def measured_lift(sums: Mapping[str, float]) -> MeasuredLift | None:
+    """Return the measured lift from the summed counters, or None before any impression."""
+    impressions, clicks, cluster_ll, global_ll = (sums.get(f, 0.0) for f in LIFT_FIELDS)
+    if impressions <= 0:
+        return None
+    cluster_loss, global_loss = -cluster_ll / impressions, -global_ll / impressions
+    return MeasuredLift(
+        impressions=impressions,
+        clicks=clicks,
+        log_loss_cluster=cluster_loss,
+        log_loss_global=global_loss,
+        gain=global_loss - cluster_loss,
+        relative_gain=(global_loss - cluster_loss) / global_loss if global_loss > 0 else None,
+    )
+
+
+def cluster_lift(
+    snap: Snapshot, measured: Mapping[str, float] | None = None, top_m: int = TOP_M
+) -> LiftOut | None:
     """Return the cluster arms' lift over the global arms, or None before there are clusters."""
     posteriors = snap.posteriors
     if posteriors is None or posteriors.alpha.shape[0] < 2:
@@ -50,6 +102,7 @@ def cluster_lift(snap: Snapshot, top_m: int = TOP_M) -> LiftOut | None:
         cluster_ctr=overall_own,
         global_ctr=overall_common,
         lift=_ratio(overall_own, overall_common),
+        measured=measured_lift(measured or {}),
         clusters=[
             ClusterLift(
                 cluster=c,

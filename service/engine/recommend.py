@@ -130,6 +130,7 @@ class Recommender:
         served: Served | None = None
         served_fatigue: list[int] | None = None
         means: list[float] | None = None
+        global_means: list[float] | None = None
         ids = snap.catalog.item_ids
         if len(positions) and snap.posteriors is not None:
             multipliers = np.ones(len(snap.catalog))
@@ -176,6 +177,13 @@ class Recommender:
                 # 1 impression and the mean of its arm (before decay) as expected clicks.
                 served_fatigue = fatigue[positions[served.top]].tolist()
                 means = [_shown_score(m) for m in beta_mean(alpha[served.top], beta[served.top])]
+                if membership.top is not None:
+                    # What the global arms predicted for the same items: the measured lift.
+                    shown = positions[served.top]
+                    glob = beta_mean(
+                        snap.posteriors.alpha[-1, shown], snap.posteriors.beta[-1, shown]
+                    )
+                    global_means = [_shown_score(m) for m in glob]
         policy = served.policy if served is not None else self.serving.mode
         shadows = {
             name: [ids[p] for p in positions[top]]
@@ -200,6 +208,7 @@ class Recommender:
             shadows=shadows,
             fatigue=served_fatigue,
             means=means,
+            global_means=global_means,
         )
         write = LoggedWrite(
             rec_id,

@@ -227,6 +227,7 @@ class Views:
     async def stats(self) -> StatsOut:
         """Return the per-policy counters with CTRs and their intervals."""
         counters = await self.ctx.store.stats()
+        lift_counters = await self.ctx.store.lift_evidence()
 
         def count(kind: str, policy: str, view: str | None = None) -> int:
             return int(counters.get(stats_field(kind, policy, view), 0))
@@ -260,7 +261,7 @@ class Views:
             policies=policies,
             agreement=views["agree"],
             replay=views["replay"],
-            cluster_lift=cluster_lift(self.snapshots.current),
+            cluster_lift=cluster_lift(self.snapshots.current, lift_counters),
             affinity_prior=prior_out(self.snapshots.affinity, self.ctx.settings),
             seen_decay=seen_decay_out(
                 self.snapshots.current.seen_decay or SeenDecay.learn(self.ctx.settings)

@@ -61,6 +61,9 @@ class ServedList:
     # learned seen decay's evidence. None in records of earlier releases.
     fatigue: list[int] | None = None
     means: list[float] | None = None
+    # Per served item: the posterior mean CTR of its global arm, for the measured lift of
+    # the cluster arms (engine/lift.py). None when the list was ranked by the global arms.
+    global_means: list[float] | None = None
 
     def encode(self) -> str:
         """Return the JSON stored under the rec key; fields at their default are left out."""
@@ -85,6 +88,7 @@ _SERVED_DEFAULTS: dict[str, object] = {
     "pools": None,
     "fatigue": None,
     "means": None,
+    "global_means": None,
 }
 _SERVED_FIELDS = tuple(f.name for f in dataclass_fields(ServedList))
 
@@ -294,6 +298,12 @@ def outcome_field(kind: str, item_id: str) -> str:
 
 # Its counters per fatigue bucket: impressions, clicks, expected clicks (bandits.fatigue).
 FATIGUE_KINDS = ("imp", "clk", "exp")
+
+
+# The measured lift's counters, in the same hash: impressions and clicks on lists ranked by
+# cluster arms, and the log-likelihood of those clicks under the cluster arms' means and
+# under the global arms' (engine/lift.py).
+LIFT_FIELDS = ("lift:imp", "lift:clk", "lift:cll", "lift:gll")
 
 
 def fatigue_field(kind: str, bucket: int) -> str:

@@ -16,6 +16,7 @@ import numpy as np
 from service.store import counts, dedupe, histories, served
 from service.store.codecs import (
     KINDS,
+    LIFT_FIELDS,
     ServedList,
     decode_clusters,
     decode_fatigue,
@@ -356,6 +357,15 @@ class Store:
                 pipe.hgetall(self.keys.fatigue(shard))
             parts = await pipe.execute()
         return sum((decode_fatigue(part, size) for part in parts), np.zeros((3, size)))
+
+    @unavailable_on_redis_errors
+    async def lift_evidence(self) -> dict[str, float]:
+        """Return the measured lift's counters (codecs.LIFT_FIELDS), summed over the shards."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for shard in range(self.keys.shards):
+                pipe.hmget(self.keys.fatigue(shard), list(LIFT_FIELDS))
+            parts = await pipe.execute()
+        return {f: sum(float(p[i] or 0) for p in parts) for i, f in enumerate(LIFT_FIELDS)}
 
     @unavailable_on_redis_errors
     async def reset_stats(self) -> None:
