@@ -1,4 +1,4 @@
-"""The cluster arms' lift measured on the service's own clicks: log loss against the global arms'."""
+"""The cluster arms' lift measured on the service's own clicks: log loss against the global."""
 
 from __future__ import annotations
 
