@@ -10,7 +10,15 @@ import json
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, Strict, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+)
 from pydantic import StrictBool as Bool
 from pydantic import StrictInt as Int
 from pydantic import StrictStr as Str
@@ -80,6 +88,22 @@ Value = Annotated[float, Strict(), Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
 Count = Annotated[
     Decimal, BeforeValidator(_exact), Strict(), Field(ge=0, le=10**15, allow_inf_nan=False)
 ]
+
+SignedCount = Annotated[
+    Decimal, BeforeValidator(_exact), Strict(), Field(ge=-(10**15), le=10**15, allow_inf_nan=False)
+]
+# Fields of the evidence hash that sum log-likelihoods (engine/lift.py): never above 0.
+_LOG_LIKELIHOODS = ("lift:cll", "lift:gll")
+
+
+def _evidence_signs(evidence: dict[str, Decimal]) -> dict[str, Decimal]:
+    """Check that log-likelihood sums are <= 0 and every other count >= 0."""
+    for name, value in evidence.items():
+        if name in _LOG_LIKELIHOODS and value > 0:
+            raise ValueError(f"{name} sums log-likelihoods and cannot be above 0, got {value}")
+        if name not in _LOG_LIKELIHOODS and value < 0:
+            raise ValueError(f"{name} is a count and cannot be below 0, got {value}")
+    return evidence
 
 
 class _Entry(BaseModel):
@@ -159,8 +183,11 @@ class StateDocument(_Entry):
     versions: FileVersions
     decay_since: Time | None = None
     stats: dict[Str, Count] = Field(default_factory=dict)
-    # The learned seen decay's evidence: imp|clk|exp:BUCKET -> number (files before: none).
-    seen_decay: dict[Str, Count] = Field(default_factory=dict)
+    # The learned seen decay's evidence: imp|clk|exp:BUCKET -> number (files before: none),
+    # with the measured lift's counters (lift:imp|clk|cll|gll; cll and gll are <= 0).
+    seen_decay: Annotated[dict[Str, SignedCount], AfterValidator(_evidence_signs)] = Field(
+        default_factory=dict
+    )
     clusters: ClustersEntry | None
     items: list[ItemEntry]
     retired: list[Id] = Field(default_factory=list)

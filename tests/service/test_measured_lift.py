@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
 
 from service.engine.lift import measured_lift, prediction_of
+from service.state import InvalidState, parse_document
 from service.store.codecs import ServedList
 from tests.service.helpers import event, send
 from tests.service.test_affinity import _fitted
+from tests.service.test_state import _document, _export, _import
 
 pytestmark = pytest.mark.anyio
 
@@ -109,3 +112,24 @@ async def test_stats_measure_the_cluster_arms_lift_on_the_clicks_exactly_once(st
     assert measured["relative_gain"] == pytest.approx(
         measured["gain"] / measured["log_loss_global"]
     )
+
+
+async def test_the_lift_counters_travel_through_export_and_import(start, make_settings):
+    running, _, _ = await _fitted(start, personal_tilt=0.0, prior="flat", key_prefix="src")
+    await _rounds(running, 1)
+    measured = (await running.client.get("/v1/stats")).json()["cluster_lift"]["measured"]
+    text = await _export(make_settings, "src")
+    assert json.loads(text)["seen_decay"]["lift:cll"] < 0  # a sum of log-likelihoods
+    assert await _import(make_settings, "dst", text) == 0
+    copy = await start(key_prefix="dst")
+    assert (await copy.client.get("/v1/stats")).json()["cluster_lift"]["measured"] == measured
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("lift:cll", 0.5), ("lift:gll", 1), ("imp:0", -1), ("lift:imp", -2)]
+)
+def test_a_file_with_impossible_lift_counters_is_refused(field, value):
+    document = _document()
+    document["seen_decay"] = {"lift:cll": -3.5, "lift:gll": -4.0, "lift:imp": 5, field: value}
+    with pytest.raises(InvalidState, match=field):
+        parse_document(json.dumps(document))
