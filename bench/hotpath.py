@@ -25,16 +25,13 @@ from bench import machine, seed, server, wrk
 # Per connection, wait a random time (exponential, mean delay_ms) before each request, so
 # the 16 connections do not fire in bursts: the offered rate is about 16 / (delay + latency),
 # which `half_peak` tunes to half the peak rate.
-_PACED_LUA = """
-math.randomseed(os.time())
-request = function()
-  local body = '{"user_id":"u' .. math.random(0, %(users)d - 1) .. '","k":10}'
-  return wrk.format("POST", "/v1/recommend", {["Content-Type"]="application/json"}, body)
-end
-delay = function()
+_PACED_LUA = (
+    wrk.RECOMMEND_LUA
+    + """delay = function()
   return math.floor(-math.log(1 - math.random()) * %(delay_ms)d)
 end
 """
+)
 
 
 def _commandstats(url: str) -> dict[str, dict[str, float]]:

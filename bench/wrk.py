@@ -16,7 +16,7 @@ from typing import Any
 
 # One recommend per request for a random user with history; feedback batches of unique
 # impressions (5% clicks), event ids unique per wrk thread and request.
-_RECOMMEND_LUA = """
+RECOMMEND_LUA = """
 math.randomseed(os.time())
 request = function()
   local body = '{"user_id":"u' .. math.random(0, %(users)d - 1) .. '","k":10}'
@@ -61,7 +61,7 @@ def ensure() -> str | None:
 
 def script(work: Path, mode: str, *, users: int, items: int, batch: int = 100) -> Path:
     """Write the Lua script that builds each request's body for `mode`; return its path."""
-    template = _RECOMMEND_LUA if mode == "recommend" else _FEEDBACK_LUA
+    template = RECOMMEND_LUA if mode == "recommend" else _FEEDBACK_LUA
     path = work / f"wrk-{mode}.lua"
     path.write_text(template % {"users": users, "items": items, "batch": batch})
     return path
