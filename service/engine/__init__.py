@@ -44,7 +44,7 @@ class Engine:
             self.ctx, self.snapshots, self.users, np.random.default_rng(seed), self.pending_lists
         )
         self.feedback = Feedback(self.ctx, self.snapshots, self.users, self.pending_lists)
-        self.views = Views(self.ctx, self.snapshots, self.users)
+        self.views = Views(self.ctx, self.snapshots, self.users, self.pending_lists)
         self.refits = Refits(self.ctx, self.snapshots)
         self.bandit_metrics = BanditMetrics(self.ctx, self.snapshots)
 

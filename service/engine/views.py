@@ -15,6 +15,7 @@ from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
 from service.engine.fatigue import SeenDecay, seen_decay_out, seen_penalty
 from service.engine.lift import cluster_lift
+from service.engine.pending_lists import PendingLists
 from service.engine.policies import POLICIES
 from service.engine.recommend import cluster_weights
 from service.engine.refresh import Snapshots
@@ -36,10 +37,14 @@ from service.store.codecs import MICRO, outcome_field, stats_field
 class Views:
     """What operators and dashboards read: computed from the store and the snapshot."""
 
-    def __init__(self, ctx: Context, snapshots: Snapshots, users: Users) -> None:
+    def __init__(
+        self, ctx: Context, snapshots: Snapshots, users: Users, pending_lists: PendingLists
+    ) -> None:
         self.ctx = ctx
         self.snapshots = snapshots
         self.users = users
+        # This worker's lists not yet in Redis: written before a view reads the logs.
+        self.pending_lists = pending_lists
 
     def _params(
         self,
@@ -226,6 +231,7 @@ class Views:
 
     async def stats(self) -> StatsOut:
         """Return the per-policy counters with CTRs and their intervals."""
+        await self.pending_lists.flush()  # this worker's served lists count at once
         counters = await self.ctx.store.stats()
         lift_counters = await self.ctx.store.lift_evidence()
 
@@ -272,7 +278,10 @@ class Views:
         self, since: float | None, until: float | None, limit: int
     ) -> AsyncIterator[str]:
         """Yield served lists joined with their feedback, one NDJSON line each."""
-        await self.ctx.store.ping()  # fail with 503 before the stream starts, not inside it
+        # Fails with 503 before the stream starts, not inside it; and this worker's lists
+        # waiting to be written are in the export (its own recommends read back).
+        await self.pending_lists.flush()
+        await self.ctx.store.ping()
         sent = 0
         async for batch in self.ctx.store.served_lists():
             for logged in batch:

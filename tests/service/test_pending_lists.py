@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 import redis.asyncio as redis
 
@@ -90,3 +92,26 @@ async def test_waiting_lists_are_written_and_counted_and_written_at_shutdown(sta
     engine.pending_lists._waiting[write.rec_id] = write
     await engine.pending_lists.close()
     assert await _stored(redis_url, "last") is not None
+
+
+async def test_logs_export_and_stats_include_this_workers_waiting_lists(svc, monkeypatch):
+    # The background writer held back: the lists wait in the worker, not in Redis.
+    release = asyncio.Event()
+    write_all = PendingLists._write_all
+
+    async def held(self) -> None:
+        await release.wait()
+        await write_all(self)
+
+    monkeypatch.setattr(PendingLists, "_write_all", held)
+    await add_items(svc.client, ["a", "b"])
+    await svc.refresh()
+    for n in range(3):
+        served = await svc.client.post("/v1/recommend", json={"user_id": f"u{n}", "k": 1})
+        assert served.status_code == 200
+    assert len(svc.app.state.engine.pending_lists) == 3
+    export = await svc.client.get("/v1/admin/logs/export")
+    assert export.text.splitlines()[-1] == '{"end":true,"lines":3}'
+    stats = (await svc.client.get("/v1/stats")).json()
+    assert stats["policies"]["bandit"]["lists"] == 3
+    release.set()  # the shutdown waits for the writer
