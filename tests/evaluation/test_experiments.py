@@ -111,7 +111,7 @@ def test_every_setting_has_the_defaults_value_among_its_values() -> None:
         assert sum(label not in names for label in labels) == 1, setting
 
 
-@pytest.mark.slow  # ~10 s: 38 tiny runs and three figures
+@pytest.mark.slow  # ~10 s: 48 tiny runs and three figures
 def test_experiments_write_tables_results_and_plots(tmp_path, capsys) -> None:
     out = tmp_path / "exp"
     code = main(["experiments", "--out", str(out), "--families", "default", "fast-recovery",
