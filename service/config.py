@@ -97,8 +97,7 @@ class Settings(BaseSettings):
         gt=0,
         le=1e6,
         description="Pseudo-impressions a catalog prior is worth; under affinity, the global "
-        "arms' (cluster arms start at 300, the top of their fitted range, until their "
-        "strength can be fitted).",
+        "arms' and the cluster arms' until their strength can be fitted.",
     )
     affinity_refit_s: float = Field(
         30.0,

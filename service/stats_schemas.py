@@ -144,8 +144,7 @@ class AffinityPriorOut(BaseModel):
     )
     cluster_strength: float = Field(
         description="Pseudo-impressions a cluster arm's prior is worth: fitted (3-300) once "
-        "the cluster arms hold 5 impressions each on average, 300 (the top) before; "
-        "BANDITREC_PRIOR_STRENGTH while there are no cluster affinities."
+        "the cluster arms hold 5 impressions each on average, BANDITREC_PRIOR_STRENGTH before."
     )
     strength_fitted: bool = Field(description="Whether cluster_strength was fitted yet.")
     fitted_at: float | None = Field(description="When slope and strength were last fitted.")

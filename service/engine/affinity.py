@@ -15,10 +15,7 @@ from service.engine.snapshot import Catalog
 from service.stats_schemas import AffinityPriorOut
 from service.store import ClusterModel
 
-# A fitted cluster prior strength stays in this range (pseudo-impressions per arm), and
-# starts at its top until fitted: the simulator's defaults, measured (docs/evaluation.md,
-# "strength before evidence"), where arms too thin to fit (many items, low CTRs) kept
-# prior_strength 10 and lost ~40% ...
+# A fitted cluster prior strength stays in this range (pseudo-impressions per arm) ...
 STRENGTH_RANGE = (3.0, 300.0)
 # ... and is fitted once the cluster rows hold this many impressions per arm on average:
 # the spread of fewer is mostly binomial noise.
@@ -32,7 +29,7 @@ class AffinityFit:
     # Cosine of each cluster centre and item embedding; NaN for items without one.
     affinity: np.ndarray
     slope: float = 0.0
-    # Pseudo-impressions of a cluster arm's prior as served; None: prior_strength.
+    # Pseudo-impressions of a cluster arm's prior; None: prior_strength, not fitted yet.
     cluster_strength: float | None = None
     # Clock time of the last fit of slope and strength; None before the first.
     fitted_at: float | None = None
@@ -64,17 +61,6 @@ class AffinityPrior:
         """Return what the catalog prior of the global arms is worth."""
         return self.base.strength
 
-    @property
-    def arm_strength(self) -> float:
-        """Return what a cluster arm's prior is worth: fitted, else the top of the range.
-
-        Without an affinity (no clusters or embeddings) the catalog prior serves, at
-        prior_strength.
-        """
-        if self.cluster_strength is not None:
-            return self.cluster_strength
-        return STRENGTH_RANGE[1] if self.affinity is not None else self.base.strength
-
     def follow(
         self, catalog: Catalog, clusters: ClusterModel, unit_centers: np.ndarray | None, now: float
     ) -> AffinityPrior:
@@ -92,7 +78,7 @@ class AffinityPrior:
         if self.affinity is None:
             return None
         return AffinityFit(
-            self.affinity, self.slope, self.arm_strength, self.fitted_at, self.prior_mean
+            self.affinity, self.slope, self.cluster_strength, self.fitted_at, self.prior_mean
         )
 
     def catalog(
@@ -117,10 +103,10 @@ class AffinityPrior:
             )
         if self.fitted_at is None or self._now - self.fitted_at >= self.refit_s:
             self._fit(impressions, clicks, affinity, catalog)
-        prior = replace(self.base, cluster_strength=self.arm_strength)
+        prior = replace(self.base, cluster_strength=self.cluster_strength)
         alpha, beta = prior.params(impressions, clicks, catalog, affinity, self.slope)
         # Kept so that views show cluster arms as served (see cluster_params).
-        self.prior_mean = (alpha[:-1] - clicks[:-1]) / self.arm_strength
+        self.prior_mean = (alpha[:-1] - clicks[:-1]) / (self.cluster_strength or self.strength)
         return alpha, beta
 
     def _fit(
@@ -135,7 +121,7 @@ class AffinityPrior:
         self.slope = fit_affinity_slope(impressions, clicks, affinity, self.strength, self.slope)
         if float(impressions[:-1].sum()) < MIN_IMPRESSIONS_PER_ARM * impressions[:-1].size:
             return
-        current = self.arm_strength
+        current = self.cluster_strength or self.strength
         prior = replace(self.base, cluster_strength=current)
         alpha, _ = prior.params(impressions, clicks, catalog, affinity, self.slope)
         mean = (alpha[:-1] - clicks[:-1]) / current
@@ -221,7 +207,7 @@ def prior_out(prior: AffinityPrior | None, settings: Settings) -> AffinityPriorO
         return None
     return AffinityPriorOut(
         slope=prior.slope,
-        cluster_strength=prior.arm_strength,
+        cluster_strength=prior.cluster_strength or prior.strength,
         strength_fitted=prior.cluster_strength is not None,
         fitted_at=prior.fitted_at,
         personal_tilt=settings.personal_tilt,
