@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI, Response
@@ -35,8 +36,12 @@ _LIST = json.dumps(
 
 
 def create_app() -> FastAPI:
-    """Return the floor app; BANDITREC_REDIS_URL names the seeded Redis it reads."""
+    """Return the floor app; BANDITREC_REDIS_URL names the seeded Redis it reads.
+
+    BENCH_FLOOR_READ=0 leaves the read out: the app shape's own cost.
+    """
     settings = Settings()
+    read = os.environ.get("BENCH_FLOOR_READ", "1") != "0"
     metrics = Metrics()
 
     @contextlib.asynccontextmanager
@@ -54,8 +59,9 @@ def create_app() -> FastAPI:
 
     @app.post("/v1/recommend", dependencies=[WriteAccess])
     async def recommend(request: RecommendRequest) -> Response:
-        store: Store = app.state.store
-        await store.read_users([request.user_id], settings.history_n)
+        if read:
+            store: Store = app.state.store
+            await store.read_users([request.user_id], settings.history_n)
         return Response(_LIST, media_type="application/json")
 
     @app.get("/healthz")

@@ -129,9 +129,10 @@ def compare(
         for r in range(rounds):
             runs["hello"].append(measured(hello, "/v1/recommend", recommend_lua, duration_s))
             if recommend:
-                runs.setdefault("floor", []).append(
-                    _floor(work, template, r, recommend_lua, duration_s)
-                )
+                for read, name in ((True, "floor"), (False, "floor without the read")):
+                    runs.setdefault(name, []).append(
+                        _floor(work, template, r, recommend_lua, duration_s, read=read)
+                    )
             for rev in trees:
                 with _tree(rev, work) as name:
                     data = seed.copy_data(template, work / f"data-{r}-{rev}")
@@ -147,12 +148,14 @@ def compare(
     return _summary(runs)
 
 
-def _floor(work: Path, template: Path, r: int, lua: Path, duration_s: int) -> dict[str, Any]:
+def _floor(
+    work: Path, template: Path, r: int, lua: Path, duration_s: int, *, read: bool
+) -> dict[str, Any]:
     """Run wrk once against the floor app, reading its own copy of the seeded Redis."""
-    data = seed.copy_data(template, work / f"data-{r}-floor")
+    data = seed.copy_data(template, work / f"data-{r}-floor-{int(read)}")
     with (
         server.banditrec(data, appendfsync="everysec") as srv,
-        server.floor(work, srv.redis_url) as app,
+        server.floor(work, srv.redis_url, read=read) as app,
     ):
         return measured(app, "/v1/recommend", lua, duration_s, redis_of=srv)
 

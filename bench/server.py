@@ -181,9 +181,11 @@ def hello_world(log_dir: Path, *, log_level: str = "warning") -> Iterator[Server
 
 
 @contextlib.contextmanager
-def floor(log_dir: Path, redis_url: str, *, log_level: str = "warning") -> Iterator[Server]:
+def floor(
+    log_dir: Path, redis_url: str, *, read: bool = True, log_level: str = "warning"
+) -> Iterator[Server]:
     """Run bench.floor (read a user, answer a constant list) against a seeded Redis."""
-    env = {"BANDITREC_REDIS_URL": redis_url}
+    env = {"BANDITREC_REDIS_URL": redis_url, "BENCH_FLOOR_READ": "1" if read else "0"}
     with _uvicorn_app("bench.floor:create_app", log_dir / "floor-serve.log", env, log_level) as app:
         yield app
 

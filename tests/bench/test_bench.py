@@ -238,3 +238,10 @@ async def test_floor_reads_the_user_and_refuses_bad_bodies_as_recommend_does(
     assert bad.status_code == 422 and "surfce" in bad.text  # as recommend answers
     # One read of the user's clicks: the floor reads the user as recommend does.
     assert client.info("commandstats")["cmdstat_lrange"]["calls"] == lranges + 1
+    monkeypatch.setenv("BENCH_FLOOR_READ", "0")  # the app shape alone: no read
+    bare = floor.create_app()
+    async with bare.router.lifespan_context(bare):
+        transport = httpx.ASGITransport(app=bare)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.post("/v1/recommend", json={"user_id": "u1"})).status_code == 200
+    assert client.info("commandstats")["cmdstat_lrange"]["calls"] == lranges + 1
