@@ -90,7 +90,8 @@ class PolicySpec:
     adaptive_strength: bool = False
     # Where a fitted strength starts until its fit has evidence: "cap", the top of the fitted
     # range (a prior that predicts the arms well, as the fit finds wherever it can tell);
-    # "prior": prior_strength.
+    # "prior": prior_strength, as the service does (docs/evaluation.md, "strength before
+    # evidence").
     strength_start: str = "cap"
     membership: str = "hard"
     temperature: float = 0.1
