@@ -86,33 +86,51 @@ def state_from_logs(lines: Sequence[LoggedList]) -> ArmState:
     return _state(ids, rows, gen, None)
 
 
-def state_from_service(base_url: str, extra_items: Iterable[str] = ()) -> ArmState:
-    """Return the live counts of a running service, read page by page from GET /v1/arms."""
+def state_from_service(
+    url: str, extra_items: Iterable[str] = (), api_key: str | None = None
+) -> ArmState:
+    """Return the live counts of a running service, read page by page from GET /v1/arms.
+
+    `url` is the service's base URL or its /v1/arms URL. An answer other than 200 or a
+    service out of reach raises ValueError naming the URL and the service's own error.
+    """
     import httpx
 
+    base = url.rstrip("/").removesuffix("/v1/arms")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    try:
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
+            return _read_arms(http, extra_items)
+    except httpx.HTTPStatusError as exc:
+        answer = f"{exc.response.status_code}: {exc.response.text[:300]}"
+        raise ValueError(f"GET {exc.request.url} answered {answer}") from None
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        raise ValueError(f"cannot read the arms at {base}/v1/arms: {exc}") from None
+
+
+def _read_arms(http: Any, extra_items: Iterable[str]) -> ArmState:
     rows: list[dict[str, list[int]]] = []
     gen = None
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        for cluster in [*range(256), None]:
-            row: dict[str, list[int]] = {}
-            offset = 0
-            while True:
-                params: dict[str, int] = {"limit": 1000, "offset": offset}
-                if cluster is not None:
-                    params["cluster"] = cluster
-                response = http.get("/v1/arms", params=params)
-                if response.status_code == 422 and cluster is not None:
-                    break  # past the last cluster
-                response.raise_for_status()
-                page = response.json()
-                gen = page["gen"]
-                row.update({a["item_id"]: [a["impressions"], a["clicks"]] for a in page["arms"]})
-                offset += len(page["arms"])
-                if not page["arms"] or offset >= page["total"]:
-                    break
-            if response.status_code == 422:
-                continue
-            rows.append(row)
+    for cluster in [*range(256), None]:
+        row: dict[str, list[int]] = {}
+        offset = 0
+        while True:
+            params: dict[str, int] = {"limit": 1000, "offset": offset}
+            if cluster is not None:
+                params["cluster"] = cluster
+            response = http.get("/v1/arms", params=params)
+            if response.status_code == 422 and cluster is not None:
+                break  # past the last cluster
+            response.raise_for_status()
+            page = response.json()
+            gen = page["gen"]
+            row.update({a["item_id"]: [a["impressions"], a["clicks"]] for a in page["arms"]})
+            offset += len(page["arms"])
+            if not page["arms"] or offset >= page["total"]:
+                break
+        if response.status_code == 422:
+            continue
+        rows.append(row)
     ids = sorted(set(extra_items).union(*(row.keys() for row in rows)))
     return _state(ids, rows, gen, None)
 
