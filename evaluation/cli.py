@@ -122,8 +122,9 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     source = ev.add_mutually_exclusive_group()
     source.add_argument("--arms", type=Path,
-                        help="counts JSON of the frozen posterior state (default: the counts "
-                        "in the logs, last clustering generation)")  # fmt: skip
+                        help="the frozen posterior state: counts JSON (simulate) or a state "
+                        "file (banditrec export); default: the counts in the logs, last "
+                        "clustering generation")  # fmt: skip
     source.add_argument("--arms-url", metavar="URL",
                         help="read the state from a running service's GET /v1/arms (its base "
                         "URL, e.g. http://127.0.0.1:8000, or the /v1/arms URL)")  # fmt: skip

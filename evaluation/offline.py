@@ -54,13 +54,36 @@ class ArmState:
 
 
 def state_from_json(path: Path, extra_items: Iterable[str] = ()) -> ArmState:
-    """Return the state in a counts JSON (as `banditrec simulate` writes next to its logs)."""
-    raw = json.loads(path.read_text())
-    rows = [*raw.get("clusters", []), raw["global"]]
+    """Return the state in a counts JSON (as `banditrec simulate` writes next to its logs)
+    or in a service's state file (`banditrec export`, docs/state-format.md)."""
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if isinstance(raw, dict) and raw.get("format") == "banditrec-state":
+        return _state_from_export(raw, extra_items)
+    if not isinstance(raw, dict) or not isinstance(raw.get("global"), dict):
+        raise ValueError(
+            f"{path}: expected a counts JSON with a 'global' object (banditrec simulate) "
+            "or a state file (banditrec export)"
+        )
+    rows = [*(raw.get("clusters") or []), raw["global"]]
     ids = set(extra_items).union(*(row.keys() for row in rows))
     if "n_items" in raw:
         ids |= {f"i{i}" for i in range(int(raw["n_items"]))}
     return _state(sorted(ids), rows, raw.get("gen"), raw.get("seen_half_life_s"))
+
+
+def _state_from_export(raw: dict[str, Any], extra_items: Iterable[str]) -> ArmState:
+    """Return the arms of a state file: one row per cluster of its fit, then the global row."""
+    fit = raw.get("clusters")
+    k = int(fit["k"]) if fit else 1
+    rows: list[dict[str, list[float]]] = [{} for _ in range(k + 1)]
+    for arm in raw.get("arms", []):
+        row = rows[-1] if arm["cluster"] is None else rows[int(arm["cluster"])]
+        row[arm["item_id"]] = [float(arm["impressions"]), float(arm["clicks"])]
+    ids = set(extra_items).union(*(row.keys() for row in rows))
+    return _state(sorted(ids), rows, int(fit["gen"]) if fit else 0, None)
 
 
 def state_from_logs(lines: Sequence[LoggedList]) -> ArmState:
@@ -136,7 +159,10 @@ def _read_arms(http: Any, extra_items: Iterable[str]) -> ArmState:
 
 
 def _state(
-    ids: list[str], rows: list[dict[str, list[int]]], gen: int | None, half_life: float | None
+    ids: list[str],
+    rows: Sequence[Mapping[str, Sequence[float]]],
+    gen: int | None,
+    half_life: float | None,
 ) -> ArmState:
     index = {item: i for i, item in enumerate(ids)}
     impressions = np.zeros((len(rows), len(ids)))

@@ -20,15 +20,13 @@ pytestmark = pytest.mark.slow
 KEY = "evaluate-test-key"
 
 
-def _serve(redis_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BANDITREC_")}
-    env |= {
-        "BANDITREC_REDIS_URL": redis_url,
-        "BANDITREC_PORT": str(port),
-        "BANDITREC_API_KEY": KEY,
-        # A prefix of its own: the session's Redis is shared with other tests.
-        "BANDITREC_KEY_PREFIX": "ev" + uuid.uuid4().hex[:8],
-    }
+def _env(store: dict[str, str]) -> dict[str, str]:
+    """Return this process's environment without BANDITREC_ settings, plus the store's."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("BANDITREC_")} | store
+
+
+def _serve(store: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    env = _env(store) | {"BANDITREC_PORT": str(port), "BANDITREC_API_KEY": KEY}
     with log.open("ab") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "cli", "serve"], env=env, stdout=sink, stderr=subprocess.STDOUT
@@ -56,10 +54,12 @@ def _traffic(http: httpx.Client) -> None:
 
 
 def test_evaluate_reads_a_live_services_arms_with_its_key(redis_url, tmp_path, capsys):
+    # A prefix of its own: the session's Redis is shared with other tests.
+    store = {"BANDITREC_REDIS_URL": redis_url, "BANDITREC_KEY_PREFIX": f"ev{uuid.uuid4().hex[:8]}"}
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = tmp_path / "serve.log"
-    process = _serve(redis_url, port, log)
+    process = _serve(store, port, log)
     try:
         wait_until_ready(f"{base}/readyz", process, log, timeout_s=60)
         with httpx.Client(base_url=base, timeout=10, headers={"X-API-Key": KEY}) as http:
@@ -72,12 +72,24 @@ def test_evaluate_reads_a_live_services_arms_with_its_key(redis_url, tmp_path, c
         common = ["evaluate", "--logs", str(logs), "--policy", "cluster-ts", "--bootstrap", "30"]
 
         # The base URL and the /v1/arms URL both name the service.
+        results = []
         for url in (base, f"{base}/v1/arms", f"{base}/"):
             code = run([*common, "--arms-url", url, "--api-key", KEY, "--out", str(out)])
             assert code == 0, capsys.readouterr().err
-            result = json.loads(out.read_text())
-            assert result["lists"] == 40
-            assert 0.0 <= result["estimates"]["snips"]["value"] <= 1.0
+            results.append(json.loads(out.read_text()))
+            assert results[-1]["lists"] == 40
+            assert 0.0 <= results[-1]["estimates"]["snips"]["value"] <= 1.0
+
+        # The service's own state file (banditrec export) is a state evaluate reads: the
+        # same counts as the live arms, so the same estimate from the same seed.
+        state = tmp_path / "state.json"
+        done = subprocess.run(
+            [sys.executable, "-m", "cli", "export", "-o", str(state)],
+            env=_env(store), capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        assert run([*common, "--arms", str(state), "--out", str(out)]) == 0
+        assert json.loads(out.read_text())["estimates"] == results[0]["estimates"]
 
         # Without the key: a one-line error naming the answer, exit 2, no traceback.
         capsys.readouterr()
