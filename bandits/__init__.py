@@ -21,6 +21,7 @@ from bandits.prior import (
     empirical_params,
     fit_prior_strength,
     shrunk_priors,
+    unfitted_strength,
 )
 from bandits.propensity import inclusion_probabilities, inclusion_shares
 from bandits.quotas import fill_quotas, rank_with_quotas
@@ -57,4 +58,5 @@ __all__ = [
     "seen_decay",
     "shrunk_priors",
     "top_k",
+    "unfitted_strength",
 ]

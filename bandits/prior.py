@@ -247,6 +247,35 @@ def fit_prior_strength(
     return float(np.clip(typical / spread - 1.0, low_, high_))
 
 
+def unfitted_strength(
+    global_impressions: npt.ArrayLike,
+    global_clicks: npt.ArrayLike,
+    n_clusters: int,
+    weak: float,
+    strong: float,
+    min_history: float = 3.0,
+) -> float:
+    """Return a new clustering's cluster-arm strength before it can be fitted.
+
+    ``weak`` (explore within each cluster) when the catalog had already shown at least
+    ``min_history`` impressions per cluster arm of this clustering, ``strong`` (lean on the
+    item's global posterior) otherwise: traffic that thin would leave each cluster arm a
+    click or none, and a weak prior's wide draws would rank items by that noise.
+
+    >>> unfitted_strength([6, 6], [1, 1], n_clusters=2, weak=10, strong=300)
+    10.0
+    >>> unfitted_strength([5, 5], [1, 1], n_clusters=2, weak=10, strong=300)
+    300.0
+    """
+    shown = effective_impressions(global_impressions, global_clicks)
+    clusters = int(n_clusters)
+    if clusters < 1:
+        raise ValueError(f"n_clusters must be >= 1, got {n_clusters!r}")
+    weak_, strong_ = positive_scalar("weak", weak), positive_scalar("strong", strong)
+    per_arm = float(shown.sum()) / (clusters * max(1, shown.size))
+    return weak_ if per_arm >= real_scalar("min_history", min_history) else strong_
+
+
 def conversion_rate(
     clicks: npt.ArrayLike, conversions: npt.ArrayLike, strength: float
 ) -> FloatArray:

@@ -8,7 +8,7 @@ from dataclasses import replace
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import Prior, fit_affinity_slope, fit_prior_strength
+from bandits import Prior, fit_affinity_slope, fit_prior_strength, unfitted_strength
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -22,6 +22,9 @@ SLOPE_REFIT_EVERY = 200
 ADAPTIVE_STRENGTH_RANGE = (3.0, 300.0)
 # ... and is fitted once the cluster arms hold this many impressions each on average.
 ADAPTIVE_MIN_IMPRESSIONS_PER_ARM = 5.0
+# Before that, a new clustering's arms start at the prior's strength if the catalog had
+# shown this many impressions per cluster arm, else at the range's top (bandits.unfitted_strength).
+UNFITTED_MIN_HISTORY_PER_ARM = 3.0
 
 
 class Arms:
@@ -40,12 +43,16 @@ class Arms:
         refresh_every: int = 1,
         adaptive_strength: bool = False,
         unfitted_strength: float | None = None,
+        start_from_history: bool = False,
     ) -> None:
         # A fitted strength's cluster arms start at ``unfitted_strength`` until the fit has
-        # evidence (None: at the prior's strength).
+        # evidence (None: at the prior's strength); with ``start_from_history``, each new
+        # clustering's start follows the catalog's impressions so far instead.
         if adaptive_strength and unfitted_strength is not None:
             prior = replace(prior, cluster_strength=unfitted_strength)
         self.prior = prior
+        self.start_from_history = start_from_history
+        self.fitted = False
         self.adaptive_strength = adaptive_strength
         self.refresh_every = refresh_every
         self.impressions = np.zeros((n_clusters + 1, n_items))
@@ -62,6 +69,16 @@ class Arms:
         impressions = np.zeros((n_clusters + 1, n_items))
         clicks = np.zeros((n_clusters + 1, n_items))
         impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
+        if self.adaptive_strength and self.start_from_history and not self.fitted:
+            start = unfitted_strength(
+                impressions[-1],
+                clicks[-1],
+                n_clusters,
+                self.prior.strength,
+                ADAPTIVE_STRENGTH_RANGE[1],
+                UNFITTED_MIN_HISTORY_PER_ARM,
+            )
+            self.prior = replace(self.prior, cluster_strength=start)
         self.impressions, self.clicks = impressions, clicks
         self.affinity = affinity
         self.refresh()
@@ -125,6 +142,7 @@ class Arms:
                 self.impressions[:-1], self.clicks[:-1], mean, *ADAPTIVE_STRENGTH_RANGE
             )
             self.prior = replace(self.prior, cluster_strength=fitted)
+            self.fitted = True
             self.alpha, self.beta = self.prior.params(
                 self.impressions, self.clicks, affinity=self.affinity, slope=self.slope
             )

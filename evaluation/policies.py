@@ -25,7 +25,7 @@ KINDS = ("random", "popular", "egreedy", "ts", "mabwiser", "oracle")
 DECAYS = ("fixed", "learned", "learned-draw")
 MEMBERSHIPS = ("hard", "soft")
 PRIOR_KINDS = ("catalog", "affinity")
-STRENGTH_STARTS = ("cap", "prior")
+STRENGTH_STARTS = ("cap", "prior", "history")
 # The fixed decay's half-life in steps: the service's is one fixed number (24 h) whatever
 # its users do; this is the default world's, so there the fixed decay is exactly right.
 SERVICE_HALF_LIFE_STEPS = 4000.0
@@ -90,8 +90,9 @@ class PolicySpec:
     adaptive_strength: bool = False
     # Where a fitted strength starts until its fit has evidence: "cap", the top of the fitted
     # range (a prior that predicts the arms well, as the fit finds wherever it can tell);
-    # "prior": prior_strength, as the service does (docs/evaluation.md, "strength before
-    # evidence").
+    # "prior": prior_strength; "history": per clustering, prior_strength if the catalog had
+    # shown enough impressions per cluster arm, else the cap, as the service does
+    # (bandits.unfitted_strength; docs/evaluation.md, "strength before evidence").
     strength_start: str = "cap"
     membership: str = "hard"
     temperature: float = 0.1
@@ -183,7 +184,7 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
 
     Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
     learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
-    soft), temperature, top_m, k (clusters), personal, strength_start (cap, prior), stream
+    soft), temperature, top_m, k (clusters), personal, strength_start (cap, prior, history), stream
     (another random stream).
 
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
@@ -289,7 +290,15 @@ class Policy:
         self.k = k
         self.rng = rng
         start = ADAPTIVE_STRENGTH_RANGE[1] if spec.strength_start == "cap" else None
-        self.arms = Arms(0, n_items, spec.prior, refresh_every, spec.adaptive_strength, start)
+        self.arms = Arms(
+            0,
+            n_items,
+            spec.prior,
+            refresh_every,
+            spec.adaptive_strength,
+            start,
+            start_from_history=spec.strength_start == "history",
+        )
         self.learning = True
         # What the last ranked list was served with (the log and the learned decay read it).
         self.last_inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None

@@ -144,7 +144,9 @@ class AffinityPriorOut(BaseModel):
     )
     cluster_strength: float = Field(
         description="Pseudo-impressions a cluster arm's prior is worth: fitted (3-300) once "
-        "the cluster arms hold 5 impressions each on average, BANDITREC_PRIOR_STRENGTH before."
+        "the cluster arms hold 5 impressions each on average; before, per clustering, "
+        "BANDITREC_PRIOR_STRENGTH if the catalog had shown 3 impressions per cluster arm, "
+        "else 300."
     )
     strength_fitted: bool = Field(description="Whether cluster_strength was fitted yet.")
     fitted_at: float | None = Field(description="When slope and strength were last fitted.")

@@ -7,7 +7,13 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from bandits import Prior, fit_affinity_slope, fit_prior_strength, personal_tilt
+from bandits import (
+    Prior,
+    fit_affinity_slope,
+    fit_prior_strength,
+    personal_tilt,
+    unfitted_strength,
+)
 from clustering import cluster_affinity
 from service.config import Settings
 from service.engine.membership import Membership, embedded_rows
@@ -20,6 +26,10 @@ STRENGTH_RANGE = (3.0, 300.0)
 # ... and is fitted once the cluster rows hold this many impressions per arm on average:
 # the spread of fewer is mostly binomial noise.
 MIN_IMPRESSIONS_PER_ARM = 5.0
+# Before that, a new clustering's arms start at prior_strength if the catalog had shown this
+# many impressions per cluster arm, else at the range's top: thinner traffic leaves each
+# cluster arm a click or none, noise a weak prior would rank by (bandits.unfitted_strength).
+MIN_HISTORY_PER_ARM = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +39,8 @@ class AffinityFit:
     # Cosine of each cluster centre and item embedding; NaN for items without one.
     affinity: np.ndarray
     slope: float = 0.0
-    # Pseudo-impressions of a cluster arm's prior; None: prior_strength, not fitted yet.
+    # Pseudo-impressions of a cluster arm's prior as served (fitted, or the clustering's
+    # start before the fit); None: prior_strength.
     cluster_strength: float | None = None
     # Clock time of the last fit of slope and strength; None before the first.
     fitted_at: float | None = None
@@ -49,7 +60,12 @@ class AffinityPrior:
         self.base = prior
         self.refit_s = refit_s
         self.slope = 0.0
+        # The fitted strength; None until the cluster arms have the evidence.
         self.cluster_strength: float | None = None
+        # Before that, the strength a clustering generation starts at (and which generation).
+        self.start: float | None = None
+        self._start_gen: int | None = None
+        self._gen: int | None = None
         self.fitted_at: float | None = None
         self.affinity: np.ndarray | None = None
         self.prior_mean: np.ndarray | None = None
@@ -69,6 +85,7 @@ class AffinityPrior:
         if self._of == (catalog.version, clusters.gen):
             return self
         self._of = (catalog.version, clusters.gen)
+        self._gen = clusters.gen
         self.affinity = _affinity(catalog, unit_centers)
         self.prior_mean = None
         return self
@@ -78,8 +95,12 @@ class AffinityPrior:
         if self.affinity is None:
             return None
         return AffinityFit(
-            self.affinity, self.slope, self.cluster_strength, self.fitted_at, self.prior_mean
+            self.affinity, self.slope, self.served_strength(), self.fitted_at, self.prior_mean
         )
+
+    def served_strength(self) -> float | None:
+        """Return the cluster arms' strength: fitted, else the generation's start (None: base)."""
+        return self.cluster_strength if self.cluster_strength is not None else self.start
 
     def catalog(
         self, global_impressions: np.ndarray, global_clicks: np.ndarray
@@ -98,15 +119,27 @@ class AffinityPrior:
         affinity = self.affinity
         if affinity is None or affinity.shape != (impressions.shape[0] - 1, impressions.shape[1]):
             # Before the first fit (or mid-change): the catalog prior, as a slope of 0 gives.
-            return replace(self.base, cluster_strength=self.cluster_strength).params(
+            return replace(self.base, cluster_strength=self.served_strength()).params(
                 impressions, clicks, catalog
+            )
+        if self.cluster_strength is None and self._start_gen != self._gen:
+            # Once per clustering, from the catalog's impressions before it (the global row).
+            self._start_gen = self._gen
+            self.start = unfitted_strength(
+                impressions[-1],
+                clicks[-1],
+                impressions.shape[0] - 1,
+                self.strength,
+                STRENGTH_RANGE[1],
+                MIN_HISTORY_PER_ARM,
             )
         if self.fitted_at is None or self._now - self.fitted_at >= self.refit_s:
             self._fit(impressions, clicks, affinity, catalog)
-        prior = replace(self.base, cluster_strength=self.cluster_strength)
+        served = self.served_strength()
+        prior = replace(self.base, cluster_strength=served)
         alpha, beta = prior.params(impressions, clicks, catalog, affinity, self.slope)
         # Kept so that views show cluster arms as served (see cluster_params).
-        self.prior_mean = (alpha[:-1] - clicks[:-1]) / (self.cluster_strength or self.strength)
+        self.prior_mean = (alpha[:-1] - clicks[:-1]) / (served or self.strength)
         return alpha, beta
 
     def _fit(
@@ -121,7 +154,7 @@ class AffinityPrior:
         self.slope = fit_affinity_slope(impressions, clicks, affinity, self.strength, self.slope)
         if float(impressions[:-1].sum()) < MIN_IMPRESSIONS_PER_ARM * impressions[:-1].size:
             return
-        current = self.cluster_strength or self.strength
+        current = self.served_strength() or self.strength
         prior = replace(self.base, cluster_strength=current)
         alpha, _ = prior.params(impressions, clicks, catalog, affinity, self.slope)
         mean = (alpha[:-1] - clicks[:-1]) / current
@@ -207,7 +240,7 @@ def prior_out(prior: AffinityPrior | None, settings: Settings) -> AffinityPriorO
         return None
     return AffinityPriorOut(
         slope=prior.slope,
-        cluster_strength=prior.cluster_strength or prior.strength,
+        cluster_strength=prior.served_strength() or prior.strength,
         strength_fitted=prior.cluster_strength is not None,
         fitted_at=prior.fitted_at,
         personal_tilt=settings.personal_tilt,
