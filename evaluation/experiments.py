@@ -65,7 +65,9 @@ SETTINGS: dict[str, list[tuple[str, str]]] = {
                        ("100", "prior_strength=100"), ("fitted", "prior_strength=auto")],
     # What the fitted strength is before its fit has evidence (the service: the same).
     "strength before evidence": [("300 (the cap)", "strength_start=cap"),
-                                 ("10 (prior_strength)", "strength_start=prior")],
+                                 ("10 (prior_strength)", "strength_start=prior"),
+                                 ("10 after >= 3 impressions per cluster arm, else 300",
+                                  "strength_start=history")],
     "personal tilt": [("0", "personal=0"), ("0.5", "personal=0.5"), ("1", "personal=1")],
     "seen decay": [("none", "decay=none"), ("fixed gamma 0.7", "decay=fixed:gamma=0.7"),
                    ("learned", "decay=learned"), ("learned, drawn", "decay=learned-draw")],

@@ -93,7 +93,7 @@ class PolicySpec:
     # "prior": prior_strength; "history": per clustering, prior_strength if the catalog had
     # shown enough impressions per cluster arm, else the cap, as the service does
     # (bandits.unfitted_strength; docs/evaluation.md, "strength before evidence").
-    strength_start: str = "cap"
+    strength_start: str = "history"
     membership: str = "hard"
     temperature: float = 0.1
     top_m: int = 3
@@ -193,7 +193,7 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
                per_cluster=True, gamma=0.3, decay='fixed', half_life=4000.0,
                decay_strength=100.0, epsilon=0.1, prior_a=1.0, prior_b=20.0,
                prior_strength=None, prior_kind='catalog', adaptive_strength=False,
-               strength_start='cap', membership='soft', temperature=0.1, top_m=3,
+               strength_start='history', membership='soft', temperature=0.1, top_m=3,
                n_clusters=4, personal=0.0, stream=0)
     """
     base, *overrides = text.strip().split(":")

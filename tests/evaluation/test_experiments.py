@@ -76,6 +76,25 @@ def test_a_fitted_strength_starts_at_the_given_value_and_waits_for_cluster_rows(
     assert Arms(0, 5, prior, adaptive_strength=True).prior.cluster_strength is None
 
 
+def test_a_history_start_follows_the_catalog_until_the_first_fit() -> None:
+    prior = Prior("affinity", strength=10.0)
+    arms = Arms(0, 5, prior, adaptive_strength=True, start_from_history=True)
+    # 2 clusters x 5 items: 10 cluster arms; 25 impressions before are 2.5 each (< 3).
+    arms.add(np.full((1, 5), 5.0), np.ones((1, 5)), 5)
+    arms.new_generation(2, np.zeros((2, 5)))
+    assert arms.prior.cluster_strength == 300.0
+    # 30 before the next clustering: 3 each, the prior's own strength.
+    arms.add(np.r_[np.zeros((2, 5)), np.ones((1, 5))], np.zeros((3, 5)), 1)
+    arms.new_generation(2, np.zeros((2, 5)))
+    assert arms.prior.cluster_strength == 10.0
+    # Once fitted, the fitted strength outlives a clustering, as in the service.
+    arms.add(np.r_[np.full((2, 5), 6.0), np.zeros((1, 5))], np.zeros((3, 5)), 400)
+    assert arms.fitted
+    fitted = arms.prior.cluster_strength
+    arms.new_generation(4, np.zeros((4, 5)))
+    assert arms.prior.cluster_strength == fitted
+
+
 def test_tastes_give_soft_memberships_heaviest_first() -> None:
     rng = np.random.default_rng(1)
     embeddings = rng.standard_normal((30, 4))

@@ -88,10 +88,10 @@ def test_learned_decay_beats_fixed_where_users_recover_fast_and_ties_where_they_
 
 def test_a_fitted_strength_starts_at_its_cap_where_arms_are_too_thin_to_fit():
     # 4 clusters x 800 items, CTRs ~1-3%, 2 000 lists: the cluster arms end with ~4
-    # impressions each, under the 5 the strength's fit waits for. Starting at the cap (300)
-    # must beat starting at prior_strength (10, what the service does) by >= 25% in
-    # every seed (observed 1.48-1.71x); had the start been prior_strength, both would serve
-    # the same priors and the ratio would be 1.
+    # impressions each, under the 5 the strength's fit waits for. The default start (the
+    # catalog showed no impressions before the true clusters: the cap, 300) must beat
+    # starting at prior_strength (10) by >= 25% in every seed (observed 1.48-1.71x); had
+    # the start been prior_strength, both would serve the same priors and the ratio would be 1.
     thin = WorldConfig(n_users=400, n_groups=4, n_items=800, base_logit=-5.5, prior_reads=3,
                        embedding_noise=0.9)  # fmt: skip
     ratios = []
