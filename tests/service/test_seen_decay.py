@@ -16,6 +16,7 @@ from service.store.codecs import LIFT_FIELDS, ServedList
 from service.store.keys import Keys
 from tests.service.fatigue_world import (
     FAST_RECOVERY,
+    HOUR,
     ITEMS,
     Clock,
     FatigueWorld,
@@ -81,6 +82,50 @@ async def test_a_served_list_logs_each_items_bucket_and_arm_mean(svc, raw):
         arm = arms[item]
         assert means[item] == pytest.approx(arm["alpha"] / (arm["alpha"] + arm["beta"]), rel=1e-5)
     assert await _fatigue(raw) == {}
+
+
+@pytest.mark.parametrize("half_life_h", [1.0, 24.0, 24.0 * 365])
+async def test_items_are_bucketed_by_the_plain_count_since_the_last_click(start, raw, half_life_h):
+    """As the simulator buckets (bandits.fatigue): unclicked impressions since the last
+    click, not fading, and the age of the last; whatever the seen half-life, which only
+    fades the fixed decay's count (and shapes the prior). Bucketed by the faded count
+    rounded up, "again" was n = 1 and "recent" n = 2 at short half-lives."""
+    svc = await start(seen_half_life_h=half_life_h)
+    clock = Clock()
+    svc.recommender.clock = clock
+    items = ["old", "again", "recent", "clicked", "fresh"]
+    await add_items(svc.client, items)
+    ignored = ["old", "again", "clicked", "clicked"]
+    await send(svc.client, [event("impression", "u1", item) for item in ignored])
+    clock.t += 3 * 7 * 24 * HOUR
+    # Three weeks later: "again" once more, "recent" three times two hours apart, then a
+    # click on "clicked" and one more impression of it.
+    await send(svc.client, [event("impression", "u1", i) for i in ("again", "recent")])
+    for _ in range(2):
+        clock.t += 2 * HOUR
+        await send(svc.client, [event("impression", "u1", "recent")])
+    await send(svc.client, [event("impression", "u1", "clicked"), event("click", "u1", "clicked")])
+    clock.t += 60.0
+    await send(svc.client, [event("impression", "u1", "clicked")])
+    clock.t += HOUR / 3 - 60.0
+    await svc.refresh()
+    _, served = await _served(svc, raw, "u1", items)
+    assert served.fatigue is not None
+    buckets = dict(zip(served.items, served.fatigue, strict=True))
+    assert buckets == {
+        "old": int(BUCKETS.index([1], [1e9])[0]),  # n = 1, the oldest band (> 256 h)
+        "again": int(BUCKETS.index([2], [4 * HOUR + HOUR / 3])[0]),  # n = 2, 4-16 h
+        "recent": int(BUCKETS.index([3], [HOUR / 3])[0]),  # n = 3, < 1 h
+        "clicked": int(BUCKETS.index([1], [HOUR / 3])[0]),  # reset by the click: n = 1
+        "fresh": 0,
+    }
+    assert buckets["old"] == BUCKETS.n_ages  # the last band of the n = 1 row
+    # The fixed decay still reads the fading count, brought to now.
+    seen = {s["item_id"]: s for s in (await svc.client.get("/v1/users/u1")).json()["seen"]}
+    ages_h = np.array([4.0, 2.0, 0.0]) + 1 / 3
+    faded = np.exp2(-ages_h / half_life_h).sum()
+    assert seen["recent"]["unclicked"] == pytest.approx(faded, rel=1e-4)
+    assert seen["old"]["unclicked"] == pytest.approx(2.0 ** (-(21 * 24 + 13 / 3) / half_life_h))
 
 
 async def test_evidence_is_counted_once_under_replays(svc, raw):
