@@ -86,6 +86,14 @@ Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Time = Annotated[float, Strict(), Field(ge=0, le=1e11, allow_inf_nan=False)]
 Value = Annotated[float, Strict(), Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
 
+Count = Annotated[
+    Decimal, BeforeValidator(_exact), Strict(), Field(ge=0, le=10**15, allow_inf_nan=False)
+]
+
+SignedCount = Annotated[
+    Decimal, BeforeValidator(_exact), Strict(), Field(ge=-(10**15), le=10**15, allow_inf_nan=False)
+]
+
 
 def _with_unclicked(value: object) -> object:
     # Earlier releases wrote [faded, when]: their plain count is left to the import (None).
@@ -99,13 +107,7 @@ SeenEntry = Annotated[
     tuple[Annotated[Number, Field(ge=0)], Time, Annotated[Int, Field(ge=1, le=10**12)] | None],
     BeforeValidator(_with_unclicked),
 ]
-Count = Annotated[
-    Decimal, BeforeValidator(_exact), Strict(), Field(ge=0, le=10**15, allow_inf_nan=False)
-]
 
-SignedCount = Annotated[
-    Decimal, BeforeValidator(_exact), Strict(), Field(ge=-(10**15), le=10**15, allow_inf_nan=False)
-]
 # Fields of the evidence hash that sum log-likelihoods (engine/lift.py): never above 0.
 _LOG_LIKELIHOODS = ("lift:cll", "lift:gll")
 
