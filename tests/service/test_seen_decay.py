@@ -261,8 +261,10 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none of the
     recovery. Served with the default mode (a Thompson draw of the curve per list). Buckets
     with >= 1000 impressions: 6-7 per seed (the < 1 h band gets no visits, bands past 64 h
-    too few). Observed on seeds 0-2: mean error 0.019, 0.032, 0.032, max 0.057, 0.060, 0.100,
-    where the prior is off by 0.33-0.39 on average (max 0.67). Runs are not bit-for-bit
+    too few). Observed on seeds 0-2 (2026-12-02, bucketed by the plain count since the last
+    click): mean error 0.046, 0.027, 0.017, max 0.107, 0.067, 0.041 (bucketed by the faded
+    count before: 0.019, 0.032, 0.032, max 0.057, 0.060, 0.100), where the prior is off by
+    0.33 on average (max 0.67). Runs are not bit-for-bit
     repeatable (the snapshot task's timing), hence margins. Asserted per seed: at least 5
     such buckets, mean error <= 0.07, max <= 0.16, and the prior off by >= 0.2 on average
     (so that a curve that learned nothing fails).
@@ -304,7 +306,8 @@ async def test_learned_beats_fixed_where_users_recover_fast(start):
     Metric: the true click chance of what was served over the last half of the run. The
     world: the curve of the test above (users recover within a day), where the fixed decay
     assumes x0.7 per ignored impression and a 24 h half-life. Observed learned / fixed on
-    seeds 0-2: 1.108, 1.071, 1.106 (mean 1.095). Asserted: mean >= 1.04.
+    seeds 0-2: 1.091, 1.101, 1.084 (mean 1.092; bucketed by the faded count before, in a
+    world that did too: 1.108, 1.071, 1.106). Asserted: mean >= 1.04.
     """
     ratios = await _learned_over_fixed(start, by_bucket(FAST_RECOVERY))
     assert np.mean(ratios) >= 1.04, ratios
@@ -315,10 +318,13 @@ async def test_learned_ties_fixed_where_users_tire_as_it_assumes(start):
     """As above, in exactly the fixed decay's world: x0.7 per ignored impression, counts
     halving per 24 h.
 
-    Observed learned / fixed on seeds 0-2: 0.981, 0.966, 0.949 (mean 0.965; the fixed
-    decay uses each count's exact faded value, the learned one only its bucket; serving
-    without any decay scores 0.78-0.80 of fixed here, so this is most of the way).
-    Asserted: mean >= 0.95, a tie within 5%.
+    Observed learned / fixed on seeds 0-2, three runs (2026-12-02): 0.953, 0.966, 0.925;
+    0.937, 0.951, 0.943; 0.950, 0.951, 0.942 (means 0.948, 0.944, 0.947). The fixed decay
+    uses each count's exact faded value; the learned one buckets by the plain count since
+    the last click, as the simulator does, which this world (it tires by the faded count)
+    does not follow: bucketed by the faded count rounded up it scored 0.981, 0.966, 0.949
+    (mean 0.965). Serving without any decay scores 0.78-0.80 of fixed here, so this is most
+    of the way. Asserted: mean >= 0.93, a tie within 7%.
     """
     ratios = await _learned_over_fixed(start, fixed_decay(0.7, 24.0))
-    assert np.mean(ratios) >= 0.95, ratios
+    assert np.mean(ratios) >= 0.93, ratios
