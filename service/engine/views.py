@@ -187,9 +187,14 @@ class Views:
                 decay, self.ctx.settings, positions, arrays, now, None
             ).multipliers
             seen = [
-                SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
-                for i, u, m, t in zip(ids, faded, multipliers, arrays.updated, strict=True)
-            ]
+                SeenItem(
+                    item_id=i, unclicked=float(u), ignored=int(n), multiplier=float(m),
+                    updated=float(t),
+                )
+                for i, u, n, m, t in zip(
+                    ids, faded, arrays.unclicked, multipliers, arrays.updated, strict=True
+                )
+            ]  # fmt: skip
             seen.sort(key=lambda s: s.multiplier)
         return UserOut(
             user_id=user_id,

@@ -126,6 +126,9 @@ async def test_items_are_bucketed_by_the_plain_count_since_the_last_click(start,
     faded = np.exp2(-ages_h / half_life_h).sum()
     assert seen["recent"]["unclicked"] == pytest.approx(faded, rel=1e-4)
     assert seen["old"]["unclicked"] == pytest.approx(2.0 ** (-(21 * 24 + 13 / 3) / half_life_h))
+    assert {i: s["ignored"] for i, s in seen.items()} == {
+        "old": 1, "again": 2, "recent": 3, "clicked": 1,
+    }  # fmt: skip
 
 
 async def test_evidence_is_counted_once_under_replays(svc, raw):
