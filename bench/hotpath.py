@@ -60,13 +60,24 @@ def _command_delta(
 
 
 def measured(
-    target: server.Server, url_path: str, lua: Path, duration_s: int, *, per: int = 1
+    target: server.Server,
+    url_path: str,
+    lua: Path,
+    duration_s: int,
+    *,
+    per: int = 1,
+    redis_of: server.Server | None = None,
 ) -> dict[str, Any]:
-    """Run wrk once; add server and Redis CPU per request (and per event when per > 1)."""
-    pids, redis_pid = target.python_pids(), target.redis_pid()
+    """Run wrk once; add server and Redis CPU per request (and per event when per > 1).
+
+    `redis_of` is the server whose embedded Redis `target` uses, when not its own.
+    """
+    pids = target.python_pids()
+    store = redis_of or target
+    redis_pid = store.redis_pid()
     cpu_before = server.cpu_seconds(pids)
     redis_before = server.cpu_seconds([redis_pid]) if redis_pid else 0.0
-    stats_before = _commandstats(target.redis_url) if redis_pid else {}
+    stats_before = _commandstats(store.redis_url) if redis_pid else {}
     figures = wrk.run(target.base_url + url_path, lua, duration_s=duration_s)
     n = max(figures["requests"], 1)
     figures["server_cpu_ms_per_request"] = round(
@@ -75,7 +86,7 @@ def measured(
     if redis_pid:
         redis_s = server.cpu_seconds([redis_pid]) - redis_before
         figures["redis_cpu_us_per_unit"] = round(1e6 * redis_s / (n * per), 2)
-        figures["commands"] = _command_delta(stats_before, _commandstats(target.redis_url), n * per)
+        figures["commands"] = _command_delta(stats_before, _commandstats(store.redis_url), n * per)
     figures["load"] = machine.load()
     return figures
 
@@ -109,13 +120,19 @@ def compare(
     feedback: bool = True,
     recommend: bool = True,
 ) -> dict[str, Any]:
-    """Alternate hello-world and each tree's recommend (and feedback x100); medians and ratios."""
+    """Alternate hello-world, the floor and each tree's recommend (and feedback x100);
+    medians and ratios. The floor (bench/floor.py) reads a copy of the same seeded Redis."""
     recommend_lua = wrk.script(work, "recommend", users=users, items=items)
     feedback_lua = wrk.script(work, "feedback", users=users, items=items, batch=100)
     runs: dict[str, list[dict[str, Any]]] = {"hello": []}
     with server.hello_world(work) as hello:
         for r in range(rounds):
             runs["hello"].append(measured(hello, "/v1/recommend", recommend_lua, duration_s))
+            if recommend:
+                for read, name in ((True, "floor"), (False, "floor without the read")):
+                    runs.setdefault(name, []).append(
+                        _floor(work, template, r, recommend_lua, duration_s, read=read)
+                    )
             for rev in trees:
                 with _tree(rev, work) as name:
                     data = seed.copy_data(template, work / f"data-{r}-{rev}")
@@ -129,6 +146,18 @@ def compare(
                                 measured(srv, "/v1/feedback", feedback_lua, duration_s, per=100)
                             )
     return _summary(runs)
+
+
+def _floor(
+    work: Path, template: Path, r: int, lua: Path, duration_s: int, *, read: bool
+) -> dict[str, Any]:
+    """Run wrk once against the floor app, reading its own copy of the seeded Redis."""
+    data = seed.copy_data(template, work / f"data-{r}-floor-{int(read)}")
+    with (
+        server.banditrec(data, appendfsync="everysec") as srv,
+        server.floor(work, srv.redis_url, read=read) as app,
+    ):
+        return measured(app, "/v1/recommend", lua, duration_s, redis_of=srv)
 
 
 def _summary(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:

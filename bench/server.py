@@ -176,16 +176,31 @@ def banditrec(
 @contextlib.contextmanager
 def hello_world(log_dir: Path, *, log_level: str = "warning") -> Iterator[Server]:
     """Run bench.hello under uvicorn with the same loop/http/worker settings as banditrec."""
+    with _uvicorn_app("bench.hello:create_app", log_dir / "hello-serve.log", {}, log_level) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def floor(
+    log_dir: Path, redis_url: str, *, read: bool = True, log_level: str = "warning"
+) -> Iterator[Server]:
+    """Run bench.floor (read a user, answer a constant list) against a seeded Redis."""
+    env = {"BANDITREC_REDIS_URL": redis_url, "BENCH_FLOOR_READ": "1" if read else "0"}
+    with _uvicorn_app("bench.floor:create_app", log_dir / "floor-serve.log", env, log_level) as app:
+        yield app
+
+
+@contextlib.contextmanager
+def _uvicorn_app(factory: str, log: Path, env: dict[str, str], log_level: str) -> Iterator[Server]:
     port = free_port()
-    log = log_dir / "hello-serve.log"
     args = [
-        sys.executable, "-m", "uvicorn", "bench.hello:create_app", "--factory",
+        sys.executable, "-m", "uvicorn", factory, "--factory",
         "--host", HOST, "--port", str(port), "--workers", "1",
         "--log-level", log_level, *UVICORN_FLAGS,
     ]  # fmt: skip
     with log.open("ab") as sink:
         process = subprocess.Popen(
-            args, env=_clean_env({}), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT
+            args, env=_clean_env(env), cwd=REPO, stdout=sink, stderr=subprocess.STDOUT
         )
     server = Server(process, f"http://{HOST}:{port}", log)
     try:

@@ -442,7 +442,9 @@ class Store:
         applied = dedupe.applied(arm_events, verdicts)
         user_args = [now, seen_half_life_s, history_n, retention_s, user_ttl_s]
         user_args += [user_events_max, user_items_max]
-        calls = dedupe.user_calls(keys, self._record_user, user_events, applied, user_args, now)
+        calls = dedupe.user_calls(
+            keys, self._record_user, user_events, applied, user_args, now, cluster=self.cluster
+        )
         commands = dedupe.outcome_commands(keys, applied, outcome_ttl_s)
         if calls or commands:
             await self._run(calls, commands)

@@ -10,6 +10,7 @@ import json
 
 import numpy as np
 import pytest
+import redis
 
 from bench import loadgen, machine, related, report
 
@@ -214,3 +215,33 @@ def test_cluster_benchmark_runs_small_and_reports_the_spread(tmp_path):
     spread = [r for r in result["runs"] if r["contender"] == "cluster"]
     assert len(spread[0]["calls_per_master"]) == 3
     assert result["max_over_mean_commands_per_master"] >= 1.0
+
+
+@pytest.mark.anyio
+async def test_floor_reads_the_user_and_refuses_bad_bodies_as_recommend_does(
+    redis_url, monkeypatch
+):
+    import httpx
+
+    from bench import floor
+
+    monkeypatch.setenv("BANDITREC_REDIS_URL", redis_url)
+    client = redis.Redis.from_url(redis_url)
+    lranges = client.info("commandstats").get("cmdstat_lrange", {}).get("calls", 0)
+    app = floor.create_app()
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            ok = await http.post("/v1/recommend", json={"user_id": "u1", "k": 10})
+            bad = await http.post("/v1/recommend", json={"user_id": "u1", "surfce": "home"})
+    assert ok.status_code == 200 and len(ok.json()["items"]) == 10
+    assert bad.status_code == 422 and "surfce" in bad.text  # as recommend answers
+    # One read of the user's clicks: the floor reads the user as recommend does.
+    assert client.info("commandstats")["cmdstat_lrange"]["calls"] == lranges + 1
+    monkeypatch.setenv("BENCH_FLOOR_READ", "0")  # the app shape alone: no read
+    bare = floor.create_app()
+    async with bare.router.lifespan_context(bare):
+        transport = httpx.ASGITransport(app=bare)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            assert (await http.post("/v1/recommend", json={"user_id": "u1"})).status_code == 200
+    assert client.info("commandstats")["cmdstat_lrange"]["calls"] == lranges + 1

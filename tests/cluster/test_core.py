@@ -31,6 +31,7 @@ from tests.service.test_dedupe import (
     test_an_event_id_reused_by_another_user_is_refused,
     test_an_event_id_used_by_two_users_in_one_batch_is_refused,
     test_markers_without_an_owner_are_duplicates_that_touch_nothing,
+    test_users_sharing_a_script_call_each_get_only_their_own_events,
 )
 from tests.service.test_import_events import (
     test_a_rerun_counts_nothing_twice,
@@ -93,4 +94,5 @@ __all__ = [
     "test_soft_feedback_splits_one_event_exactly_across_clusters",
     "test_stats_count_each_event_once_and_compare_policies",
     "test_the_race_after_the_marker_check_leaves_counts_exact",
+    "test_users_sharing_a_script_call_each_get_only_their_own_events",
 ]

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from service.store import serving
+from service.store import dedupe, serving
+from service.store.keys import Keys
+from service.store.records import ArmEvent, UserEvent
 from tests.service.helpers import add_items, arm, event, exported_lists, raw_client, send
 
 pytestmark = pytest.mark.anyio
@@ -158,3 +161,55 @@ async def test_a_crash_between_counts_and_user_state_is_repaired_by_the_resend(
     (line,) = exported_lists((await svc.client.get("/v1/admin/logs/export")).text)
     flags = {i["item_id"]: (i["impression"], i["click"]) for i in line["items"]}
     assert flags == {"a": (True, True), "b": (True, False)}
+
+
+def _same_slot_users() -> tuple[str, str, str]:
+    """Return two user ids whose keys share a Redis Cluster slot, and one in another slot."""
+    first = "u1"
+    slot = key_slot(first.encode())
+    second = next(f"u{n}" for n in range(2, 10**6) if key_slot(f"u{n}".encode()) == slot)
+    apart = next(f"u{n}" for n in range(2, 10**6) if key_slot(f"u{n}".encode()) != slot)
+    return first, second, apart
+
+
+async def test_users_sharing_a_script_call_each_get_only_their_own_events(svc):
+    # One record_user.lua call takes many users (a batch on one Redis, a slot's on a
+    # cluster, where this runs again): each user's events, clicks and TTLs stay theirs.
+    await add_items(svc.client, ["a", "b", "c"])
+    first, second, apart = _same_slot_users()
+    batch = [
+        event("impression", first, "a"),
+        event("impression", second, "b"),
+        event("impression", apart, "c"),
+        event("impression", first, "b"),
+        event("click", second, "b"),
+    ]
+    assert (await send(svc.client, batch)).json()["accepted"] == 5
+    users = {u: await _user(svc, u) for u in (first, second, apart)}
+    assert _seen(users[first]) == {"a": 1.0, "b": 1.0}
+    assert (_seen(users[second]), users[second]["recent_clicks"]) == ({}, ["b"])
+    assert (_seen(users[apart]), users[apart]["recent_clicks"]) == ({"c": 1.0}, [])
+    # A resend changes nobody: each user's own set of applied ids skips them.
+    assert (await send(svc.client, batch)).json()["duplicates"] == 5
+    assert _seen(await _user(svc, first)) == {"a": 1.0, "b": 1.0}
+
+
+def test_record_user_calls_group_users_by_slot_only_on_a_cluster():
+    keys = Keys("br")
+    first, second, apart = _same_slot_users()
+    user_events = {
+        u: [UserEvent(event_id=f"e-{u}", kind="impression", item_id="a", rec_id=None, at=None)]
+        for u in (first, second, apart)
+    }
+    applied = [
+        ArmEvent(event_id=f"e-{u}", user_id=u, kind="imp", item_id="a", gen=0, shares=())
+        for u in user_events
+    ]
+
+    def grouped(cluster: bool) -> list[list[str]]:
+        calls = dedupe.user_calls(keys, None, user_events, applied, [], 0.0, cluster=cluster)
+        return [call_keys[::5] for _, call_keys, _ in calls]  # each user's first key
+
+    state = [keys.user(u, "state") for u in (first, second, apart)]
+    assert grouped(cluster=False) == [state]
+    assert sorted(grouped(cluster=True)) == sorted([state[:2], state[2:]])
