@@ -39,7 +39,12 @@ class Arms:
         prior: Prior,
         refresh_every: int = 1,
         adaptive_strength: bool = False,
+        unfitted_strength: float | None = None,
     ) -> None:
+        # A fitted strength's cluster arms start at ``unfitted_strength`` until the fit has
+        # evidence (None: at the prior's strength).
+        if adaptive_strength and unfitted_strength is not None:
+            prior = replace(prior, cluster_strength=unfitted_strength)
         self.prior = prior
         self.adaptive_strength = adaptive_strength
         self.refresh_every = refresh_every
@@ -126,6 +131,8 @@ class Arms:
 
     def _enough_evidence(self) -> bool:
         """Return whether the cluster rows hold enough impressions to measure their spread."""
-        return float(self.impressions[:-1].sum()) >= ADAPTIVE_MIN_IMPRESSIONS_PER_ARM * float(
-            self.impressions[:-1].size
+        # No cluster rows (before the first clustering): nothing to measure.
+        size = float(self.impressions[:-1].size)
+        return size > 0 and float(self.impressions[:-1].sum()) >= (
+            ADAPTIVE_MIN_IMPRESSIONS_PER_ARM * size
         )

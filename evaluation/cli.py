@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -121,9 +122,15 @@ def add_commands(commands: Any) -> None:
     )  # fmt: skip
     source = ev.add_mutually_exclusive_group()
     source.add_argument("--arms", type=Path,
-                        help="counts JSON of the frozen posterior state (default: the counts "
-                        "in the logs, last clustering generation)")  # fmt: skip
-    source.add_argument("--arms-url", help="read the state from a service's GET /v1/arms")
+                        help="the frozen posterior state: counts JSON (simulate) or a state "
+                        "file (banditrec export); default: the counts in the logs, last "
+                        "clustering generation")  # fmt: skip
+    source.add_argument("--arms-url", metavar="URL",
+                        help="read the state from a running service's GET /v1/arms (its base "
+                        "URL, e.g. http://127.0.0.1:8000, or the /v1/arms URL)")  # fmt: skip
+    ev.add_argument("--api-key", default=os.environ.get("BANDITREC_API_KEY") or None,
+                    help="X-API-Key for --arms-url when the service sets BANDITREC_API_KEY "
+                    "(default: $BANDITREC_API_KEY)")  # fmt: skip
     ev.add_argument("--draws", type=int, default=200,
                     help="Thompson targets: posterior draws per list to start from; more are "
                     "drawn until their Monte-Carlo error is at most half the bootstrap's "
@@ -232,7 +239,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if args.arms is not None:
             state = state_from_json(args.arms, logged_items)
         elif args.arms_url is not None:
-            state = state_from_service(args.arms_url, logged_items)
+            state = state_from_service(args.arms_url, logged_items, args.api_key)
         else:
             state = state_from_logs(lines)
         half_life = args.half_life_s or state.half_life_s or SERVICE_HALF_LIFE_S

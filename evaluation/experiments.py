@@ -63,6 +63,9 @@ SETTINGS: dict[str, list[tuple[str, str]]] = {
     "prior": [("catalog", "prior=catalog/auto"), ("affinity", "prior=affinity/auto")],
     "prior_strength": [("10", "prior_strength=10"), ("30", "prior_strength=30"),
                        ("100", "prior_strength=100"), ("fitted", "prior_strength=auto")],
+    # What the fitted strength is before its fit has evidence (the service: the same).
+    "strength before evidence": [("300 (the cap)", "strength_start=cap"),
+                                 ("10 (prior_strength)", "strength_start=prior")],
     "personal tilt": [("0", "personal=0"), ("0.5", "personal=0.5"), ("1", "personal=1")],
     "seen decay": [("none", "decay=none"), ("fixed gamma 0.7", "decay=fixed:gamma=0.7"),
                    ("learned", "decay=learned"), ("learned, drawn", "decay=learned-draw")],

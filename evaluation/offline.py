@@ -54,13 +54,36 @@ class ArmState:
 
 
 def state_from_json(path: Path, extra_items: Iterable[str] = ()) -> ArmState:
-    """Return the state in a counts JSON (as `banditrec simulate` writes next to its logs)."""
-    raw = json.loads(path.read_text())
-    rows = [*raw.get("clusters", []), raw["global"]]
+    """Return the state in a counts JSON (as `banditrec simulate` writes next to its logs)
+    or in a service's state file (`banditrec export`, docs/state-format.md)."""
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not JSON: {exc}") from None
+    if isinstance(raw, dict) and raw.get("format") == "banditrec-state":
+        return _state_from_export(raw, extra_items)
+    if not isinstance(raw, dict) or not isinstance(raw.get("global"), dict):
+        raise ValueError(
+            f"{path}: expected a counts JSON with a 'global' object (banditrec simulate) "
+            "or a state file (banditrec export)"
+        )
+    rows = [*(raw.get("clusters") or []), raw["global"]]
     ids = set(extra_items).union(*(row.keys() for row in rows))
     if "n_items" in raw:
         ids |= {f"i{i}" for i in range(int(raw["n_items"]))}
     return _state(sorted(ids), rows, raw.get("gen"), raw.get("seen_half_life_s"))
+
+
+def _state_from_export(raw: dict[str, Any], extra_items: Iterable[str]) -> ArmState:
+    """Return the arms of a state file: one row per cluster of its fit, then the global row."""
+    fit = raw.get("clusters")
+    k = int(fit["k"]) if fit else 1
+    rows: list[dict[str, list[float]]] = [{} for _ in range(k + 1)]
+    for arm in raw.get("arms", []):
+        row = rows[-1] if arm["cluster"] is None else rows[int(arm["cluster"])]
+        row[arm["item_id"]] = [float(arm["impressions"]), float(arm["clicks"])]
+    ids = set(extra_items).union(*(row.keys() for row in rows))
+    return _state(sorted(ids), rows, int(fit["gen"]) if fit else 0, None)
 
 
 def state_from_logs(lines: Sequence[LoggedList]) -> ArmState:
@@ -86,39 +109,60 @@ def state_from_logs(lines: Sequence[LoggedList]) -> ArmState:
     return _state(ids, rows, gen, None)
 
 
-def state_from_service(base_url: str, extra_items: Iterable[str] = ()) -> ArmState:
-    """Return the live counts of a running service, read page by page from GET /v1/arms."""
+def state_from_service(
+    url: str, extra_items: Iterable[str] = (), api_key: str | None = None
+) -> ArmState:
+    """Return the live counts of a running service, read page by page from GET /v1/arms.
+
+    `url` is the service's base URL or its /v1/arms URL. An answer other than 200 or a
+    service out of reach raises ValueError naming the URL and the service's own error.
+    """
     import httpx
 
+    base = url.rstrip("/").removesuffix("/v1/arms")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    try:
+        with httpx.Client(base_url=base, timeout=30, headers=headers) as http:
+            return _read_arms(http, extra_items)
+    except httpx.HTTPStatusError as exc:
+        answer = f"{exc.response.status_code}: {exc.response.text[:300]}"
+        raise ValueError(f"GET {exc.request.url} answered {answer}") from None
+    except (httpx.RequestError, httpx.InvalidURL) as exc:
+        raise ValueError(f"cannot read the arms at {base}/v1/arms: {exc}") from None
+
+
+def _read_arms(http: Any, extra_items: Iterable[str]) -> ArmState:
     rows: list[dict[str, list[int]]] = []
     gen = None
-    with httpx.Client(base_url=base_url, timeout=30) as http:
-        for cluster in [*range(256), None]:
-            row: dict[str, list[int]] = {}
-            offset = 0
-            while True:
-                params: dict[str, int] = {"limit": 1000, "offset": offset}
-                if cluster is not None:
-                    params["cluster"] = cluster
-                response = http.get("/v1/arms", params=params)
-                if response.status_code == 422 and cluster is not None:
-                    break  # past the last cluster
-                response.raise_for_status()
-                page = response.json()
-                gen = page["gen"]
-                row.update({a["item_id"]: [a["impressions"], a["clicks"]] for a in page["arms"]})
-                offset += len(page["arms"])
-                if not page["arms"] or offset >= page["total"]:
-                    break
-            if response.status_code == 422:
-                continue
-            rows.append(row)
+    for cluster in [*range(256), None]:
+        row: dict[str, list[int]] = {}
+        offset = 0
+        while True:
+            params: dict[str, int] = {"limit": 1000, "offset": offset}
+            if cluster is not None:
+                params["cluster"] = cluster
+            response = http.get("/v1/arms", params=params)
+            if response.status_code == 422 and cluster is not None:
+                break  # past the last cluster
+            response.raise_for_status()
+            page = response.json()
+            gen = page["gen"]
+            row.update({a["item_id"]: [a["impressions"], a["clicks"]] for a in page["arms"]})
+            offset += len(page["arms"])
+            if not page["arms"] or offset >= page["total"]:
+                break
+        if response.status_code == 422:
+            continue
+        rows.append(row)
     ids = sorted(set(extra_items).union(*(row.keys() for row in rows)))
     return _state(ids, rows, gen, None)
 
 
 def _state(
-    ids: list[str], rows: list[dict[str, list[int]]], gen: int | None, half_life: float | None
+    ids: list[str],
+    rows: Sequence[Mapping[str, Sequence[float]]],
+    gen: int | None,
+    half_life: float | None,
 ) -> ArmState:
     index = {item: i for i, item in enumerate(ids)}
     impressions = np.zeros((len(rows), len(ids)))

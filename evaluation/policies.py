@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 
 from bandits import FatigueBuckets, FatigueLearner, Prior, personal_tilt, rank, seen_decay, top_k
 from bandits.validation import real_scalar
-from evaluation.arms import Arms
+from evaluation.arms import ADAPTIVE_STRENGTH_RANGE, Arms
 
 FloatArray = NDArray[np.float64]
 IndexArray = NDArray[np.intp]
@@ -25,6 +25,7 @@ KINDS = ("random", "popular", "egreedy", "ts", "mabwiser", "oracle")
 DECAYS = ("fixed", "learned", "learned-draw")
 MEMBERSHIPS = ("hard", "soft")
 PRIOR_KINDS = ("catalog", "affinity")
+STRENGTH_STARTS = ("cap", "prior")
 # The fixed decay's half-life in steps: the service's is one fixed number (24 h) whatever
 # its users do; this is the default world's, so there the fixed decay is exactly right.
 SERVICE_HALF_LIFE_STEPS = 4000.0
@@ -85,8 +86,13 @@ class PolicySpec:
     prior_strength: float | None = None
     prior_kind: str = "catalog"
     # Affinity prior: cluster arms' strength fitted to how far the arms stray from their
-    # priors (bandits.fit_prior_strength), prior_strength until there is evidence.
+    # priors (bandits.fit_prior_strength), strength_start until there is evidence.
     adaptive_strength: bool = False
+    # Where a fitted strength starts until its fit has evidence: "cap", the top of the fitted
+    # range (a prior that predicts the arms well, as the fit finds wherever it can tell);
+    # "prior": prior_strength, as the service does (docs/evaluation.md, "strength before
+    # evidence").
+    strength_start: str = "cap"
     membership: str = "hard"
     temperature: float = 0.1
     top_m: int = 3
@@ -122,6 +128,10 @@ class PolicySpec:
             raise ValueError(f"prior_strength must be > 0, got {self.prior_strength!r}")
         if self.prior_kind not in PRIOR_KINDS:
             raise ValueError(f"prior kind must be one of {PRIOR_KINDS}, got {self.prior_kind!r}")
+        if self.strength_start not in STRENGTH_STARTS:
+            raise ValueError(
+                f"strength_start must be one of {STRENGTH_STARTS}, got {self.strength_start!r}"
+            )
         if self.membership not in MEMBERSHIPS:
             raise ValueError(f"membership must be one of {MEMBERSHIPS}, got {self.membership!r}")
         if not real_scalar("temperature", self.temperature) > 0.0:
@@ -173,7 +183,8 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
 
     Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
     learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
-    soft), temperature, top_m, k (clusters), personal, stream (another random stream).
+    soft), temperature, top_m, k (clusters), personal, strength_start (cap, prior), stream
+    (another random stream).
 
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -181,8 +192,8 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
                per_cluster=True, gamma=0.3, decay='fixed', half_life=4000.0,
                decay_strength=100.0, epsilon=0.1, prior_a=1.0, prior_b=20.0,
                prior_strength=None, prior_kind='catalog', adaptive_strength=False,
-               membership='soft', temperature=0.1, top_m=3, n_clusters=4, personal=0.0,
-               stream=0)
+               strength_start='cap', membership='soft', temperature=0.1, top_m=3,
+               n_clusters=4, personal=0.0, stream=0)
     """
     base, *overrides = text.strip().split(":")
     if base not in BASE_POLICIES:
@@ -230,6 +241,8 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
         return replace(spec, half_life=math.inf if value == "inf" else float(value))
     if key == "membership":
         return replace(spec, membership=value)
+    if key == "strength_start":
+        return replace(spec, strength_start=value)
     if key == "top_m":
         return replace(spec, top_m=int(value))
     if key == "k":
@@ -275,7 +288,8 @@ class Policy:
         self.n_items = n_items
         self.k = k
         self.rng = rng
-        self.arms = Arms(0, n_items, spec.prior, refresh_every, spec.adaptive_strength)
+        start = ADAPTIVE_STRENGTH_RANGE[1] if spec.strength_start == "cap" else None
+        self.arms = Arms(0, n_items, spec.prior, refresh_every, spec.adaptive_strength, start)
         self.learning = True
         # What the last ranked list was served with (the log and the learned decay read it).
         self.last_inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None

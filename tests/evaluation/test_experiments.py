@@ -64,6 +64,18 @@ def test_soft_membership_splits_a_list_between_clusters_as_the_service_does() ->
     assert arms.alpha[1].tolist() == [1.75, 1, 1, 1]
 
 
+def test_a_fitted_strength_starts_at_the_given_value_and_waits_for_cluster_rows() -> None:
+    prior = Prior("affinity", strength=10.0)
+    arms = Arms(0, 5, prior, adaptive_strength=True, unfitted_strength=300.0)
+    # Only the global row: nothing to fit, the start stays (it was fitted on no rows).
+    arms.add(np.zeros((1, 5)), np.zeros((1, 5)), 400)
+    assert arms.prior.cluster_strength == 300.0
+    arms.new_generation(2, np.zeros((2, 5)))
+    alpha, beta = arms.alpha[:-1], arms.beta[:-1]
+    np.testing.assert_allclose(alpha + beta, 300.0)
+    assert Arms(0, 5, prior, adaptive_strength=True).prior.cluster_strength is None
+
+
 def test_tastes_give_soft_memberships_heaviest_first() -> None:
     rng = np.random.default_rng(1)
     embeddings = rng.standard_normal((30, 4))
@@ -99,7 +111,7 @@ def test_every_setting_has_the_defaults_value_among_its_values() -> None:
         assert sum(label not in names for label in labels) == 1, setting
 
 
-@pytest.mark.slow  # ~10 s: 38 tiny runs and three figures
+@pytest.mark.slow  # ~10 s: 48 tiny runs and three figures
 def test_experiments_write_tables_results_and_plots(tmp_path, capsys) -> None:
     out = tmp_path / "exp"
     code = main(["experiments", "--out", str(out), "--families", "default", "fast-recovery",

@@ -84,3 +84,26 @@ def test_learned_decay_beats_fixed_where_users_recover_fast_and_ties_where_they_
     assert min(fast_ratios) >= 1.10, fast_ratios
     assert abs(np.mean(slow_ratios) - 1.0) <= 0.04, slow_ratios
     assert min(slow_ratios) >= 0.94, slow_ratios
+
+
+def test_a_fitted_strength_starts_at_its_cap_where_arms_are_too_thin_to_fit():
+    # 4 clusters x 800 items, CTRs ~1-3%, 2 000 lists: the cluster arms end with ~4
+    # impressions each, under the 5 the strength's fit waits for. Starting at the cap (300)
+    # must beat starting at prior_strength (10, what the service does) by >= 25% in
+    # every seed (observed 1.48-1.71x); had the start been prior_strength, both would serve
+    # the same priors and the ratio would be 1.
+    thin = WorldConfig(n_users=400, n_groups=4, n_items=800, base_logit=-5.5, prior_reads=3,
+                       embedding_noise=0.9)  # fmt: skip
+    ratios = []
+    for seed in (1, 2, 3):
+        config = SimConfig(world=thin, impressions=10_000, true_clusters=True, seed=seed)
+        built = build_world(thin, np.random.default_rng([seed, 0]))
+        traffic = make_traffic(built, config)
+        late = []
+        for name in ("cluster-ts-learned", "cluster-ts-learned:strength_start=prior"):
+            trace = run_batched(built, config, parse_policy(name), traffic)
+            assert trace.arms.impressions[:-1].mean() < 5.0
+            half = trace.items.shape[0] // 2
+            late.append(trace.expected[half:].sum() / trace.impressions[half:].sum())
+        ratios.append(float(late[0] / late[1]))
+    assert min(ratios) >= 1.25, ratios
