@@ -381,6 +381,8 @@ class SeenItem(BaseModel):
 
     item_id: str
     unclicked: float
+    # The learned decay's row: impressions since the last click, not fading.
+    ignored: int
     multiplier: float
     updated: float
 
@@ -398,7 +400,7 @@ class UserOut(BaseModel):
                     "gen": 1,
                     "recent_clicks": ["i2", "i5"],
                     "seen": [
-                        {"item_id": "i9", "unclicked": 2.0, "multiplier": 0.64,
+                        {"item_id": "i9", "unclicked": 2.0, "ignored": 2, "multiplier": 0.64,
                          "updated": 1795459874.6},
                     ],
                 }

@@ -7,7 +7,9 @@ that moved the counts, `SeenDecay.learn` turns it into the posterior curve (band
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -15,6 +17,7 @@ from bandits import decayed_counts, seen_decay
 from bandits.fatigue import DecayPosterior, FatigueBuckets, decay_posterior, decay_prior
 from service.config import Settings
 from service.stats_schemas import DecayCell, DecayEvidence, SeenDecayMode, SeenDecayOut
+from service.store import Seen
 from service.store.codecs import ServedList, fatigue_field
 
 # Unclicked counts 1..4+ x age of the last unclicked impression: < 1 h, 1-4 h, 4-16 h,
@@ -67,6 +70,23 @@ class SeenDecay:
         return self.posterior.interval(_BAND_DRAWS, np.random.default_rng(_BAND_SEED))
 
 
+class SeenArrays(NamedTuple):
+    """A user's seen items as arrays: faded counts, when the last was, plain counts."""
+
+    faded: np.ndarray
+    updated: np.ndarray
+    unclicked: np.ndarray
+
+    @classmethod
+    def of(cls, seen: Iterable[Seen]) -> SeenArrays:
+        """Return the arrays of the given seen entries, in their order."""
+        rows = list(seen)
+        if not rows:
+            return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+        faded, updated, unclicked = (np.array(col, dtype=float) for col in zip(*rows, strict=True))
+        return cls(faded, updated, unclicked)
+
+
 @dataclass(frozen=True, slots=True)
 class SeenPenalty:
     """One user's seen items in a catalog: positions, fatigue buckets and score multipliers."""
@@ -80,24 +100,26 @@ def seen_penalty(
     decay: SeenDecay,
     settings: Settings,
     positions: np.ndarray,
-    counts: np.ndarray,
-    updated: np.ndarray,
+    seen: SeenArrays,
     now: float,
     rng: np.random.Generator | None,
 ) -> SeenPenalty:
-    """Return the bucket and multiplier of each seen item (stored count, when last updated).
+    """Return the bucket and multiplier of each seen item.
 
-    `rng` picks this list's draw of the curve in "learned" mode; without one (a read view)
-    the posterior mean is used. One curve of 25 multipliers, then one index per seen item.
+    The bucket is the plain unclicked count since the last click (capped) and the age of
+    the last, as the simulator's learned decay buckets; only the fixed decay reads the
+    faded count. `rng` picks this list's draw of the curve in "learned" mode; without one
+    (a read view) the posterior mean is used. One curve of 25 multipliers, then one index
+    per seen item.
     """
-    ages = now - updated
-    buckets = BUCKETS.index_trusted(counts, ages)
+    ages = now - seen.updated
+    buckets = BUCKETS.index_trusted(seen.unclicked, ages)
     if decay.mode == "learned" and rng is not None:
         multipliers = decay.curves[rng.integers(len(decay.curves))][buckets]
     elif decay.mode in ("learned", "learned-mean"):
         multipliers = decay.curve[buckets]
     elif decay.mode == "fixed":
-        unclicked = decayed_counts(counts, ages, settings.seen_half_life_s)
+        unclicked = decayed_counts(seen.faded, ages, settings.seen_half_life_s)
         multipliers = seen_decay(unclicked, settings.seen_gamma)
     else:
         multipliers = np.ones(len(positions))

@@ -7,11 +7,11 @@ from collections import OrderedDict
 import numpy as np
 
 from service.engine.context import Context
-from service.engine.fatigue import SeenDecay, SeenPenalty, seen_penalty
+from service.engine.fatigue import SeenArrays, SeenDecay, SeenPenalty, seen_penalty
 from service.engine.membership import Membership, memberships_of
 from service.engine.refresh import Snapshots
 from service.engine.snapshot import Catalog, Snapshot
-from service.store import UserState
+from service.store import Seen, UserState
 from service.store.codecs import assigned_key
 
 _USER_CACHE_SIZE = 100_000
@@ -101,19 +101,18 @@ class Users:
         self,
         catalog: Catalog,
         decay: SeenDecay,
-        seen: dict[str, tuple[float, float]],
+        seen: dict[str, Seen],
         now: float,
         rng: np.random.Generator | None = None,
     ) -> SeenPenalty:
         """Return the fatigue bucket and multiplier of each of the user's seen catalog items."""
-        known = [(catalog.index[i], n, t) for i, (n, t) in seen.items() if i in catalog.index]
+        known = [i for i in seen if i in catalog.index]
         if not known:
             empty = np.zeros(0)
             return SeenPenalty(empty.astype(np.intp), empty.astype(np.intp), empty)
-        positions, counts, updated = (np.array(col) for col in zip(*known, strict=True))
-        return seen_penalty(
-            decay, self.ctx.settings, positions.astype(np.intp), counts, updated, now, rng
-        )
+        positions = np.array([catalog.index[i] for i in known], dtype=np.intp)
+        arrays = SeenArrays.of(seen[i] for i in known)
+        return seen_penalty(decay, self.ctx.settings, positions, arrays, now, rng)
 
     def _assigned_key(self, snap: Snapshot, user: UserState) -> str:
         return assigned_key(snap.clusters.gen, user.hist, self.ctx.settings.membership)

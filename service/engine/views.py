@@ -13,7 +13,7 @@ from bandits import beta_interval, beta_mean, conversion_rate, decayed_counts
 from service.engine.affinity import cluster_params, prior_out
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest, NotFound
-from service.engine.fatigue import SeenDecay, seen_decay_out, seen_penalty
+from service.engine.fatigue import SeenArrays, SeenDecay, seen_decay_out, seen_penalty
 from service.engine.lift import cluster_lift
 from service.engine.pending_lists import PendingLists
 from service.engine.policies import POLICIES
@@ -176,19 +176,25 @@ class Views:
         seen = []
         if user.seen:
             ids = list(user.seen)
-            counts = np.array([user.seen[i][0] for i in ids])
-            updated = np.array([user.seen[i][1] for i in ids])
-            unclicked = decayed_counts(counts, now - updated, self.ctx.settings.seen_half_life_s)
+            arrays = SeenArrays.of(user.seen.values())
+            faded = decayed_counts(
+                arrays.faded, now - arrays.updated, self.ctx.settings.seen_half_life_s
+            )
             # As lists are served now: the learned curve's mean, the fixed decay, or none.
             decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
             positions = np.arange(len(ids))
             multipliers = seen_penalty(
-                decay, self.ctx.settings, positions, counts, updated, now, None
+                decay, self.ctx.settings, positions, arrays, now, None
             ).multipliers
             seen = [
-                SeenItem(item_id=i, unclicked=float(u), multiplier=float(m), updated=float(t))
-                for i, u, m, t in zip(ids, unclicked, multipliers, updated, strict=True)
-            ]
+                SeenItem(
+                    item_id=i, unclicked=float(u), ignored=int(n), multiplier=float(m),
+                    updated=float(t),
+                )
+                for i, u, n, m, t in zip(
+                    ids, faded, arrays.unclicked, multipliers, arrays.updated, strict=True
+                )
+            ]  # fmt: skip
             seen.sort(key=lambda s: s.multiplier)
         return UserOut(
             user_id=user_id,

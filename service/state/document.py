@@ -85,6 +85,7 @@ Name = Annotated[Str, Field(pattern=NAME_PATTERN)]
 Number = Annotated[float, Strict(), Field(allow_inf_nan=False)]
 Time = Annotated[float, Strict(), Field(ge=0, le=1e11, allow_inf_nan=False)]
 Value = Annotated[float, Strict(), Field(ge=-1e6, le=1e6, allow_inf_nan=False)]
+
 Count = Annotated[
     Decimal, BeforeValidator(_exact), Strict(), Field(ge=0, le=10**15, allow_inf_nan=False)
 ]
@@ -92,6 +93,21 @@ Count = Annotated[
 SignedCount = Annotated[
     Decimal, BeforeValidator(_exact), Strict(), Field(ge=-(10**15), le=10**15, allow_inf_nan=False)
 ]
+
+
+def _with_unclicked(value: object) -> object:
+    # Earlier releases wrote [faded, when]: their plain count is left to the import (None).
+    if isinstance(value, list) and len(value) == 2:
+        return [*value, None]
+    return value
+
+
+# A seen entry: [faded count, when the last was, plain count since the last click].
+SeenEntry = Annotated[
+    tuple[Annotated[Number, Field(ge=0)], Time, Annotated[Int, Field(ge=1, le=10**12)] | None],
+    BeforeValidator(_with_unclicked),
+]
+
 # Fields of the evidence hash that sum log-likelihoods (engine/lift.py): never above 0.
 _LOG_LIKELIHOODS = ("lift:cll", "lift:gll")
 
@@ -166,7 +182,8 @@ class UserEntry(_Entry):
     membership: Str | None = Field(max_length=1000)
     assigned: Str | None = Field(max_length=200)
     clicks: list[Id] = Field(max_length=1000)
-    seen: dict[Id, tuple[Annotated[Number, Field(ge=0)], Time]]
+    # Files of earlier releases hold only the first two numbers of each entry.
+    seen: dict[Id, SeenEntry]
     last_clicks: dict[Id, tuple[Time, Id | None]]
     events: list[tuple[Id, Time]]
     expires_at: Time | None

@@ -22,6 +22,7 @@ from service.store.codecs import (
     assigned_key,
     encode_last_click,
     encode_seen,
+    legacy_unclicked,
     parse_assigned_key,
 )
 
@@ -119,6 +120,12 @@ def _renumbered(assigned: str | None, file_gen: int, gen: int) -> str | None:
     return assigned_key(gen, hist, mode) if cache_gen == file_gen else None
 
 
+def _seen_value(entry: tuple[float, float, int | None]) -> str:
+    """Return a seen entry's stored value; one of an earlier release counts as it did."""
+    faded, at, unclicked = entry
+    return encode_seen(faded, at, legacy_unclicked(faded) if unclicked is None else unclicked)
+
+
 def _stored_user(user: UserEntry, file_gen: int, gen: int) -> StoredUser:
     state = {"hist": str(user.hist)} if user.hist else {}
     assigned = _renumbered(user.assigned, file_gen, gen)
@@ -128,7 +135,7 @@ def _stored_user(user: UserEntry, file_gen: int, gen: int) -> StoredUser:
         user_id=user.user_id,
         state=state,
         clicks=user.clicks,
-        seen={item: encode_seen(n, at) for item, (n, at) in user.seen.items()},
+        seen={item: _seen_value(entry) for item, entry in user.seen.items()},
         events=list(user.events),
         last_clicks={
             item: encode_last_click(at, rec_id) for item, (at, rec_id) in user.last_clicks.items()

@@ -7,6 +7,7 @@ change tokens); tests/service/test_store_codecs.py holds the two sides to one fo
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
@@ -19,6 +20,7 @@ from service.store.records import (
     CountDelta,
     Counts,
     ItemRecord,
+    Seen,
     UserState,
 )
 
@@ -216,16 +218,27 @@ def decode_change(shard: int, entry_id: bytes, fields: Mapping[bytes, bytes]) ->
 # -- users ------------------------------------------------------------------------------
 
 
-def encode_seen(unclicked: float, updated: float) -> str:
-    """Return a seen value: unclicked impressions (decayed to `updated`) | updated."""
-    # record_user.lua writes the same, with string.format('%.6f|%.3f').
-    return f"{unclicked:.6f}|{updated:.3f}"
+def encode_seen(faded: float, updated: float, unclicked: int) -> str:
+    """Return a seen value: faded count (as of `updated`) | updated | unclicked count."""
+    # record_user.lua writes the same, with string.format('%.6f|%.3f|%d').
+    return f"{faded:.6f}|{updated:.3f}|{unclicked:d}"
 
 
-def decode_seen(value: bytes | str) -> tuple[float, float]:
-    """Return (unclicked, updated) of a seen value."""
-    unclicked, _, updated = text(value).partition("|")
-    return float(unclicked), float(updated)
+def decode_seen(value: bytes | str) -> Seen:
+    """Return the Seen of a seen value, also of one written before the unclicked count."""
+    faded, _, rest = text(value).partition("|")
+    updated, _, unclicked = rest.partition("|")
+    count = int(unclicked) if unclicked else legacy_unclicked(float(faded))
+    return Seen(float(faded), float(updated), count)
+
+
+def legacy_unclicked(faded: float) -> int:
+    """Return the unclicked count of a value that kept only the faded one ('faded|updated').
+
+    Those earlier releases bucketed the faded count rounded up; an entry means at least one.
+    record_user.lua reads such values the same way.
+    """
+    return max(1, math.ceil(faded))
 
 
 def encode_last_click(clicked_at: float, rec_id: str | None) -> str:

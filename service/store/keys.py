@@ -327,7 +327,10 @@ def key_table() -> list[KeyEntry]:
         KeyEntry(
             keys.user("USER", "seen"),
             "hash",
-            "item_id → `unclicked|updated_at` (decayed lazily on read and write), at most "
+            "item_id → `faded|updated_at|unclicked`: impressions without a click since the "
+            "last click, fading with `BANDITREC_SEEN_HALF_LIFE_H` (decayed lazily on read and "
+            "write; the fixed decay), when the last was, and their plain count (the learned "
+            "decay's row; values of earlier releases lack it), at most "
             "`BANDITREC_USER_ITEMS_MAX` items (the least penalised go first)",
         ),
         KeyEntry(

@@ -36,6 +36,17 @@ class ClusterModel:
     fitted_at: float | None = None
 
 
+class Seen(NamedTuple):
+    """One item a user saw without clicking it since their last click on it."""
+
+    # Unclicked impressions fading with the seen half-life, as of `updated` (the fixed decay).
+    faded: float
+    # When the latest of them was.
+    updated: float
+    # How many since the last click, not fading (the learned decay's row, as the simulator's).
+    unclicked: int
+
+
 @dataclass(frozen=True, slots=True)
 class UserState:
     """What the service keeps about one user."""
@@ -44,7 +55,7 @@ class UserState:
     membership: str | None = None
     assigned: str | None = None
     clicks: list[str] = field(default_factory=list)
-    seen: dict[str, tuple[float, float]] = field(default_factory=dict)
+    seen: dict[str, Seen] = field(default_factory=dict)
     # item_id -> (clicked_at, rec_id of the list it was clicked in, or None)
     last_clicks: dict[str, tuple[float, str | None]] = field(default_factory=dict)
 

@@ -4,7 +4,8 @@ Driven through the engine (recommend, feedback, snapshot refresh) on a clock the
 users visit at random (some often, some rarely), each visit serves a list, and the user
 clicks an item with its base CTR times the true multiplier of the item's fatigue bucket
 (the world's own count of the user's unclicked impressions of it since their last click on
-it, and the age of the last). The service never sees the curve, only feedback.
+it, and the age of the last, as the service buckets them). The service never sees the curve,
+only feedback.
 """
 
 from __future__ import annotations
@@ -38,17 +39,19 @@ def recovering_curve(tired: tuple[float, ...], recovered: tuple[float, ...]) -> 
 # After 1-4+ ignored impressions x0.45/0.3/0.2/0.15, recovering within hours of the last.
 FAST_RECOVERY = recovering_curve((0.45, 0.3, 0.2, 0.15), (0.0, 0.25, 0.6, 0.9, 1.0, 1.0))
 
-Truth = Callable[[float, float], float]
+# (faded count as of the last unclicked impression, plain count since the last click, age
+# of the last) -> click-chance multiplier.
+Truth = Callable[[float, int, float], float]
 
 
 def by_bucket(curve: np.ndarray) -> Truth:
-    """Return a world whose multiplier is `curve` at the (count, age) bucket."""
-    return lambda count, age: float(curve[BUCKETS.index([count], [age])[0]])
+    """Return a world whose multiplier is `curve` at the (plain count, age) bucket."""
+    return lambda faded, count, age: float(curve[BUCKETS.index([count], [age])[0]])
 
 
 def fixed_decay(gamma: float, half_life_h: float) -> Truth:
     """Return a world that tires and recovers exactly as the fixed seen decay assumes."""
-    return lambda count, age: gamma ** (count * 2.0 ** (-age / (half_life_h * HOUR)))
+    return lambda faded, count, age: gamma ** (faded * 2.0 ** (-age / (half_life_h * HOUR)))
 
 
 class Clock:
@@ -65,8 +68,9 @@ class Clock:
 class FatigueWorld:
     """Users, their fatigue per item, and what the run earned.
 
-    A user's count of an item fades as the service's does (half-life `half_life_h`,
-    BANDITREC_SEEN_HALF_LIFE_H), so both put an impression in the same bucket.
+    A user's faded count of an item fades as the service's does (half-life `half_life_h`,
+    BANDITREC_SEEN_HALF_LIFE_H); the plain count does not, so both put an impression in
+    the same bucket whatever the half-life.
     """
 
     truth: Truth
@@ -77,19 +81,21 @@ class FatigueWorld:
     visit_chance: tuple[float, float] = (0.25, 0.03)
     round_h: float = 0.5
     k: int = 2
-    # (user, item) -> (unclicked impressions since the last click, faded to `at`; at)
-    seen: dict[tuple[int, int], tuple[float, float]] = field(default_factory=dict)
+    # (user, item) -> (unclicked impressions since the last click, faded to `at`; at;
+    # the same not fading)
+    seen: dict[tuple[int, int], tuple[float, float, int]] = field(default_factory=dict)
     # Per impression: the true click chance of what was served.
     chances: list[float] = field(default_factory=list)
 
-    def _count(self, user: int, item: int, now: float) -> float:
-        count, at = self.seen.get((user, item), (0.0, now))
-        return count * 2.0 ** (-(now - at) / (self.half_life_h * HOUR))
+    def _ignored(self, user: int, item: int, now: float) -> tuple[float, float, int]:
+        """Return the (faded, at, plain) counts after one more unclicked impression now."""
+        faded, at, count = self.seen.get((user, item), (0.0, now, 0))
+        return faded * 2.0 ** (-(now - at) / (self.half_life_h * HOUR)) + 1.0, now, count + 1
 
     def chance(self, user: int, item: int, now: float) -> float:
         """Return the user's click chance on the item now."""
-        count, at = self.seen.get((user, item), (0.0, now))
-        return CTRS[item] * (self.truth(count, now - at) if count > 0 else 1.0)
+        faded, at, count = self.seen.get((user, item), (0.0, now, 0))
+        return CTRS[item] * (self.truth(faded, count, now - at) if count > 0 else 1.0)
 
     async def run(self, engine: Any, clock: Clock, rounds: int) -> None:
         """Serve and answer `rounds` rounds of visits through the engine."""
@@ -108,7 +114,7 @@ class FatigueWorld:
                     if clicked:
                         self.seen.pop((user, item), None)
                     else:
-                        self.seen[user, item] = (self._count(user, item, clock.t) + 1, clock.t)
+                        self.seen[user, item] = self._ignored(user, item, clock.t)
                     kinds = ["impression", "click"] if clicked else ["impression"]
                     events += [
                         FeedbackEvent(

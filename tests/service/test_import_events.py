@@ -215,7 +215,7 @@ async def test_csv_and_ndjson_with_unix_or_iso_times_count_alike(
     assert code == 0, err
     assert "3 events: 3 counted, 0 duplicates; 1 rec_ids naming no logged list" in out
     stored = await _user(raw, "br", "u1")
-    assert stored["seen"] == {b"a": b"1.000000|1714564800.000"}
+    assert stored["seen"] == {b"a": b"1.000000|1714564800.000|1"}
     assert stored["last_clicks"] == {b"b": b"1714564860.000|ext-1"}
 
 

@@ -16,6 +16,7 @@ from service.store.codecs import LIFT_FIELDS, ServedList
 from service.store.keys import Keys
 from tests.service.fatigue_world import (
     FAST_RECOVERY,
+    HOUR,
     ITEMS,
     Clock,
     FatigueWorld,
@@ -81,6 +82,53 @@ async def test_a_served_list_logs_each_items_bucket_and_arm_mean(svc, raw):
         arm = arms[item]
         assert means[item] == pytest.approx(arm["alpha"] / (arm["alpha"] + arm["beta"]), rel=1e-5)
     assert await _fatigue(raw) == {}
+
+
+@pytest.mark.parametrize("half_life_h", [1.0, 24.0, 24.0 * 365])
+async def test_items_are_bucketed_by_the_plain_count_since_the_last_click(start, raw, half_life_h):
+    """As the simulator buckets (bandits.fatigue): unclicked impressions since the last
+    click, not fading, and the age of the last; whatever the seen half-life, which only
+    fades the fixed decay's count (and shapes the prior). Bucketed by the faded count
+    rounded up, "again" was n = 1 and "recent" n = 2 at short half-lives."""
+    svc = await start(seen_half_life_h=half_life_h)
+    clock = Clock()
+    svc.recommender.clock = clock
+    items = ["old", "again", "recent", "clicked", "fresh"]
+    await add_items(svc.client, items)
+    ignored = ["old", "again", "clicked", "clicked"]
+    await send(svc.client, [event("impression", "u1", item) for item in ignored])
+    clock.t += 3 * 7 * 24 * HOUR
+    # Three weeks later: "again" once more, "recent" three times two hours apart, then a
+    # click on "clicked" and one more impression of it.
+    await send(svc.client, [event("impression", "u1", i) for i in ("again", "recent")])
+    for _ in range(2):
+        clock.t += 2 * HOUR
+        await send(svc.client, [event("impression", "u1", "recent")])
+    await send(svc.client, [event("impression", "u1", "clicked"), event("click", "u1", "clicked")])
+    clock.t += 60.0
+    await send(svc.client, [event("impression", "u1", "clicked")])
+    clock.t += HOUR / 3 - 60.0
+    await svc.refresh()
+    _, served = await _served(svc, raw, "u1", items)
+    assert served.fatigue is not None
+    buckets = dict(zip(served.items, served.fatigue, strict=True))
+    assert buckets == {
+        "old": int(BUCKETS.index([1], [1e9])[0]),  # n = 1, the oldest band (> 256 h)
+        "again": int(BUCKETS.index([2], [4 * HOUR + HOUR / 3])[0]),  # n = 2, 4-16 h
+        "recent": int(BUCKETS.index([3], [HOUR / 3])[0]),  # n = 3, < 1 h
+        "clicked": int(BUCKETS.index([1], [HOUR / 3])[0]),  # reset by the click: n = 1
+        "fresh": 0,
+    }
+    assert buckets["old"] == BUCKETS.n_ages  # the last band of the n = 1 row
+    # The fixed decay still reads the fading count, brought to now.
+    seen = {s["item_id"]: s for s in (await svc.client.get("/v1/users/u1")).json()["seen"]}
+    ages_h = np.array([4.0, 2.0, 0.0]) + 1 / 3
+    faded = np.exp2(-ages_h / half_life_h).sum()
+    assert seen["recent"]["unclicked"] == pytest.approx(faded, rel=1e-4)
+    assert seen["old"]["unclicked"] == pytest.approx(2.0 ** (-(21 * 24 + 13 / 3) / half_life_h))
+    assert {i: s["ignored"] for i, s in seen.items()} == {
+        "old": 1, "again": 2, "recent": 3, "clicked": 1,
+    }  # fmt: skip
 
 
 async def test_evidence_is_counted_once_under_replays(svc, raw):
@@ -216,8 +264,10 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none of the
     recovery. Served with the default mode (a Thompson draw of the curve per list). Buckets
     with >= 1000 impressions: 6-7 per seed (the < 1 h band gets no visits, bands past 64 h
-    too few). Observed on seeds 0-2: mean error 0.019, 0.032, 0.032, max 0.057, 0.060, 0.100,
-    where the prior is off by 0.33-0.39 on average (max 0.67). Runs are not bit-for-bit
+    too few). Observed on seeds 0-2 (2026-12-02, bucketed by the plain count since the last
+    click): mean error 0.046, 0.027, 0.017, max 0.107, 0.067, 0.041 (bucketed by the faded
+    count before: 0.019, 0.032, 0.032, max 0.057, 0.060, 0.100), where the prior is off by
+    0.33 on average (max 0.67). Runs are not bit-for-bit
     repeatable (the snapshot task's timing), hence margins. Asserted per seed: at least 5
     such buckets, mean error <= 0.07, max <= 0.16, and the prior off by >= 0.2 on average
     (so that a curve that learned nothing fails).
@@ -259,7 +309,8 @@ async def test_learned_beats_fixed_where_users_recover_fast(start):
     Metric: the true click chance of what was served over the last half of the run. The
     world: the curve of the test above (users recover within a day), where the fixed decay
     assumes x0.7 per ignored impression and a 24 h half-life. Observed learned / fixed on
-    seeds 0-2: 1.108, 1.071, 1.106 (mean 1.095). Asserted: mean >= 1.04.
+    seeds 0-2: 1.091, 1.101, 1.084 (mean 1.092; bucketed by the faded count before, in a
+    world that did too: 1.108, 1.071, 1.106). Asserted: mean >= 1.04.
     """
     ratios = await _learned_over_fixed(start, by_bucket(FAST_RECOVERY))
     assert np.mean(ratios) >= 1.04, ratios
@@ -270,10 +321,13 @@ async def test_learned_ties_fixed_where_users_tire_as_it_assumes(start):
     """As above, in exactly the fixed decay's world: x0.7 per ignored impression, counts
     halving per 24 h.
 
-    Observed learned / fixed on seeds 0-2: 0.981, 0.966, 0.949 (mean 0.965; the fixed
-    decay uses each count's exact faded value, the learned one only its bucket; serving
-    without any decay scores 0.78-0.80 of fixed here, so this is most of the way).
-    Asserted: mean >= 0.95, a tie within 5%.
+    Observed learned / fixed on seeds 0-2, three runs (2026-12-02): 0.953, 0.966, 0.925;
+    0.937, 0.951, 0.943; 0.950, 0.951, 0.942 (means 0.948, 0.944, 0.947). The fixed decay
+    uses each count's exact faded value; the learned one buckets by the plain count since
+    the last click, as the simulator does, which this world (it tires by the faded count)
+    does not follow: bucketed by the faded count rounded up it scored 0.981, 0.966, 0.949
+    (mean 0.965). Serving without any decay scores 0.78-0.80 of fixed here, so this is most
+    of the way. Asserted: mean >= 0.93, a tie within 7%.
     """
     ratios = await _learned_over_fixed(start, fixed_decay(0.7, 24.0))
-    assert np.mean(ratios) >= 0.95, ratios
+    assert np.mean(ratios) >= 0.93, ratios

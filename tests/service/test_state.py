@@ -24,6 +24,7 @@ from service.embedded import EmbeddedRedis
 from service.state import InvalidState, parse_document
 from service.store import Store, StoreUnavailable
 from service.store import state as store_state
+from service.store.codecs import encode_seen
 from service.store.keys import Keys
 from tests.service.clusters import two_taste_world
 from tests.service.helpers import add_items, arm, event, raw_client, send, stored_counts
@@ -292,6 +293,31 @@ async def test_a_version_1_file_is_read_and_its_markers_have_no_owner(svc, raw, 
 
 
 @anyio
+async def test_seen_entries_of_earlier_releases_count_their_faded_count_rounded_up(
+    svc, raw, make_settings
+):
+    """Earlier files hold [faded, when]: the plain unclicked count is then the faded one
+    rounded up (at least 1), as the learned decay bucketed it; new files hold all three."""
+    document = _document()
+    now = round(document["exported_at"], 3)
+    seen = {"a": [1.25, now], "b": [0.0001, now], "gone": [2.0, now, 5]}
+    document["users"] = [_user(seen=seen)]
+    assert await _import(make_settings, "br", json.dumps(document)) == 0
+    stored = await raw.hgetall("br:u:{u1}:seen")
+    assert stored == {
+        b"a": encode_seen(1.25, now, 2).encode(),
+        b"b": encode_seen(0.0001, now, 1).encode(),
+        b"gone": encode_seen(2.0, now, 5).encode(),
+    }
+    (user,) = json.loads(await _export(make_settings, "br", users=True))["users"]
+    assert user["seen"] == {
+        "a": [1.25, pytest.approx(now), 2],
+        "b": [0.0001, pytest.approx(now), 1],
+        "gone": [2.0, pytest.approx(now), 5],
+    }
+
+
+@anyio
 async def test_markers_of_events_counted_after_the_read_are_left_out(svc):
     await add_items(svc.client, ["a"])
     before = event("impression", "u1", "a")
@@ -388,6 +414,13 @@ def _document() -> dict[str, Any]:
     }
 
 
+def _user(**fields: Any) -> dict[str, Any]:
+    """A user entry with nothing but `fields`."""
+    empty = {"user_id": "u1", "hist": 0, "membership": None, "assigned": None, "clicks": [],
+             "seen": {}, "last_clicks": {}, "events": [], "expires_at": None}  # fmt: skip
+    return {**empty, **fields}
+
+
 def _mutated(path: str, value: Any) -> dict[str, Any]:
     document = _document()
     *parents, last = path.split("/")
@@ -410,6 +443,8 @@ INVALID = [
     (_mutated("dedupe/0", ["ev-1"]), "dedupe[0][1]"),
     (_mutated("dedupe/1/0", "ev-1"), "dedupe[1][0]"),
     (_mutated("format_version", 3), "format_version"),
+    (_mutated("users", [_user(seen={"a": [1.0, 1.0, 0]})]), "users[0].seen.a[2]"),
+    (_mutated("users", [_user(seen={"a": [1.0]})]), "users[0].seen.a[1]"),
     (_mutated("arms/0/clickz", 1), "arms[0].clickz"),
 ]
 

@@ -67,12 +67,12 @@ async def test_seen_and_last_clicks_written_by_lua_parse_with_the_codecs(store, 
     ]
     await _feedback(store, events, NOW)
     keys = store.keys
-    assert decode_seen(await raw.hget(keys.user("u", "seen"), "a")) == (1.0, NOW)
+    assert decode_seen(await raw.hget(keys.user("u", "seen"), "a")) == (1.0, NOW, 1)
     last_clicks = keys.user("u", "lastclick")
     assert decode_last_click(await raw.hget(last_clicks, "b")) == (NOW, "r1")
     assert decode_last_click(await raw.hget(last_clicks, "c")) == (NOW, None)
     # Lua and Python write the very same text.
-    assert await raw.hget(keys.user("u", "seen"), "a") == encode_seen(1.0, NOW).encode()
+    assert await raw.hget(keys.user("u", "seen"), "a") == encode_seen(1.0, NOW, 1).encode()
     assert await raw.hget(last_clicks, "b") == encode_last_click(NOW, "r1").encode()
     assert await raw.hget(last_clicks, "c") == encode_last_click(NOW, None).encode()
 
@@ -82,7 +82,7 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
         user_id="u",
         state={},
         clicks=[],
-        seen={"a": encode_seen(3.0, NOW)},
+        seen={"a": encode_seen(3.0, NOW, 3)},
         events=[],
         last_clicks={"b": encode_last_click(NOW, "r1")},
         expires_ms=None,
@@ -91,8 +91,8 @@ async def test_seen_written_by_python_is_decayed_by_lua(store):
     await restore.write_state(store, plan, 0, replace=False)
     await _feedback(store, [UserEvent("e1", "impression", "a")], NOW + HALF_LIFE_S)
     users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
-    # Three unclicked impressions a half-life old weigh 1.5, plus this one.
-    assert users["u"].seen == {"a": (2.5, NOW + HALF_LIFE_S)}
+    # Three unclicked impressions a half-life old weigh 1.5, plus this one; four in all.
+    assert users["u"].seen == {"a": (2.5, NOW + HALF_LIFE_S, 4)}
     assert users["u"].last_clicks == {"b": (NOW, "r1")}
 
 
@@ -107,11 +107,43 @@ async def test_each_user_event_takes_effect_at_its_own_time(store, raw):
     ]
     await _feedback(store, events, NOW)
     users, _, _ = await store.read_users(["u"], 10, last_clicks_of={"u"})
-    assert users["u"].seen == {"a": (1.5, past + HALF_LIFE_S)}
+    assert users["u"].seen == {"a": (1.5, past + HALF_LIFE_S, 2)}
     assert users["u"].clicks == ["c", "b"]  # newest first, by time, not by batch order
     assert users["u"].last_clicks["b"] == (past + 2 * HALF_LIFE_S, "r1")
     # The dedupe set keeps the batch's time: the events are remembered from now.
     assert await raw.zscore(store.keys.user("u", "events"), "e1") == NOW
+
+
+async def test_the_unclicked_count_does_not_fade_and_a_click_resets_both(store, raw):
+    # An ignore 30 half-lives ago has faded to nothing; it still counts as one for the
+    # learned decay (which reads its age), as the simulator counts it.
+    old = NOW - 30 * HALF_LIFE_S
+    await _feedback(store, [UserEvent("e1", "impression", "a", at=old)], old)
+    await _feedback(store, [UserEvent("e2", "impression", "a")], NOW)
+    users, _, _ = await store.read_users(["u"], 10)
+    faded, updated, unclicked = users["u"].seen["a"]
+    assert (faded, updated, unclicked) == (pytest.approx(1.0, abs=1e-6), NOW, 2)
+    await _feedback(store, [UserEvent("e3", "click", "a")], NOW)
+    await _feedback(store, [UserEvent("e4", "impression", "a")], NOW + 60)
+    users, _, _ = await store.read_users(["u"], 10)
+    assert users["u"].seen == {"a": (1.0, NOW + 60, 1)}
+
+
+@pytest.mark.parametrize(("faded", "unclicked"), [(2.0, 2), (1.25, 2), (0.000001, 1), (0.0, 1)])
+async def test_a_seen_value_of_an_earlier_release_counts_its_faded_count_rounded_up(
+    store, raw, faded, unclicked
+):
+    """Values written before the plain count ('faded|updated') read as the buckets read
+    them then: rounded up, at least one (an entry is an unclicked impression)."""
+    legacy = f"{faded:.6f}|{NOW:.3f}"
+    assert decode_seen(legacy) == (faded, NOW, unclicked)
+    await raw.hset(store.keys.user("u", "seen"), "a", legacy)
+    await _feedback(store, [UserEvent("e1", "impression", "a")], NOW)
+    users, _, _ = await store.read_users(["u"], 10)
+    # Lua reads it the same way, and writes the new form.
+    assert users["u"].seen == {"a": (pytest.approx(faded + 1.0), NOW, unclicked + 1)}
+    stored = await raw.hget(store.keys.user("u", "seen"), "a")
+    assert stored == encode_seen(faded + 1.0, NOW, unclicked + 1).encode()
 
 
 @pytest.mark.parametrize("half_life_s", [0.0, HALF_LIFE_S])

@@ -9,8 +9,10 @@
 -- feedback, the event's own time for an imported past, so seen counts decay from then.
 -- The dedupe set keeps now: an event_id is remembered retention_s from when it was
 -- recorded.
--- Seen values are 'unclicked|updated_at' and last clicks 'clicked_at|rec_id', as
--- codecs.encode_seen and codecs.encode_last_click write them.
+-- Seen values are 'faded|updated_at|unclicked' (unclicked impressions since the last
+-- click, fading with half_life for the fixed decay, and not fading for the learned one) and
+-- last clicks 'clicked_at|rec_id', as codecs.encode_seen and codecs.encode_last_click write
+-- them.
 local now = tonumber(ARGV[1])
 local half_life = tonumber(ARGV[2])
 local history_n = tonumber(ARGV[3])
@@ -22,10 +24,22 @@ local function parts(value)
   local sep = string.find(value, '|', 1, true)
   return tonumber(string.sub(value, 1, sep - 1)), tonumber(string.sub(value, sep + 1))
 end
--- a seen value's unclicked impressions decayed to time t: how much the item is penalised
-local function unclicked(value, t)
-  local n, updated = parts(value)
+-- a seen value's faded count, time and plain count; values of earlier releases
+-- ('faded|updated_at') count their faded one rounded up, at least 1 (codecs.legacy_unclicked)
+local function seen_parts(value)
+  local a = string.find(value, '|', 1, true)
+  local b = string.find(value, '|', a + 1, true)
+  local n = tonumber(string.sub(value, 1, a - 1))
+  if not b then return n, tonumber(string.sub(value, a + 1)), math.max(1, math.ceil(n)) end
+  return n, tonumber(string.sub(value, a + 1, b - 1)), tonumber(string.sub(value, b + 1))
+end
+-- a faded count as of updated, decayed to time t: how much the item is penalised
+local function faded(n, updated, t)
   return n * math.pow(0.5, math.max(t - updated, 0) / half_life)
+end
+local function unclicked(value, t)
+  local n, updated = seen_parts(value)
+  return faded(n, updated, t)
 end
 -- One user's events ARGV[first..last]; KEYS is this user's five keys.
 local function record(KEYS, first, last)
@@ -38,10 +52,13 @@ local function record(KEYS, first, last)
       if kind == 'conversion' then
         -- a purchase changes neither what the user has seen nor their taste history
       elseif kind == 'impression' then
-        local n = 0
+        local n, count = 0, 0
         local old = redis.call('HGET', KEYS[2], item)
-        if old then n = unclicked(old, at) end
-        redis.call('HSET', KEYS[2], item, string.format('%.6f|%.3f', n + 1, at))
+        if old then
+          local f, updated, c = seen_parts(old)
+          n, count = faded(f, updated, at), c
+        end
+        redis.call('HSET', KEYS[2], item, string.format('%.6f|%.3f|%d', n + 1, at, count + 1))
       else
         redis.call('HDEL', KEYS[2], item)
         redis.call('LPUSH', KEYS[3], item)
