@@ -3,10 +3,10 @@ over a thin one, so a few clicks in a cluster sway a ranking only where traffic 
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
-from tests.service.helpers import add_items, event, send
+from tests.service.clusters import two_taste_items
+from tests.service.helpers import event, send
 
 pytestmark = pytest.mark.anyio
 
@@ -19,13 +19,7 @@ async def _fitted_after(start, reads: int):
     """
     running = await start(snapshot_ms=600_000, stale_after_s=700, affinity_refit_s=0,
                           personal_tilt=0.0)  # fmt: skip
-    rng = np.random.default_rng(3)
-    ids, embeddings = [], []
-    for side, direction in (("x", [1.0, 0.0, 0.0, 0.0]), ("y", [0.0, 1.0, 0.0, 0.0])):
-        for n in range(10):
-            ids.append(f"{side}{n}")
-            embeddings.append(list(np.array(direction) + rng.normal(0, 0.1, 4)))
-    await add_items(running.client, ids, embeddings)
+    await two_taste_items(running.client)
     clicks = [event("click", f"{side}fan{user}", f"{side}{(user + n) % 5}")
               for side in "xy" for user in range(20) for n in range(reads)]  # fmt: skip
     assert (await send(running.client, clicks)).status_code == 200
