@@ -16,6 +16,7 @@ from bandits.posterior import beta_interval, beta_mean, beta_params
 from bandits.prior import (
     Prior,
     catalog_prior,
+    clusters_for_history,
     conversion_rate,
     effective_impressions,
     empirical_params,
@@ -38,6 +39,7 @@ __all__ = [
     "beta_mean",
     "beta_params",
     "catalog_prior",
+    "clusters_for_history",
     "conditional_inclusion",
     "conversion_rate",
     "decay_posterior",

@@ -276,6 +276,32 @@ def unfitted_strength(
     return weak_ if per_arm >= real_scalar("min_history", min_history) else strong_
 
 
+def clusters_for_history(
+    global_impressions: npt.ArrayLike,
+    global_clicks: npt.ArrayLike,
+    choices: tuple[int, ...] = (8, 16, 32),
+    min_history: float = 3.0,
+) -> int:
+    """Return the most clusters of ``choices`` whose cluster arms the catalog's history so
+    far covers with at least ``min_history`` impressions each, else the fewest.
+
+    The same bar as :func:`unfitted_strength`: more clusters fit tastes more finely but split
+    the traffic that teaches each cluster's arms.
+
+    >>> clusters_for_history([100, 100], [5, 5])
+    32
+    >>> clusters_for_history([30, 30], [1, 1])
+    8
+    """
+    shown = effective_impressions(global_impressions, global_clicks)
+    if not choices or any(isinstance(c, bool) or not isinstance(c, int) or c < 1 for c in choices):
+        raise ValueError(f"choices must be integers >= 1, got {choices!r}")
+    per_item = float(shown.sum()) / max(1, shown.size)
+    bar = real_scalar("min_history", min_history)
+    covered = [c for c in choices if per_item / c >= bar]
+    return max(covered) if covered else min(choices)
+
+
 def conversion_rate(
     clicks: npt.ArrayLike, conversions: npt.ArrayLike, strength: float
 ) -> FloatArray:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import personal_tilt
+from bandits import clusters_for_history, personal_tilt
 from clustering import normalize_rows
 from evaluation.config import SimConfig
 from evaluation.engine import Trace, Traffic, affinity_for, below_median_mask, policy_rng
@@ -83,6 +83,10 @@ def run_batched(
     start = 0
     for end in batch_ends(traffic.users, batch, refits | {drift}):
         if start in refits:
+            if spec.auto_k:
+                n_clusters = clusters_for_history(
+                    policy.arms.impressions[-1], policy.arms.clicks[-1]
+                )
             info = tastes.refit(n_clusters, cluster_rng, start)
             if info is not None:
                 trace.refits.append(info)

@@ -12,7 +12,7 @@ from typing import IO, Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import FatigueLearner, inclusion_probabilities
+from bandits import FatigueLearner, clusters_for_history, inclusion_probabilities
 from clustering import cluster_affinity, normalize_rows
 from evaluation.arms import Arms
 from evaluation.config import SimConfig
@@ -194,6 +194,10 @@ def run_policy(
     unseen, never = np.zeros(world.n_items), np.full(world.n_items, np.inf)
     for t in range(n):
         if t in refits:
+            if spec.auto_k:
+                n_clusters = clusters_for_history(
+                    policy.arms.impressions[-1], policy.arms.clicks[-1]
+                )
             info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)

@@ -99,6 +99,8 @@ class PolicySpec:
     top_m: int = 3
     # Clusters of k-means (None: the run's n_clusters).
     n_clusters: int | None = None
+    # k chosen at each refit from the history so far (bandits.clusters_for_history).
+    auto_k: bool = False
     # Share of the affinity prior's slope applied to the user's own taste: scores x
     # exp(personal * slope * (cos(user, item) - cos(cluster centre, item))).
     personal: float = 0.0
@@ -184,8 +186,8 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
 
     Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
     learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
-    soft), temperature, top_m, k (clusters), personal, strength_start (cap, prior, history), stream
-    (another random stream).
+    soft), temperature, top_m, k (clusters, or auto: bandits.clusters_for_history),
+    personal, strength_start (cap, prior, history), stream (another random stream).
 
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -194,7 +196,7 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
                decay_strength=100.0, epsilon=0.1, prior_a=1.0, prior_b=20.0,
                prior_strength=None, prior_kind='catalog', adaptive_strength=False,
                strength_start='history', membership='soft', temperature=0.1, top_m=3,
-               n_clusters=4, personal=0.0, stream=0)
+               n_clusters=4, auto_k=False, personal=0.0, stream=0)
     """
     base, *overrides = text.strip().split(":")
     if base not in BASE_POLICIES:
@@ -247,6 +249,8 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
     if key == "top_m":
         return replace(spec, top_m=int(value))
     if key == "k":
+        if value == "auto":
+            return replace(spec, auto_k=True)
         return replace(spec, n_clusters=int(value))
     if key == "stream":
         return replace(spec, stream=int(value))

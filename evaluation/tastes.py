@@ -110,7 +110,12 @@ class Tastes:
         self.stale[:] = False
         self._memberships.clear()
         self.gen += 1
-        info: dict[str, Any] = {"step": step, "gen": self.gen, "n_users": int(users.size)}
+        info: dict[str, Any] = {
+            "step": step,
+            "gen": self.gen,
+            "k": n_clusters,
+            "n_users": int(users.size),
+        }
         if self.groups is not None:
             info["ari"] = round(adjusted_rand_index(self.groups[users], labels), 4)
         return info

@@ -47,6 +47,24 @@ def test_the_batched_world_is_the_sequential_world() -> None:
     np.testing.assert_allclose(batched.best, sequential.best, rtol=1e-12)
 
 
+@pytest.mark.parametrize("engine", ["sequential", "batched"])
+def test_k_auto_picks_each_fits_k_from_the_history_so_far(engine: str) -> None:
+    # 25 items, lists of 3, refits at lists 100 and 400: 12 then 48 impressions per item
+    # (about: clicks count too). 12 covers no choice at 3 per cluster arm (the fewest, 8);
+    # 48 covers 16 clusters (3 each) but not 32.
+    world = WorldConfig(n_users=60, n_groups=3, n_items=25)
+    config = SimConfig(world=world, impressions=3000, k=3, seed=4, first_refit=100)
+    built = build_world(world, np.random.default_rng([config.seed, 0]))
+    traffic = make_traffic(built, config)
+    spec = parse_policy("cluster-ts-learned:k=auto")
+    assert spec.auto_k and not parse_policy("cluster-ts-learned").auto_k
+    if engine == "batched":
+        trace = run_batched(built, config, spec, traffic, batch=1)
+    else:
+        trace = run_policy(built, config, spec, traffic)
+    assert [(info["step"], info["k"]) for info in trace.refits] == [(100, 8), (400, 16)]
+
+
 def test_batched_engine_refuses_policies_it_cannot_batch() -> None:
     world = WorldConfig(n_users=20, n_groups=2, n_items=10)
     config = SimConfig(world=world, impressions=100, k=2)
