@@ -147,6 +147,12 @@ def _affinity_offsets(
     return offsets, mix
 
 
+def _expit(x: FloatArray) -> FloatArray:
+    # The logistic function without exp's overflow at large negative logits.
+    result: FloatArray = 0.5 * (1.0 + np.tanh(0.5 * x))
+    return result
+
+
 def _calibrated_logits(
     global_mean: FloatArray, offsets: FloatArray, mix: FloatArray, slope: float
 ) -> FloatArray:
@@ -155,7 +161,7 @@ def _calibrated_logits(
     u = np.log(global_mean) - np.log1p(-global_mean)
     tilt = slope * offsets
     for _ in range(_CALIBRATION_STEPS):
-        p = 1.0 / (1.0 + np.exp(-(u + tilt)))
+        p = _expit(u + tilt)
         gap = (mix * p).sum(axis=0) - global_mean
         u = u - gap / np.maximum((mix * p * (1.0 - p)).sum(axis=0), _EDGE)
     logits: FloatArray = u + tilt
@@ -172,7 +178,7 @@ def _fit_slope(
     slope = start
     for _ in range(_NEWTON_STEPS):
         # Alternating: the items' intercepts for this slope, then one Newton step on it.
-        p = 1.0 / (1.0 + np.exp(-_calibrated_logits(g, offsets, mix, slope)))
+        p = _expit(_calibrated_logits(g, offsets, mix, slope))
         gradient = float((offsets * (clicked - shown * p)).sum()) - _SLOPE_PRECISION * (
             slope - start
         )
@@ -193,7 +199,7 @@ def _affinity_params(
     a0, b0 = catalog or catalog_prior(impressions[-1], clicks[-1], strength)
     g = _global_means(impressions, clicks, strength, (a0, b0))
     offsets, mix = _affinity_offsets(impressions, affinity)
-    mean = 1.0 / (1.0 + np.exp(-_calibrated_logits(g, offsets, mix, slope)))
+    mean = _expit(_calibrated_logits(g, offsets, mix, slope))
     mean = np.clip(mean, _EDGE, 1.0 - _EDGE)
     misses = np.maximum(impressions - clicks, 0.0)
     alpha = np.empty_like(impressions)

@@ -69,7 +69,10 @@ class Arms:
         impressions = np.zeros((n_clusters + 1, n_items))
         clicks = np.zeros((n_clusters + 1, n_items))
         impressions[-1], clicks[-1] = self.impressions[-1], self.clicks[-1]
-        if self.adaptive_strength and self.start_from_history and not self.fitted:
+        if self.adaptive_strength and self.start_from_history:
+            # A strength fitted on the last clustering's arms is dropped, as in the service:
+            # carried into a finer clustering it outweighed the new arms' evidence.
+            self.fitted = False
             start = unfitted_strength(
                 impressions[-1],
                 clicks[-1],

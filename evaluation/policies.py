@@ -55,6 +55,7 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
         "adaptive_strength": True,
         "personal": 0.5,
         "n_clusters": 16,
+        "auto_k": True,
     },
     "mabwiser-ts": {"kind": "mabwiser"},
     "oracle": {"kind": "oracle"},
@@ -251,7 +252,7 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
     if key == "k":
         if value == "auto":
             return replace(spec, auto_k=True)
-        return replace(spec, n_clusters=int(value))
+        return replace(spec, n_clusters=int(value), auto_k=False)
     if key == "stream":
         return replace(spec, stream=int(value))
     raise ValueError(f"unknown policy option {key!r} in {text!r}")

@@ -421,7 +421,13 @@ class FitRequest(Strict):
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"k": 8, "seed": 7}, {}]})
 
-    k: int = Field(16, ge=1, le=256, description="Number of clusters.")
+    k: int | None = Field(
+        None,
+        ge=1,
+        le=256,
+        description="Number of clusters; omit to let the catalog's history choose 8, 16 or 32: "
+        "the most whose cluster arms it covers with 3 impressions each (docs/semantics.md).",
+    )
     seed: int | None = Field(
         None, ge=0, le=2**63 - 1, description="Seed of the k-means starts; omit for a fresh one."
     )

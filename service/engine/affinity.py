@@ -53,7 +53,7 @@ class AffinityPrior:
 
     Quacks like bandits.Prior where the snapshot derives posteriors (``strength``,
     ``catalog``, ``params``), so refresh swaps it in without the snapshot knowing. The slope
-    and strength outlive a clustering generation: a new one has no counts to fit them yet.
+    outlives a clustering generation; the strength restarts at each (bandits.unfitted_strength).
     """
 
     def __init__(self, prior: Prior, refit_s: float) -> None:
@@ -122,9 +122,12 @@ class AffinityPrior:
             return replace(self.base, cluster_strength=self.served_strength()).params(
                 impressions, clicks, catalog
             )
-        if self.cluster_strength is None and self._start_gen != self._gen:
+        if self._start_gen != self._gen:
             # Once per clustering, from the catalog's impressions before it (the global row).
+            # A strength fitted on the last clustering's arms is dropped: carried into a
+            # finer one it was worth far more than the new arms' evidence (docs/evaluation.md).
             self._start_gen = self._gen
+            self.cluster_strength = None
             self.start = unfitted_strength(
                 impressions[-1],
                 clicks[-1],

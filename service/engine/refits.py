@@ -7,17 +7,21 @@ import time
 
 import numpy as np
 
+from bandits import clusters_for_history
 from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
+from service.engine.affinity import MIN_HISTORY_PER_ARM
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.membership import embedded_rows
 from service.engine.refresh import Snapshots
-from service.engine.snapshot import Catalog
+from service.engine.snapshot import Catalog, Snapshot
 from service.logs import log_event
 from service.schemas import FitRequest, FitResult
 
 # k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
 _FIT_STARTS = 4
+# The k a fit chooses from when the request names none (docs/evaluation.md, "k=auto").
+K_CHOICES = (8, 16, 32)
 
 
 class Refits:
@@ -36,18 +40,19 @@ class Refits:
             snap = await self.snapshots.refresh()
             histories = await store.user_histories(settings.fit_max_users, settings.history_n)
             vectors = await asyncio.to_thread(_user_vectors, snap.catalog, histories)
-            if len(vectors) < request.k:
+            k = request.k if request.k is not None else _k_for(snap)
+            if len(vectors) < k:
                 raise InvalidRequest(
                     "not_enough_users",
-                    f"k={request.k} needs at least {request.k} users who clicked items with "
+                    f"k={k} needs at least {k} users who clicked items with "
                     f"embeddings; found {len(vectors)}",
                     "k",
                 )
             rng = np.random.default_rng(request.seed)
-            kmeans = KMeans(n_clusters=request.k, n_init=_FIT_STARTS)
+            kmeans = KMeans(n_clusters=k, n_init=_FIT_STARTS)
             model = await asyncio.to_thread(kmeans.fit, vectors, rng)
             labels = assign_hard(vectors, normalize_rows(model.centers_))
-            sizes = [int(s) for s in cluster_sizes(labels, request.k)]
+            sizes = [int(s) for s in cluster_sizes(labels, k)]
             stored = await store.save_clusters(model.centers_, model.inertia_, sizes)
             log_event(
                 "clusters_fitted",
@@ -67,6 +72,15 @@ class Refits:
                 sizes=sizes,
                 inertia=float(model.inertia_),
             )
+
+
+def _k_for(snap: Snapshot) -> int:
+    """Return the clusters the catalog's history covers (bandits.clusters_for_history): as
+    the simulator measured, more clusters only pay once their arms can be taught."""
+    if snap.posteriors is None:
+        return min(K_CHOICES)
+    counts = snap.posteriors.global_counts
+    return clusters_for_history(counts[0], counts[1], K_CHOICES, MIN_HISTORY_PER_ARM)
 
 
 def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarray:

@@ -66,3 +66,41 @@ async def test_three_clicks_in_a_cluster_sway_its_ranking_only_after_a_thick_his
     thick = await _x0_wins(await _fitted_after(start, 5), 300)
     assert thin <= 190, thin
     assert thick >= 205, thick
+
+
+async def test_a_new_clustering_drops_the_strength_fitted_on_the_last(start):
+    """As the simulator measured (docs/evaluation.md, "k=auto"): a strength fitted on one
+    clustering's arms, carried into the next, outweighed the new arms' evidence."""
+    running = await _fitted_after(start, 5)
+    impressions = [event("impression", f"{side}fan{user}", f"{side}{n}")
+                   for side in "xy" for user in range(20) for n in range(10)]  # fmt: skip
+    assert (await send(running.client, impressions)).status_code == 200
+    await running.refresh()
+    fitted = (await running.client.get("/v1/stats")).json()["affinity_prior"]
+    assert fitted["strength_fitted"] is True, fitted
+    refit = await running.client.post("/v1/admin/clusters/fit", json={"k": 2, "seed": 2})
+    assert refit.status_code == 200, refit.text
+    await running.refresh()
+    again = (await running.client.get("/v1/stats")).json()["affinity_prior"]
+    assert again["strength_fitted"] is False, again
+    # 200 clicks and 400 impressions before it over 2 x 20 cluster arms: the weak start.
+    assert again["cluster_strength"] == 10.0
+
+
+@pytest.mark.parametrize(("crowd", "k"), [(0, 8), (50, 16), (100, 32)])
+async def test_a_fit_without_k_takes_the_clusters_its_history_covers(start, crowd, k):
+    """8, 16 or 32: the most whose cluster arms (k x 20 items) the history covers with 3
+    impressions each: 40 clicks (2 per item), plus ``crowd`` impressions per item."""
+    running = await start(snapshot_ms=600_000, stale_after_s=700)
+    await two_taste_items(running.client)
+    clicks = [event("click", f"{side}fan{user}", f"{side}{user % 10}")
+              for side in "xy" for user in range(20)]  # fmt: skip
+    assert (await send(running.client, clicks)).status_code == 200
+    items = [f"{side}{n}" for side in "xy" for n in range(10)]
+    views = [event("impression", f"crowd{n}", item) for n in range(crowd) for item in items]
+    for at in range(0, len(views), 500):
+        assert (await send(running.client, views[at : at + 500])).status_code == 200
+    await running.refresh()
+    fit = await running.client.post("/v1/admin/clusters/fit", json={"seed": 1})
+    assert fit.status_code == 200, fit.text
+    assert fit.json()["k"] == k
