@@ -144,7 +144,7 @@ class AsyncClient:
         """Return catalog size, the clustering, counted events and the snapshot's age."""
         return await self.send(calls.overview())
 
-    async def fit_clusters(self, k: int = 16, seed: int | None = None) -> FitResult:
+    async def fit_clusters(self, k: int | None = None, seed: int | None = None) -> FitResult:
         """Fit k-means on users' vectors: a new clustering generation."""
         return await self.send(calls.fit_clusters(k, seed))
 

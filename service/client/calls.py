@@ -183,9 +183,12 @@ def overview() -> Call[Overview]:
     return Call("GET", "/v1/overview", _model(Overview))
 
 
-def fit_clusters(k: int = 16, seed: int | None = None) -> Call[FitResult]:
+def fit_clusters(k: int | None = None, seed: int | None = None) -> Call[FitResult]:
     """Fit k-means on users' vectors: resent only if it never reached the service."""
-    body: dict[str, Any] = {"k": k} if seed is None else {"k": k, "seed": seed}
+    # Without k the service chooses it from the history (FitRequest).
+    body: dict[str, Any] = {} if k is None else {"k": k}
+    if seed is not None:
+        body["seed"] = seed
     return Call(
         "POST", "/v1/admin/clusters/fit", _model(FitResult), json=body, resend=Resend.UNSENT
     )

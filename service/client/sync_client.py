@@ -141,7 +141,7 @@ class Client:
         """Return catalog size, the clustering, counted events and the snapshot's age."""
         return self.send(calls.overview())
 
-    def fit_clusters(self, k: int = 16, seed: int | None = None) -> FitResult:
+    def fit_clusters(self, k: int | None = None, seed: int | None = None) -> FitResult:
         """Fit k-means on users' vectors: a new clustering generation."""
         return self.send(calls.fit_clusters(k, seed))
 
