@@ -25,8 +25,10 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 ITEMS = [f"i{n}" for n in range(6)]
 BATCHES = 36
 BATCH_EVENTS = 20
-# A batch is resent until answered 200; the failover and the node's restart fit in this.
-RESEND_DEADLINE_S = 60.0
+# A batch is resent until answered 200; the failover and the node's restart fit in this:
+# _fail_over_and_rejoin allows 30 s for the promotion and 30 s for the rejoin (writes wait
+# for a replica, so they are refused until then), plus the cluster's own convergence.
+RESEND_DEADLINE_S = 120.0
 
 
 @contextlib.asynccontextmanager
