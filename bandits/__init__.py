@@ -14,6 +14,8 @@ from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
 from bandits.posterior import beta_interval, beta_mean, beta_params
 from bandits.prior import (
+    CLUSTER_CHOICES,
+    MIN_HISTORY_PER_ARM,
     Prior,
     catalog_prior,
     clusters_for_history,
@@ -29,6 +31,8 @@ from bandits.quotas import fill_quotas, rank_with_quotas
 from bandits.thompson import rank, sample_scores, top_k
 
 __all__ = [
+    "CLUSTER_CHOICES",
+    "MIN_HISTORY_PER_ARM",
     "DecayPosterior",
     "Discount",
     "FatigueBuckets",

@@ -247,13 +247,20 @@ def fit_prior_strength(
     return float(np.clip(typical / spread - 1.0, low_, high_))
 
 
+# Impressions per cluster arm the catalog's history must cover before a clustering's arms
+# start weak, and before a fit may use that many clusters (simulator and service share it).
+MIN_HISTORY_PER_ARM = 3.0
+# The numbers of clusters a fit without a k of its own chooses from.
+CLUSTER_CHOICES = (8, 16, 32)
+
+
 def unfitted_strength(
     global_impressions: npt.ArrayLike,
     global_clicks: npt.ArrayLike,
     n_clusters: int,
     weak: float,
     strong: float,
-    min_history: float = 3.0,
+    min_history: float = MIN_HISTORY_PER_ARM,
 ) -> float:
     """Return a new clustering's cluster-arm strength before it can be fitted.
 
@@ -279,8 +286,8 @@ def unfitted_strength(
 def clusters_for_history(
     global_impressions: npt.ArrayLike,
     global_clicks: npt.ArrayLike,
-    choices: tuple[int, ...] = (8, 16, 32),
-    min_history: float = 3.0,
+    choices: tuple[int, ...] = CLUSTER_CHOICES,
+    min_history: float = MIN_HISTORY_PER_ARM,
 ) -> int:
     """Return the most clusters of ``choices`` whose cluster arms the catalog's history so
     far covers with at least ``min_history`` impressions each, else the fewest.

@@ -22,9 +22,6 @@ SLOPE_REFIT_EVERY = 200
 ADAPTIVE_STRENGTH_RANGE = (3.0, 300.0)
 # ... and is fitted once the cluster arms hold this many impressions each on average.
 ADAPTIVE_MIN_IMPRESSIONS_PER_ARM = 5.0
-# Before that, a new clustering's arms start at the prior's strength if the catalog had
-# shown this many impressions per cluster arm, else at the range's top (bandits.unfitted_strength).
-UNFITTED_MIN_HISTORY_PER_ARM = 3.0
 
 
 class Arms:
@@ -79,7 +76,6 @@ class Arms:
                 n_clusters,
                 self.prior.strength,
                 ADAPTIVE_STRENGTH_RANGE[1],
-                UNFITTED_MIN_HISTORY_PER_ARM,
             )
             self.prior = replace(self.prior, cluster_strength=start)
         self.impressions, self.clicks = impressions, clicks

@@ -16,10 +16,17 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import clusters_for_history, personal_tilt
+from bandits import personal_tilt
 from clustering import normalize_rows
 from evaluation.config import SimConfig
-from evaluation.engine import Trace, Traffic, affinity_for, below_median_mask, policy_rng
+from evaluation.engine import (
+    Trace,
+    Traffic,
+    affinity_for,
+    below_median_mask,
+    policy_rng,
+    refit_k,
+)
 from evaluation.policies import Policy, PolicySpec
 from evaluation.seen import SeenState
 from evaluation.tastes import Tastes
@@ -83,10 +90,7 @@ def run_batched(
     start = 0
     for end in batch_ends(traffic.users, batch, refits | {drift}):
         if start in refits:
-            if spec.auto_k:
-                n_clusters = clusters_for_history(
-                    policy.arms.impressions[-1], policy.arms.clicks[-1]
-                )
+            n_clusters = refit_k(spec, policy, n_clusters)
             info = tastes.refit(n_clusters, cluster_rng, start)
             if info is not None:
                 trace.refits.append(info)

@@ -152,6 +152,13 @@ def below_median_mask(probs: FloatArray) -> BoolArray:
     return mask
 
 
+def refit_k(spec: PolicySpec, policy: Policy, n_clusters: int) -> int:
+    """Return the k of the next fit: the policy's own, or chosen from the history so far."""
+    if not spec.auto_k:
+        return n_clusters
+    return clusters_for_history(policy.arms.impressions[-1], policy.arms.clicks[-1])
+
+
 def run_policy(
     world: World,
     config: SimConfig,
@@ -194,10 +201,7 @@ def run_policy(
     unseen, never = np.zeros(world.n_items), np.full(world.n_items, np.inf)
     for t in range(n):
         if t in refits:
-            if spec.auto_k:
-                n_clusters = clusters_for_history(
-                    policy.arms.impressions[-1], policy.arms.clicks[-1]
-                )
+            n_clusters = refit_k(spec, policy, n_clusters)
             info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)

@@ -26,10 +26,6 @@ STRENGTH_RANGE = (3.0, 300.0)
 # ... and is fitted once the cluster rows hold this many impressions per arm on average:
 # the spread of fewer is mostly binomial noise.
 MIN_IMPRESSIONS_PER_ARM = 5.0
-# Before that, a new clustering's arms start at prior_strength if the catalog had shown this
-# many impressions per cluster arm, else at the range's top: thinner traffic leaves each
-# cluster arm a click or none, noise a weak prior would rank by (bandits.unfitted_strength).
-MIN_HISTORY_PER_ARM = 3.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +130,6 @@ class AffinityPrior:
                 impressions.shape[0] - 1,
                 self.strength,
                 STRENGTH_RANGE[1],
-                MIN_HISTORY_PER_ARM,
             )
         if self.fitted_at is None or self._now - self.fitted_at >= self.refit_s:
             self._fit(impressions, clicks, affinity, catalog)

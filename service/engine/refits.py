@@ -7,9 +7,8 @@ import time
 
 import numpy as np
 
-from bandits import clusters_for_history
+from bandits import CLUSTER_CHOICES, clusters_for_history
 from clustering import KMeans, assign_hard, cluster_sizes, normalize_rows, user_vector
-from service.engine.affinity import MIN_HISTORY_PER_ARM
 from service.engine.context import Context
 from service.engine.errors import InvalidRequest
 from service.engine.membership import embedded_rows
@@ -20,8 +19,6 @@ from service.schemas import FitRequest, FitResult
 
 # k-means++ starts per fit; the best inertia wins (one start can merge two tastes).
 _FIT_STARTS = 4
-# The k a fit chooses from when the request names none (docs/evaluation.md, "k=auto").
-K_CHOICES = (8, 16, 32)
 
 
 class Refits:
@@ -78,9 +75,9 @@ def _k_for(snap: Snapshot) -> int:
     """Return the clusters the catalog's history covers (bandits.clusters_for_history): as
     the simulator measured, more clusters only pay once their arms can be taught."""
     if snap.posteriors is None:
-        return min(K_CHOICES)
+        return min(CLUSTER_CHOICES)
     counts = snap.posteriors.global_counts
-    return clusters_for_history(counts[0], counts[1], K_CHOICES, MIN_HISTORY_PER_ARM)
+    return clusters_for_history(counts[0], counts[1])
 
 
 def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarray:
