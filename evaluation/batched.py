@@ -24,6 +24,7 @@ from evaluation.engine import (
     Traffic,
     affinity_for,
     below_median_mask,
+    first_k,
     policy_rng,
     refit_k,
 )
@@ -74,7 +75,7 @@ def run_batched(
     soft = (spec.temperature, spec.top_m) if spec.membership == "soft" else None
     tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user, soft)
     tastes.read_before(world.prior_history)
-    n_clusters = spec.n_clusters or config.n_clusters
+    n_clusters, auto_k = first_k(spec, config)
     true_groups = config.true_clusters and spec.per_cluster
     if true_groups:
         policy.new_generation(world.config.n_groups, affinity_for(spec, world, tastes, True))
@@ -90,7 +91,7 @@ def run_batched(
     start = 0
     for end in batch_ends(traffic.users, batch, refits | {drift}):
         if start in refits:
-            n_clusters = refit_k(spec, policy, n_clusters)
+            n_clusters = refit_k(auto_k, policy, n_clusters)
             info = tastes.refit(n_clusters, cluster_rng, start)
             if info is not None:
                 trace.refits.append(info)

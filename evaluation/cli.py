@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,14 +16,23 @@ from evaluation.offline import MAX_DRAWS, SERVICE_HALF_LIFE_S
 from evaluation.policies import BASE_POLICIES
 from evaluation.targets import TARGET_NAMES, evaluable
 
+
+def _cluster_count(text: str) -> int | str:
+    """Return ``text`` as an int when it is one, else unchanged (SimConfig says what is wrong)."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
 # Command-line flags that override config fields: field -> (type, help); the help shows the
 # field's default from SimConfig / WorldConfig.
-_SIM_FLAGS: dict[str, tuple[type, str]] = {
+_SIM_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "impressions": (int, "total impressions per policy"),
     "k": (int, "list length"),
     "seed": (int, "seed of the world, traffic and policies"),
     "epsilon": (float, "epsilon of epsilon-greedy"),
-    "n_clusters": (int, "k-means clusters"),
+    "n_clusters": (_cluster_count, "k-means clusters, or auto: chosen per fit from the history"),
     "first_refit": (int, "step of the first cluster refit"),
     "refit_growth": (float, "each next refit this many times later (1 = periodic)"),
     "window": (int, "steps per CSV row"),

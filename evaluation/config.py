@@ -7,11 +7,16 @@ import json
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bandits.validation import positive_int, real_scalar
 from evaluation.policies import DEFAULT_POLICIES, parse_policy
 from evaluation.world import WorldConfig
+
+# n_clusters = AUTO: each fit's k is chosen from the history so far, as the service does
+# for a fit without k (bandits.clusters_for_history).
+AUTO = "auto"
+DEFAULT_CLUSTERS = 8
 
 
 @dataclass(frozen=True)
@@ -24,7 +29,7 @@ class SimConfig:
     k: int = 5
     seed: int = 0
     epsilon: float = 0.1
-    n_clusters: int = 8
+    n_clusters: int | Literal["auto"] = DEFAULT_CLUSTERS
     # Cluster refits at first_refit, first_refit * growth, ... steps; each starts fresh arms.
     first_refit: int = 1000
     refit_growth: float = 4.0
@@ -55,8 +60,16 @@ class SimConfig:
                 )
             if self.log_policy not in self.policies:
                 raise ValueError(f"log_policy {self.log_policy!r} is not among the policies")
-        for name in ("impressions", "k", "n_clusters", "first_refit", "history_n", "window"):
+        for name in ("impressions", "k", "first_refit", "history_n", "window"):
             positive_int(name, getattr(self, name))
+        if self.n_clusters != AUTO and (
+            isinstance(self.n_clusters, bool)
+            or not isinstance(self.n_clusters, int)
+            or self.n_clusters < 1
+        ):
+            raise ValueError(
+                f"n_clusters must be an integer >= 1 or {AUTO!r}, got {self.n_clusters!r}"
+            )
         positive_int("mabwiser_batch", self.mabwiser_batch)
         positive_int("snapshot_every", self.snapshot_every)
         positive_int("propensity_draws", self.propensity_draws)

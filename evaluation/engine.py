@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from bandits import FatigueLearner, clusters_for_history, inclusion_probabilities
 from clustering import cluster_affinity, normalize_rows
 from evaluation.arms import Arms
-from evaluation.config import SimConfig
+from evaluation.config import DEFAULT_CLUSTERS, SimConfig
 from evaluation.policies import Policy, PolicySpec, Request, parse_policy
 from evaluation.seen import SeenState
 from evaluation.tastes import Tastes
@@ -152,9 +152,18 @@ def below_median_mask(probs: FloatArray) -> BoolArray:
     return mask
 
 
-def refit_k(spec: PolicySpec, policy: Policy, n_clusters: int) -> int:
+def first_k(spec: PolicySpec, config: SimConfig) -> tuple[int, bool]:
+    """Return the policy's k before any fit and whether each fit chooses its own."""
+    if spec.n_clusters is not None:
+        return spec.n_clusters, spec.auto_k
+    if isinstance(config.n_clusters, int):
+        return config.n_clusters, spec.auto_k
+    return DEFAULT_CLUSTERS, True  # "auto"
+
+
+def refit_k(auto_k: bool, policy: Policy, n_clusters: int) -> int:
     """Return the k of the next fit: the policy's own, or chosen from the history so far."""
-    if not spec.auto_k:
+    if not auto_k:
         return n_clusters
     return clusters_for_history(policy.arms.impressions[-1], policy.arms.clicks[-1])
 
@@ -187,7 +196,7 @@ def run_policy(
     soft = (spec.temperature, spec.top_m) if spec.membership == "soft" else None
     tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user, soft)
     tastes.read_before(world.prior_history)
-    n_clusters = spec.n_clusters or config.n_clusters
+    n_clusters, auto_k = first_k(spec, config)
     if spec.per_cluster and config.true_clusters:
         policy.new_generation(world.config.n_groups, affinity_for(spec, world, tastes, True))
     if arms is not None:
@@ -201,7 +210,7 @@ def run_policy(
     unseen, never = np.zeros(world.n_items), np.full(world.n_items, np.inf)
     for t in range(n):
         if t in refits:
-            n_clusters = refit_k(spec, policy, n_clusters)
+            n_clusters = refit_k(auto_k, policy, n_clusters)
             info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)

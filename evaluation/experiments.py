@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 
 from bandits.validation import positive_int
 from evaluation.batched import run_batched
-from evaluation.config import SimConfig
+from evaluation.config import DEFAULT_CLUSTERS, SimConfig
 from evaluation.engine import Trace, make_traffic
 from evaluation.families import families, shrunk
 from evaluation.policies import PolicySpec, parse_policy
@@ -74,7 +74,6 @@ SETTINGS: dict[str, list[tuple[str, str]]] = {
                    ("learned", "decay=learned"), ("learned, drawn", "decay=learned-draw")],
     "learned decay prior (gamma)": [("0.7", "gamma=0.7"), ("1 (no penalty)", "gamma=1")],
 }  # fmt: skip
-N_CLUSTERS = SimConfig().n_clusters
 # A default that loses more than this share to an alternative in some family must change.
 LOSS_BAR = 0.02
 TARGETS = {"oracle_default_world": 0.90, "vs_random": 1.7, "vs_fixed_decay": 1.15, "vs_best": 0.95}
@@ -136,7 +135,7 @@ def same_policy(first: PolicySpec, second: PolicySpec) -> bool:
 
 def _unnamed(spec: PolicySpec) -> PolicySpec:
     # No k of its own means the run's.
-    return dataclasses.replace(spec, name="", n_clusters=spec.n_clusters or N_CLUSTERS)
+    return dataclasses.replace(spec, name="", n_clusters=spec.n_clusters or DEFAULT_CLUSTERS)
 
 
 def policy_names(default_policy: str) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """The HTTP engine: the same world and traffic, served by a running banditrec service.
 
 Each step is one POST /v1/recommend and one POST /v1/feedback (impressions, then clicks, with
-the rec_id); clusters are refitted with POST /v1/admin/clusters/fit on the simulator's schedule.
+the rec_id); clusters are refitted with POST /v1/admin/clusters/fit on the simulator's
+schedule, with the run's k or, under ``--n-clusters auto``, none (the service chooses it).
 """
 
 from __future__ import annotations
@@ -76,12 +77,12 @@ def run_http(
         _upload_items(http, world)
         for t in range(n):
             if t in refits:
-                fit = http.post(
-                    "/v1/admin/clusters/fit", json={"k": config.n_clusters, "seed": config.seed}
-                )
+                fit = http.post("/v1/admin/clusters/fit", json=fit_request(config))
                 if fit.status_code == 200:
                     body = fit.json()
-                    trace.refits.append({"step": t, "gen": body["gen"], "n_users": body["n_users"]})
+                    trace.refits.append(
+                        {"step": t, "gen": body["gen"], "k": body["k"], "n_users": body["n_users"]}
+                    )
                 elif fit.status_code != 422:  # 422: not enough users with clicks yet
                     fit.raise_for_status()
             user, group, _, truth = reactions.arrive(t)
@@ -98,6 +99,13 @@ def run_http(
                 on_steps(100)
     trace.seconds = time.perf_counter() - start
     return trace
+
+
+def fit_request(config: SimConfig) -> dict[str, int]:
+    """Return the body of a refit: without k under n_clusters = "auto", so the service chooses."""
+    if isinstance(config.n_clusters, int):
+        return {"k": config.n_clusters, "seed": config.seed}
+    return {"seed": config.seed}  # "auto"
 
 
 def _upload_items(http: httpx.Client, world: World) -> None:

@@ -76,6 +76,26 @@ def _served_list(number: int, **changes) -> str:
     return json.dumps(line) + "\n"  # fmt: skip
 
 
+def test_n_clusters_auto_chooses_k_per_fit_and_bad_values_fail_in_one_line(tmp_path, capsys):
+    tiny = [*TINY[: TINY.index("--n-clusters")], *TINY[TINY.index("--n-clusters") + 2 :]]
+    out = tmp_path / "auto"
+    assert main(["simulate", "--out", str(out), *tiny, "--n-clusters", "auto",
+                 "--refit-growth", "2", "--policies", "cluster-ts"]) == 0  # fmt: skip
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["n_clusters"] == "auto"
+    # 20 items: 25, 50 and 100 impressions per item at lists 100, 200 and 400 -> 8, 16, 32.
+    refits = summary["policies"]["cluster-ts"]["refits"]
+    assert [refit["k"] for refit in refits] == [8, 16, 32]
+    capsys.readouterr()
+    for bad, shown in (("0", "0"), ("abc", "'abc'"), ("2.5", "'2.5'")):
+        assert main(["simulate", "--out", str(tmp_path / "bad"), *tiny, "--n-clusters", bad,
+                     "--policies", "random"]) == 2  # fmt: skip
+        err = capsys.readouterr().err
+        assert err == (
+            f"banditrec simulate: n_clusters must be an integer >= 1 or 'auto', got {shown}\n"
+        )
+
+
 def test_help_shows_defaults_and_the_policy_names(capsys):
     for command in ("evaluate", "simulate"):
         with pytest.raises(SystemExit) as done:
