@@ -9,6 +9,7 @@ from bandits.fatigue import (
     FatigueLearner,
     decay_posterior,
     decay_prior,
+    fit_decay_strength,
 )
 from bandits.mixing import mix_posteriors
 from bandits.penalty import decayed_counts, seen_decay
@@ -53,6 +54,7 @@ __all__ = [
     "empirical_params",
     "fill_quotas",
     "fit_affinity_slope",
+    "fit_decay_strength",
     "fit_prior_strength",
     "inclusion_probabilities",
     "inclusion_shares",

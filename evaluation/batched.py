@@ -68,10 +68,10 @@ def run_batched(
         raise ValueError(f"the batched engine runs {BATCH_KINDS} policies, got {spec.kind!r}")
     start_time = time.perf_counter()
     n, k = traffic.click_draws.shape
-    rng = policy_rng(config, spec.name, 7)
+    rng = policy_rng(config, spec.stream_key, 7)
     policy = Policy(spec, world.n_items, k, rng, visit_gap=float(world.n_users),
                     refresh_every=1)  # fmt: skip
-    cluster_rng = policy_rng(config, spec.name, 2)
+    cluster_rng = policy_rng(config, spec.stream_key, 2)
     soft = (spec.temperature, spec.top_m) if spec.membership == "soft" else None
     tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user, soft)
     tastes.read_before(world.prior_history)
@@ -144,6 +144,8 @@ class _Served:
         self.beta = beta
         self.buckets: IndexArray | None = None
         self.tilt: FloatArray | None = None
+        # The fixed decay a learned correction multiplies (None: the curve alone, or none).
+        self.base: FloatArray | None = None
 
 
 def _rank(
@@ -194,7 +196,10 @@ def _rank(
                 view.unclicked[tired], view.ages[tired]
             )
             posterior = policy.fatigue.posterior()
-            if spec.decay == "learned-draw":
+            if spec.corrects:
+                served.base = spec.gamma**view.faded
+                scores *= served.base
+            if spec.draws_decay:
                 curves = posterior.draws(policy.rng, size)
                 scores *= np.take_along_axis(curves, served.buckets, axis=1)
             else:
@@ -231,6 +236,9 @@ def _learn(
         mean = served.alpha[row_at, at] / (served.alpha[row_at, at] + served.beta[row_at, at])
         if served.tilt is not None:
             mean = mean * served.tilt[row_at, at]
+        if served.base is not None:
+            # A correction's evidence: what the fixed decay predicted, clicks against that.
+            mean = mean * served.base[row_at, at]
         policy.fatigue.update(buckets, click[seen], mean)
     weights = served.weights.copy()
     # Every impression counts once in the global row, whatever the membership.

@@ -187,11 +187,11 @@ def run_policy(
     start = time.perf_counter()
     n, k = traffic.click_draws.shape
     policy = Policy(
-        spec, world.n_items, k, policy_rng(config, spec.name, 7), config.mabwiser_batch,
+        spec, world.n_items, k, policy_rng(config, spec.stream_key, 7), config.mabwiser_batch,
         visit_gap=float(world.n_users), refresh_every=config.snapshot_every,
     )  # fmt: skip
-    cluster_rng = policy_rng(config, spec.name, 2)
-    propensity_rng = policy_rng(config, spec.name, 3)
+    cluster_rng = policy_rng(config, spec.stream_key, 2)
+    propensity_rng = policy_rng(config, spec.stream_key, 3)
     groups_known = world.group_of_user if config.true_clusters else None
     soft = (spec.temperature, spec.top_m) if spec.membership == "soft" else None
     tastes = Tastes(world.embeddings, world.n_users, config.history_n, world.group_of_user, soft)

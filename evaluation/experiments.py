@@ -23,6 +23,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from bandits import decay_prior
 from bandits.validation import positive_int
 from evaluation.batched import run_batched
 from evaluation.config import DEFAULT_CLUSTERS, SimConfig
@@ -70,8 +71,14 @@ SETTINGS: dict[str, list[tuple[str, str]]] = {
                                  ("10 after >= 3 impressions per cluster arm, else 300",
                                   "strength_start=history")],
     "personal tilt": [("0", "personal=0"), ("0.5", "personal=0.5"), ("1", "personal=1")],
+    # The fixed decay times a learned correction per bucket, or a learned curve in its place.
     "seen decay": [("none", "decay=none"), ("fixed gamma 0.7", "decay=fixed:gamma=0.7"),
-                   ("learned", "decay=learned"), ("learned, drawn", "decay=learned-draw")],
+                   ("learned curve alone", "decay=curve:decay_strength=100"),
+                   ("fixed x learned correction, drawn", "decay=learned-draw"),
+                   ("fixed x learned correction", "decay=learned")],
+    "learned decay's prior strength": [("100", "decay_strength=100"),
+                                       ("1000", "decay_strength=1000"),
+                                       ("fitted", "decay_strength=auto")],
     "learned decay prior (gamma)": [("0.7", "gamma=0.7"), ("1 (no penalty)", "gamma=1")],
 }  # fmt: skip
 # A default that loses more than this share to an alternative in some family must change.
@@ -175,8 +182,12 @@ def run_one(
     row = {"family": family, "seed": seed, "label": label, "policy": policy}
     row.update(trace_metrics(trace))
     if trace.fatigue is not None and label == "default":
-        posterior = trace.fatigue.posterior()
-        row["decay_curve"] = posterior.mean().tolist()
+        spec = parse_policy(policy)
+        curve = trace.fatigue.posterior().mean()
+        if spec.corrects:
+            # As served: the fixed decay (at each bucket's typical age) times the correction.
+            curve = curve * decay_prior(trace.fatigue.buckets, spec.gamma, spec.half_life)
+        row["decay_curve"] = curve.tolist()
         row["decay_impressions"] = trace.fatigue.impressions_.tolist()
     return row
 

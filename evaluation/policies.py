@@ -19,10 +19,12 @@ IndexArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 
 KINDS = ("random", "popular", "egreedy", "ts", "mabwiser", "oracle")
-# fixed: gamma ** (unclicked count fading with half_life); learned: the curve learned from
-# the policy's own impressions (bandits.fatigue), served as its posterior mean or as one
-# Thompson draw per list (learned-draw).
-DECAYS = ("fixed", "learned", "learned-draw")
+# fixed: gamma ** (unclicked count fading with half_life). learned: the fixed decay times a
+# correction per bucket learned from the policy's own impressions (bandits.fatigue, prior 1:
+# "the fixed decay is right"). curve: the learned curve alone, in place of the fixed decay
+# (its prior: the fixed decay at each bucket's typical age). Each served as its posterior
+# mean, or as one Thompson draw per list (-draw).
+DECAYS = ("fixed", "learned", "learned-draw", "curve", "curve-draw")
 MEMBERSHIPS = ("hard", "soft")
 PRIOR_KINDS = ("catalog", "affinity")
 STRENGTH_STARTS = ("cap", "prior", "history")
@@ -49,7 +51,8 @@ BASE_POLICIES: dict[str, dict[str, Any]] = {
         "kind": "ts",
         "per_cluster": True,
         "gamma": 0.7,
-        "decay": "learned-draw",
+        "decay": "learned",
+        "decay_strength": None,
         "prior_kind": "affinity",
         "prior_strength": 10.0,
         "adaptive_strength": True,
@@ -72,12 +75,14 @@ class PolicySpec:
     name: str
     kind: str
     per_cluster: bool = False
-    # Seen decay: gamma 1 with the fixed decay is no decay; with a learned decay, gamma and
-    # half_life are its prior curve, worth decay_strength impressions per bucket.
+    # Seen decay: gamma 1 with the fixed decay is no decay. A learned correction's prior is
+    # "no correction", a learned curve's the fixed decay (gamma, half_life): either prior is
+    # worth decay_strength impressions per bucket.
     gamma: float = 1.0
     decay: str = "fixed"
     half_life: float = SERVICE_HALF_LIFE_STEPS
-    decay_strength: float = 100.0
+    # None: fitted to the evidence (bandits.fit_decay_strength).
+    decay_strength: float | None = 100.0
     epsilon: float = 0.1
     prior_a: float = 1.0
     prior_b: float = 1.0
@@ -109,6 +114,22 @@ class PolicySpec:
     # policy run twice, to see how far chance alone moves a result.
     stream: int = 0
 
+    @property
+    def stream_key(self) -> str:
+        """Return what seeds the policy's random streams: its base name and stream, not options.
+
+        Variants of one policy share their random numbers (common random numbers), so that
+        two that behave alike score alike and a comparison shows the setting, not chance;
+        ``stream=N`` gives another stream.
+
+        >>> parse_policy("cluster-ts:k=8").stream_key
+        'cluster-ts'
+        >>> parse_policy("cluster-ts:k=8:stream=1").stream_key
+        'cluster-ts:stream=1'
+        """
+        base = self.name.partition(":")[0]
+        return base if self.stream == 0 else f"{base}:stream={self.stream}"
+
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
@@ -118,7 +139,10 @@ class PolicySpec:
             raise ValueError(f"decay must be one of {DECAYS}, got {self.decay!r}")
         if not (isinstance(self.half_life, float) and self.half_life > 0.0):
             raise ValueError(f"half_life must be > 0 or inf, got {self.half_life!r}")
-        if not real_scalar("decay_strength", self.decay_strength) > 0.0:
+        if (
+            self.decay_strength is not None
+            and not real_scalar("decay_strength", self.decay_strength) > 0.0
+        ):
             raise ValueError(f"decay_strength must be > 0, got {self.decay_strength!r}")
         if not 0.0 <= real_scalar("epsilon", self.epsilon) <= 1.0:
             raise ValueError(f"epsilon must be in [0, 1], got {self.epsilon!r}")
@@ -170,6 +194,16 @@ class PolicySpec:
         return self.kind == "ts"
 
     @property
+    def corrects(self) -> bool:
+        """Return whether the seen decay is the fixed one times a learned correction."""
+        return self.decay in ("learned", "learned-draw")
+
+    @property
+    def draws_decay(self) -> bool:
+        """Return whether each list is served with a Thompson draw of the learned curve."""
+        return self.decay.endswith("-draw")
+
+    @property
     def decays(self) -> bool:
         """Return whether the policy applies any seen decay."""
         return self.kind == "ts" and (self.decay != "fixed" or self.gamma < 1.0)
@@ -186,9 +220,10 @@ def parse_policy(text: str, epsilon: float = 0.1) -> PolicySpec:
     """Return the spec named by ``text``: a base name, then optional ``:key=value`` overrides.
 
     Options: gamma, epsilon, prior (a/b, catalog/S or affinity/S), decay (none, fixed,
-    learned, learned-draw), half_life (steps, or inf), decay_strength, membership (hard,
-    soft), temperature, top_m, k (clusters, or auto: bandits.clusters_for_history),
-    personal, strength_start (cap, prior, history), stream (another random stream).
+    learned, learned-draw, curve, curve-draw), half_life (steps, or inf), decay_strength (or auto),
+    membership (hard, soft), temperature, top_m, k (clusters, or auto:
+    bandits.clusters_for_history), personal, strength_start (cap, prior, history), stream
+    (another random stream).
 
     >>> parse_policy("cluster-ts-decay:gamma=0.3:prior=1/20:membership=soft:k=4")
     ... # doctest: +NORMALIZE_WHITESPACE
@@ -231,6 +266,8 @@ def _with_option(spec: PolicySpec, key: str, value: str, text: str) -> PolicySpe
     if key == "prior":
         a, b = value.split("/")
         return replace(spec, prior_a=float(a), prior_b=float(b), prior_strength=None)
+    if key == "decay_strength" and value == "auto":
+        return replace(spec, decay_strength=None)
     if key in _FLOAT_OPTIONS:
         fields: dict[str, Any] = {key: float(value)}
         return replace(spec, **fields)
@@ -309,12 +346,15 @@ class Policy:
         self.last_inputs: tuple[FloatArray, FloatArray, FloatArray | None] | None = None
         self._last_buckets: IndexArray | None = None
         self._last_tilt: FloatArray | None = None
+        self._last_base: FloatArray | None = None
         self.fatigue: FatigueLearner | None = None
         if spec.kind == "ts" and spec.decay != "fixed":
             buckets = FatigueBuckets.log_spaced(
                 AGE_BANDS_FIRST * visit_gap, AGE_BANDS_FACTOR, AGE_BANDS_COUNT, MAX_UNCLICKED
             )
-            self.fatigue = FatigueLearner(buckets, spec.gamma, spec.half_life, spec.decay_strength)
+            # A correction's prior is 1 everywhere (gamma 1); the curve's is the fixed decay.
+            gamma, half_life = (1.0, math.inf) if spec.corrects else (spec.gamma, spec.half_life)
+            self.fatigue = FatigueLearner(buckets, gamma, half_life, spec.decay_strength)
         self._peer: _MabwiserPeer | None = None
         if spec.kind == "mabwiser":
             self._peer = _MabwiserPeer(n_items, k, int(rng.integers(2**31)), batch)
@@ -352,11 +392,13 @@ class Policy:
                 request.raw_unclicked[tired], request.ages[tired]
             )
             posterior = self.fatigue.posterior()
-            curve = (
-                posterior.draw(self.rng) if self.spec.decay == "learned-draw" else posterior.mean()
-            )
+            curve = posterior.draw(self.rng) if self.spec.draws_decay else posterior.mean()
             multipliers = curve[buckets]
             self._last_buckets = buckets
+            self._last_base = None
+            if self.spec.corrects:
+                self._last_base = seen_decay(request.unclicked, self.spec.gamma)
+                multipliers = multipliers * self._last_base
         elif self.spec.gamma < 1.0:
             multipliers = seen_decay(request.unclicked, self.spec.gamma)
         if self._last_tilt is not None:
@@ -409,6 +451,9 @@ class Policy:
             expected = alpha[at] / (alpha[at] + beta[at])
             if self._last_tilt is not None:
                 expected = expected * self._last_tilt[at]
+            if self._last_base is not None:
+                # A correction's evidence: what the fixed decay predicted, clicks against that.
+                expected = expected * self._last_base[at]
             self.fatigue.update(self._last_buckets[at], clicks[impressions], expected)
         rows, weights = self.rows(request)
         self.arms.update(rows, weights, items, impressions, clicks)

@@ -12,6 +12,7 @@ from bandits.fatigue import (
     FatigueLearner,
     decay_posterior,
     decay_prior,
+    fit_decay_strength,
 )
 
 # The known world: click chance x TIRED[n] right after n unclicked impressions, and the
@@ -144,3 +145,63 @@ def test_thompson_draws_spread_around_the_mean() -> None:
     assert draws[:, 2].std() > draws[:, 1].std()
     low, high = post.interval(2000, np.random.default_rng(1))
     assert np.all(low[1:] < post.mean()[1:]) and np.all(post.mean()[1:] < high[1:])
+
+
+def _buckets_with_spread(rng: np.random.Generator, shape: float) -> tuple[np.ndarray, ...]:
+    """Return (impressions, clicks, expected) of 1 fresh + 400 tired buckets whose true
+    multipliers are Gamma(shape, shape): mean 1, variance 1 / shape (inf: all exactly 1)."""
+    shown = rng.uniform(500.0, 5000.0, size=401)
+    # Most impressions are fresh, as under a bandit: the yardstick is sharp.
+    shown[0] = shown[1:].sum()
+    expected = 0.08 * shown
+    spread = np.ones(400) if math.isinf(shape) else rng.gamma(shape, 1.0 / shape, size=400)
+    truth = np.concatenate([[1.0], spread])
+    clicks = rng.poisson(expected * truth).astype(float)
+    return shown, clicks, expected
+
+
+@pytest.mark.parametrize("shape", [2.0, 8.0, 32.0])
+def test_fitted_strength_recovers_a_known_spread(shape: float) -> None:
+    # The prior's worth in pseudo-clicks is the Gamma shape (mean 1, variance 1 / shape);
+    # in impressions, shape over the pooled CTR (0.08). Observed over seeds 0-9: 1.78-3.05
+    # for 2, 7.16-9.00 for 8, 28.9-38.8 for 32. Tolerance: the median within 15%, every
+    # seed within 60%; a fit off by a factor of 4 (the shapes' spacing) fails both.
+    fits = []
+    for seed in range(10):
+        shown, clicks, expected = _buckets_with_spread(np.random.default_rng(seed), shape)
+        pooled = (clicks.sum() + 1.0) / (shown.sum() + 2.0)
+        fits.append(fit_decay_strength(shown, clicks, expected, np.ones(401)) * pooled)
+    assert np.median(fits) == pytest.approx(shape, rel=0.15), fits
+    assert np.all(np.abs(np.array(fits) / shape - 1.0) <= 0.6), fits
+
+
+def test_fitted_strength_is_the_cap_where_the_prior_is_right_and_low_where_it_is_wrong() -> None:
+    # The prior (1 everywhere) is right: the fit reaches its cap in most seeds and never
+    # falls below 10x the strength a true spread of variance 1/8 gives (8 / 0.08 = 100).
+    worlds = [_buckets_with_spread(np.random.default_rng(s), math.inf) for s in range(10)]
+    fits = [fit_decay_strength(*world, np.ones(401)) for world in worlds]
+    assert sum(f == 10_000.0 for f in fits) >= 5 and min(fits) >= 1000.0, fits
+    # The prior is wrong by x0.5 in every tired bucket, an error of variance 0.25 (4
+    # pseudo-clicks, 50 impressions; observed 67): the prior's worth falls by 100x.
+    rng = np.random.default_rng(0)
+    shown, _, expected = _buckets_with_spread(rng, math.inf)
+    clicks = rng.poisson(expected * np.concatenate([[1.0], np.full(400, 0.5)])).astype(float)
+    assert fit_decay_strength(shown, clicks, expected, np.ones(401)) < 100.0
+
+
+def test_a_learner_without_a_strength_fits_one_and_follows_evidence_far_from_its_prior() -> None:
+    buckets = FatigueBuckets(max_unclicked=1, age_edges=(10.0,))
+    rng = np.random.default_rng(4)
+    fitted = FatigueLearner(buckets, prior_gamma=1.0, strength=None)
+    fixed = FatigueLearner(buckets, prior_gamma=1.0, strength=10_000.0)
+    # 3 000 impressions per bucket at an expected CTR of 0.1; tired ones click x0.4.
+    where = np.repeat(np.arange(3), 3000)
+    clicked = rng.random(where.size) < 0.1 * np.array([1.0, 0.4, 0.4])[where]
+    for learner in (fitted, fixed):
+        learner.update(where, clicked, np.full(where.size, 0.1))
+    assert fitted.strength_() < 100.0
+    # Binomial noise on 120 expected clicks: about +-0.06; the cap's prior holds it near 1.
+    np.testing.assert_allclose(fitted.posterior().mean()[1:], 0.4, atol=0.1)
+    assert np.all(fixed.posterior().mean()[1:] > 0.6)
+    with pytest.raises(ValueError, match="low"):
+        fit_decay_strength([1, 1], [0, 0], [1, 1], [1, 1], low=0.0)
