@@ -258,7 +258,7 @@ async def test_lists_and_evidence_of_the_release_before_do_not_feed_the_correcti
     decay = svc.recommender.snapshots.current.seen_decay
     assert decay is not None and not decay.evidence.any()
     assert decay.curve == pytest.approx(np.ones(BUCKETS.size))
-    (seen,) = [s for s in (await svc.client.get("/v1/users/u1")).json()["seen"] if s["item_id"] == "a"]
+    seen = {s["item_id"]: s for s in (await svc.client.get("/v1/users/u1")).json()["seen"]}["a"]
     assert seen["multiplier"] == pytest.approx(0.7**3, rel=1e-3)  # the fixed decay alone
 
 
@@ -309,7 +309,8 @@ async def test_the_new_evidence_travels_through_export_and_import(start, raw, ma
         "cclk:7": 1, "cexp:7": 0.4567, "cimp:7": 3, "exp:7": 0.5, "imp:7": 9,
     }  # fmt: skip
     copy = make_settings(key_prefix="copy")
-    assert await import_document(copy.redis_url, copy, parse_document(out.getvalue()), replace=False) == 0
+    document_now = parse_document(out.getvalue())
+    assert await import_document(copy.redis_url, copy, document_now, replace=False) == 0
     assert await _fatigue(raw, "copy") == await _fatigue(raw, "br")
     older = {**document, "seen_decay": {"imp:7": 9, "clk:7": 1, "exp:7": 0.5}}
     old_copy = make_settings(key_prefix="oldcopy")
