@@ -166,8 +166,10 @@ class Settings(BaseSettings):
         "correction per list; fixed: the fixed decay alone; off: none. Evidence is collected "
         "in every mode.",
     )
+    # 300, not the simulator's 1000: through the engine, where users recover fast, 1000 kept
+    # too close to the fixed decay (tests/service/test_seen_decay.py).
     seen_decay_prior_strength: float = Field(
-        1000.0,
+        300.0,
         gt=0,
         le=1e9,
         description="Impressions the learned correction's prior (1: the fixed decay is right) "

@@ -331,7 +331,7 @@ async def test_stats_show_the_grid_with_its_evidence_and_prior(svc, raw):
     await svc.refresh()
     decay = (await svc.client.get("/v1/stats")).json()["seen_decay"]
     assert decay["mode"] == "learned-mean"
-    assert decay["prior_strength"] == 1000
+    assert decay["prior_strength"] == 300
     assert decay["unclicked"] == [1, 2, 3, 4]
     assert decay["age_bands_h"] == [[0, 1], [1, 4], [4, 16], [16, 64], [64, 256], [256, None]]
     assert decay["fresh"]["impressions"] == 1 and decay["fresh"]["clicks"] == 1
@@ -404,12 +404,18 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     decay (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none
     of the recovery, and the correction's prior is 1 (the fixed decay is right). Served
     with the default mode (the fixed decay x the correction's mean). Compared: the curve
-    /v1/stats shows, prior x correction, at each bucket's typical age. Buckets with >= 1000
-    impressions: 6-7 per seed (the < 1 h band gets no visits, bands past 64 h too few).
+    /v1/stats shows, prior x correction, in buckets with >= 1000 impressions (the < 1 h
+    band gets no visits, bands past 64 h too few) of rows n = 1-3, where every impression
+    had exactly the fixed decay the cell shows (0.7 ** n). Not the last row (n >= 4): its
+    impressions had 0.7 ** 4, 0.7 ** 5, ..., so its correction, learned against them all,
+    over-states the n = 4 cell (seen 0.89 and 1.19-1.22 where the truth is 0.66 and 0.92);
+    there it is only asserted to have moved the shown cell toward the truth.
     OBSERVED_RECOVERY. Runs are not bit-for-bit repeatable (the snapshot task's timing),
-    hence margins. Asserted per seed: at least 5 such buckets, mean error <= 0.07, max <=
-    0.16, and the prior off by >= 0.2 on average (so that a curve that learned nothing fails).
+    hence margins. Asserted per seed: at least 4 such buckets, mean error <= 0.07, max <=
+    0.16, and at most half the prior's mean error (so that a curve that learned nothing
+    fails).
     """
+    exact_rows = BUCKETS.unclicked_levels() < BUCKETS.max_unclicked
     for seed in range(3):
         world = FatigueWorld(
             by_bucket(FAST_RECOVERY), np.random.default_rng(seed), half_life_h=24 * 365,
@@ -419,14 +425,17 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
         evidenced = decay.evidence[0] >= 1000
         evidenced[0] = False  # the fresh bucket is 1 by definition
         shown_curve = decay.prior * decay.curve
-        errors = np.abs(shown_curve - FAST_RECOVERY)[evidenced]
-        prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced]
-        shown = (seed, evidenced.sum(), errors.round(3), prior_errors.round(3))
-        print("recovery", seed, evidenced.sum(), errors.mean().round(3), errors.max().round(3),
-              prior_errors.mean().round(3), prior_errors.max().round(3))  # fmt: skip
-        assert evidenced.sum() >= 5, shown
+        errors = np.abs(shown_curve - FAST_RECOVERY)[evidenced & exact_rows]
+        prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced & exact_rows]
+        last_row = evidenced & ~exact_rows
+        last_errors = np.abs(shown_curve - FAST_RECOVERY)[last_row]
+        last_prior_errors = np.abs(decay.prior - FAST_RECOVERY)[last_row]
+        shown = (seed, errors.round(3), prior_errors.round(3), last_errors.round(3))
+        print("recovery", shown)
+        assert len(errors) >= 4, shown
         assert errors.mean() <= 0.07 and errors.max() <= 0.16, shown
-        assert prior_errors.mean() >= 0.2, shown
+        assert errors.mean() <= prior_errors.mean() / 2, shown
+        assert (last_errors < last_prior_errors).all(), shown
 
 
 async def _learned_over_fixed(start, truth: Truth, mode: str = "learned-mean") -> list[float]:
