@@ -413,10 +413,10 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     Observed on seeds 0-2 (2026-12-02, default prior strength 300): mean error 0.037, 0.043,
     0.063, max 0.094, 0.095, 0.153, where the prior is off by 0.155 on average (max 0.34);
     the last row's evidenced cells off by 0.04-0.34 where the prior is off by 0.12-0.67. At
-    strength 1000 (one run, seed 0) all 8 evidenced cells: mean 0.062, max 0.232. Runs are not bit-for-bit repeatable (the snapshot task's timing),
-    hence margins. Asserted per seed: at least 4 such buckets, mean error <= 0.07, max <=
-    0.16, and at most half the prior's mean error (so that a curve that learned nothing
-    fails).
+    strength 1000 (one run, seed 0) all 8 evidenced cells: mean 0.062, max 0.232. Runs are
+    not bit-for-bit repeatable (the snapshot task's timing), hence margins. Asserted per
+    seed: at least 4 such buckets (5 seen), mean error <= 0.07, max <= 0.16, and at most
+    half the prior's mean error (so that a curve that learned nothing fails).
     """
     exact_rows = BUCKETS.unclicked_levels() < BUCKETS.max_unclicked
     for seed in range(3):
