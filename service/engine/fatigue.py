@@ -30,7 +30,7 @@ from service.store.codecs import ServedList, fatigue_field
 BUCKETS = FatigueBuckets()
 # Monte-Carlo draws behind the 90% band /v1/stats shows.
 _BAND_DRAWS = 2000
-# Thompson draws of the curve made per relearn; a list is served with one of them, picked
+# Thompson draws of the correction made per relearn; a list is served with one of them, picked
 # at random: 25 gamma draws per request cost ~40 us, an index into these ~1 us.
 _CURVE_DRAWS = 256
 # A fixed stream, so that the band /v1/stats shows moves only with the evidence.
