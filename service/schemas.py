@@ -381,8 +381,9 @@ class SeenItem(BaseModel):
 
     item_id: str
     unclicked: float
-    # The learned decay's row: impressions since the last click, not fading.
+    # The learned correction's row: impressions since the last click, not fading.
     ignored: int
+    # As lists are served: in the learned modes the fixed decay x the correction's mean.
     multiplier: float
     updated: float
 

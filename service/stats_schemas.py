@@ -16,24 +16,35 @@ class DecayEvidence(BaseModel):
     impressions: float
     clicks: float
     expected: float = Field(
-        description="Expected clicks: the sum, over the bucket's impressions, of the served "
-        "arm's posterior mean CTR before seen decay."
+        description="Clicks expected under the fixed decay: the sum, over the bucket's "
+        "impressions, of the served arm's posterior mean CTR x the personal tilt x the "
+        "fixed seen decay of the item."
     )
 
 
 class DecayCell(DecayEvidence):
-    """One (unclicked count, age band) bucket: its learned multiplier and evidence."""
+    """One (unclicked count, age band) bucket: the fixed decay, its learned correction, and
+    the evidence."""
 
-    multiplier: float = Field(description="Posterior mean of the click-chance multiplier.")
-    ci90: tuple[float, float] = Field(description="5% and 95% quantiles of the multiplier.")
+    multiplier: float = Field(
+        description="The click-chance multiplier at the band's typical age: prior x correction."
+    )
+    ci90: tuple[float, float] = Field(
+        description="5% and 95% quantiles of the multiplier (prior x the correction's)."
+    )
     prior: float = Field(
         description="The fixed decay at the band's typical age: "
         "seen_gamma ** (unclicked * 2 ** (-age / seen_half_life))."
     )
+    correction: float = Field(
+        description="Posterior mean of the learned correction to the fixed decay (prior 1: "
+        "the fixed decay is right); above 1 where users recover faster than it assumes."
+    )
 
 
 class SeenDecayOut(BaseModel):
-    """The learned seen decay: a click-chance multiplier per (unclicked count, age band).
+    """The learned seen decay: the fixed decay times a correction per (unclicked count, age
+    band), learned from the service's feedback.
 
     A user's item is in row n when they saw it n times without clicking since their last
     click on it (the last row: n or more), and in the column of the age band its latest
@@ -41,11 +52,13 @@ class SeenDecayOut(BaseModel):
     """
 
     mode: SeenDecayMode = Field(
-        description="How lists are served (BANDITREC_SEEN_DECAY): learned (one draw of the "
-        "curve per list), learned-mean, fixed (seen_gamma and seen_half_life_h), off."
+        description="How lists are served (BANDITREC_SEEN_DECAY): learned-mean (the fixed "
+        "decay x the correction's mean), learned (x one draw of the correction per list), "
+        "fixed (seen_gamma and seen_half_life_h), off."
     )
     prior_strength: float = Field(
-        description="Impressions the prior (the fixed decay) is worth per bucket."
+        description="Impressions the correction's prior (1: the fixed decay is right) is worth "
+        "per bucket."
     )
     unclicked: list[int] = Field(description="Row labels; the last row is that many or more.")
     age_bands_h: list[tuple[float, float | None]] = Field(

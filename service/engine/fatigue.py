@@ -1,8 +1,13 @@
-"""The seen decay as served: each seen item's fatigue bucket and the curve learned per bucket.
+"""The seen decay as served: the fixed decay times a correction learned per fatigue bucket.
 
-Evidence (impressions, clicks and expected clicks per bucket) is counted at feedback by
-record_counts.lua, under the same dedupe verdict as the arm counts; at each snapshot refresh
-that moved the counts, `SeenDecay.learn` turns it into the posterior curve (bandits.fatigue).
+The fixed decay (seen_gamma per unclicked impression, faded by seen_half_life_h) reads each
+item's exact faded count; the correction, learned per coarser bucket (plain unclicked count,
+age of the last), only says where users tire or recover otherwise, and its prior is 1 ("the
+fixed decay is right"). So where the fixed decay is right the service serves it, and where
+users recover faster the evidence lifts it. Evidence (impressions, clicks, and clicks
+expected under the fixed decay, per bucket) is counted at feedback by record_counts.lua,
+under the same dedupe verdict as the arm counts; at each snapshot refresh that moved the
+counts, `SeenDecay.learn` turns it into the correction's posterior (bandits.fatigue).
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from service.store.codecs import ServedList, fatigue_field
 BUCKETS = FatigueBuckets()
 # Monte-Carlo draws behind the 90% band /v1/stats shows.
 _BAND_DRAWS = 2000
-# Thompson draws of the curve made per relearn; a list is served with one of them, picked
+# Thompson draws of the correction made per relearn; a list is served with one of them, picked
 # at random: 25 gamma draws per request cost ~40 us, an index into these ~1 us.
 _CURVE_DRAWS = 256
 # A fixed stream, so that the band /v1/stats shows moves only with the evidence.
@@ -34,22 +39,24 @@ _BAND_SEED = 13
 
 @dataclass(frozen=True, slots=True)
 class SeenDecay:
-    """The learned curve of one snapshot: its evidence, its prior and their posterior."""
+    """The learned correction of one snapshot: its evidence and posterior, and the fixed decay."""
 
     mode: SeenDecayMode
     strength: float
-    # (3, BUCKETS.size): impressions, clicks and expected clicks per bucket.
+    # (3, BUCKETS.size): impressions, clicks and clicks expected under the fixed decay.
     evidence: np.ndarray
+    # The fixed decay at each bucket's typical age: what the grid shows the correction of.
     prior: np.ndarray
+    # The correction's posterior (prior 1 in every bucket).
     posterior: DecayPosterior
-    # The posterior mean per bucket.
+    # The correction's posterior mean per bucket.
     curve: np.ndarray
-    # (_CURVE_DRAWS, BUCKETS.size) Thompson draws of the curve.
+    # (_CURVE_DRAWS, BUCKETS.size) Thompson draws of the correction.
     curves: np.ndarray
 
     @classmethod
     def learn(cls, settings: Settings, evidence: np.ndarray | None = None) -> SeenDecay:
-        """Return the curve the evidence gives under the settings' prior (none: the prior)."""
+        """Return the correction the evidence gives, shrunk toward 1 (no evidence: 1)."""
         if evidence is None:
             evidence = np.zeros((3, BUCKETS.size))
         prior = decay_prior(BUCKETS, settings.seen_gamma, settings.seen_half_life_s)
@@ -57,7 +64,7 @@ class SeenDecay:
         impressions, clicks, expected = evidence
         # A click implies an impression: clicks counted before theirs still had one.
         posterior = decay_posterior(
-            np.maximum(impressions, clicks), clicks, expected, prior, strength
+            np.maximum(impressions, clicks), clicks, expected, np.ones(BUCKETS.size), strength
         )
         # Seeded by the evidence: the same counts give the same draws on every worker and run.
         rng = np.random.default_rng(np.frombuffer(evidence.tobytes(), dtype=np.uint32))
@@ -66,7 +73,7 @@ class SeenDecay:
         return cls(settings.seen_decay, strength, evidence, prior, posterior, mean, curves)
 
     def band(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the 5% and 95% quantiles of each bucket's multiplier."""
+        """Return the 5% and 95% quantiles of each bucket's correction."""
         return self.posterior.interval(_BAND_DRAWS, np.random.default_rng(_BAND_SEED))
 
 
@@ -89,11 +96,16 @@ class SeenArrays(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class SeenPenalty:
-    """One user's seen items in a catalog: positions, fatigue buckets and score multipliers."""
+    """One user's seen items in a catalog: positions, fatigue buckets and score multipliers.
+
+    `bases` is the fixed decay of each: the expectation the learned correction is measured
+    against, whatever the mode serves.
+    """
 
     positions: np.ndarray
     buckets: np.ndarray
     multipliers: np.ndarray
+    bases: np.ndarray
 
 
 def seen_penalty(
@@ -104,48 +116,60 @@ def seen_penalty(
     now: float,
     rng: np.random.Generator | None,
 ) -> SeenPenalty:
-    """Return the bucket and multiplier of each seen item.
+    """Return the bucket, multiplier and fixed decay of each seen item.
 
-    The bucket is the plain unclicked count since the last click (capped) and the age of
-    the last, as the simulator's learned decay buckets; only the fixed decay reads the
-    faded count. `rng` picks this list's draw of the curve in "learned" mode; without one
-    (a read view) the posterior mean is used. One curve of 25 multipliers, then one index
-    per seen item.
+    The fixed decay reads the exact faded count; the learned modes serve it times the
+    correction of the item's bucket: the plain unclicked count since the last click (capped)
+    and the age of the last, as the simulator buckets. `rng` picks this list's draw of the
+    correction in "learned" mode; without one (a read view) the posterior mean is used. One
+    curve of 25 corrections, then one index per seen item.
     """
     ages = now - seen.updated
     buckets = BUCKETS.index_trusted(seen.unclicked, ages)
+    bases = seen_decay(
+        decayed_counts(seen.faded, ages, settings.seen_half_life_s), settings.seen_gamma
+    )
     if decay.mode == "learned" and rng is not None:
-        multipliers = decay.curves[rng.integers(len(decay.curves))][buckets]
+        multipliers = bases * decay.curves[rng.integers(len(decay.curves))][buckets]
     elif decay.mode in ("learned", "learned-mean"):
-        multipliers = decay.curve[buckets]
+        multipliers = bases * decay.curve[buckets]
     elif decay.mode == "fixed":
-        unclicked = decayed_counts(seen.faded, ages, settings.seen_half_life_s)
-        multipliers = seen_decay(unclicked, settings.seen_gamma)
+        multipliers = bases
     else:
         multipliers = np.ones(len(positions))
-    return SeenPenalty(positions, buckets, multipliers)
+    return SeenPenalty(positions, buckets, multipliers, bases)
 
 
 def evidence_of(rec: ServedList, kind: str, item_id: str) -> tuple[tuple[str, float], ...]:
     """Return the fatigue-hash increments of one new event on an item of a logged list.
 
-    An impression adds 1 impression and its arm's logged mean as expected clicks to the
-    item's bucket; a click adds 1 click. Lists logged without buckets add nothing.
+    An impression adds 1 impression and the clicks logged as expected of it under the fixed
+    decay (arm mean x tilt x fixed decay) to the item's bucket; a click adds 1 click. Lists
+    logged without them (earlier releases) add nothing: their expectation meant otherwise.
     """
-    if kind not in ("imp", "clk") or rec.fatigue is None or rec.means is None:
+    if kind not in ("imp", "clk") or rec.fatigue is None or rec.expected is None:
         return ()
     at = rec.items.index(item_id)
     bucket = rec.fatigue[at]
     if kind == "clk":
-        return ((fatigue_field("clk", bucket), 1.0),)
-    return ((fatigue_field("imp", bucket), 1.0), (fatigue_field("exp", bucket), rec.means[at]))
+        return ((fatigue_field("cclk", bucket), 1.0),)
+    return (
+        (fatigue_field("cimp", bucket), 1.0),
+        (fatigue_field("cexp", bucket), rec.expected[at]),
+    )
 
 
 def seen_decay_out(decay: SeenDecay) -> SeenDecayOut:
-    """Return the curve as /v1/stats shows it: the (unclicked, age band) grid and evidence."""
+    """Return the decay as /v1/stats shows it: the (unclicked, age band) grid and evidence.
+
+    A cell's multiplier is the fixed decay at the band's typical age (`prior`) times the
+    correction's mean; its band is the prior times the correction's.
+    """
     low, high = decay.band()
     impressions, clicks, expected = decay.evidence
-    grids = [BUCKETS.grid(values) for values in (decay.curve, low, high, decay.prior)]
+    prior = decay.prior
+    shown = (prior * decay.curve, prior * low, prior * high, prior, decay.curve)
+    grids = [BUCKETS.grid(values) for values in shown]
     counts = [BUCKETS.grid(values) for values in (impressions, clicks, expected)]
     edges_h = [0.0, *(edge / 3600.0 for edge in BUCKETS.age_edges)]
     cells = [
@@ -154,6 +178,7 @@ def seen_decay_out(decay: SeenDecay) -> SeenDecayOut:
                 multiplier=round(float(grids[0][n, a]), 4),
                 ci90=(round(float(grids[1][n, a]), 4), round(float(grids[2][n, a]), 4)),
                 prior=round(float(grids[3][n, a]), 4),
+                correction=round(float(grids[4][n, a]), 4),
                 impressions=float(counts[0][n, a]),
                 clicks=float(counts[1][n, a]),
                 expected=round(float(counts[2][n, a]), 4),

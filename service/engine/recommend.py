@@ -130,18 +130,22 @@ class Recommender:
         served: Served | None = None
         served_fatigue: list[int] | None = None
         means: list[float] | None = None
+        expected: list[float] | None = None
         global_means: list[float] | None = None
         ids = snap.catalog.item_ids
         if len(positions) and snap.posteriors is not None:
             multipliers = np.ones(len(snap.catalog))
+            bases = np.ones(len(snap.catalog))
             fatigue = np.zeros(len(snap.catalog), dtype=np.intp)
             if user is not None:
                 decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
                 seen = self.users.seen_multipliers(snap.catalog, decay, user.seen, now, self._rng)
                 multipliers[seen.positions] = seen.multipliers
+                bases[seen.positions] = seen.bases
                 fatigue[seen.positions] = seen.buckets
             alpha, beta = _posteriors_for(snap, membership, positions)
             factors = multipliers[positions]
+            tilt: np.ndarray | None = None
             if user is not None:
                 tilt = tilt_for(
                     snap.catalog, snap.affinity, membership, user.clicks, positions,
@@ -174,12 +178,17 @@ class Recommender:
             ]
             if user is not None:
                 # The learned seen decay's evidence: feedback on an item adds to its bucket
-                # 1 impression and the mean of its arm (before decay) as expected clicks.
-                served_fatigue = fatigue[positions[served.top]].tolist()
-                means = [_shown_score(m) for m in beta_mean(alpha[served.top], beta[served.top])]
+                # 1 impression and the clicks expected had the fixed decay been right.
+                shown = positions[served.top]
+                served_fatigue = fatigue[shown].tolist()
+                arm_means = beta_mean(alpha[served.top], beta[served.top])
+                means = [_shown_score(m) for m in arm_means]
+                expectation = arm_means * bases[shown]
+                if tilt is not None:
+                    expectation = expectation * tilt[served.top]
+                expected = [_shown_score(e) for e in expectation]
                 if membership.top is not None:
                     # What the global arms predicted for the same items: the measured lift.
-                    shown = positions[served.top]
                     glob = beta_mean(
                         snap.posteriors.alpha[-1, shown], snap.posteriors.beta[-1, shown]
                     )
@@ -209,6 +218,7 @@ class Recommender:
             fatigue=served_fatigue,
             means=means,
             global_means=global_means,
+            expected=expected,
         )
         write = LoggedWrite(
             rec_id,

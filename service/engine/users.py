@@ -109,7 +109,7 @@ class Users:
         known = [i for i in seen if i in catalog.index]
         if not known:
             empty = np.zeros(0)
-            return SeenPenalty(empty.astype(np.intp), empty.astype(np.intp), empty)
+            return SeenPenalty(empty.astype(np.intp), empty.astype(np.intp), empty, empty)
         positions = np.array([catalog.index[i] for i in known], dtype=np.intp)
         arrays = SeenArrays.of(seen[i] for i in known)
         return seen_penalty(decay, self.ctx.settings, positions, arrays, now, rng)

@@ -180,7 +180,8 @@ class Views:
             faded = decayed_counts(
                 arrays.faded, now - arrays.updated, self.ctx.settings.seen_half_life_s
             )
-            # As lists are served now: the learned curve's mean, the fixed decay, or none.
+            # As lists are served now: the fixed decay times the learned correction's mean, the
+            # fixed decay alone, or none.
             decay = snap.seen_decay or SeenDecay.learn(self.ctx.settings)
             positions = np.arange(len(ids))
             multipliers = seen_penalty(

@@ -59,13 +59,17 @@ class ServedList:
     # The lists the policies that did not serve would have served.
     shadows: dict[str, list[str]]
     # Per served item: its fatigue bucket for this user (bandits.fatigue.FatigueBuckets)
-    # and the posterior mean CTR of the arm it was ranked with, before seen decay: the
-    # learned seen decay's evidence. None in records of earlier releases.
+    # and the posterior mean CTR of the arm it was ranked with, before seen decay. None in
+    # records of earlier releases.
     fatigue: list[int] | None = None
     means: list[float] | None = None
     # Per served item: the posterior mean CTR of its global arm, for the measured lift of
     # the cluster arms (engine/lift.py). None when the list was ranked by the global arms.
     global_means: list[float] | None = None
+    # Per served item: the clicks expected had the fixed seen decay been right: the arm's
+    # mean x the personal tilt x the fixed decay. The evidence of the learned correction
+    # (engine/fatigue.py); None in records of earlier releases, which add none.
+    expected: list[float] | None = None
 
     def encode(self) -> str:
         """Return the JSON stored under the rec key; fields at their default are left out."""
@@ -91,6 +95,7 @@ _SERVED_DEFAULTS: dict[str, object] = {
     "fatigue": None,
     "means": None,
     "global_means": None,
+    "expected": None,
 }
 _SERVED_FIELDS = tuple(f.name for f in dataclass_fields(ServedList))
 
@@ -309,8 +314,11 @@ def outcome_field(kind: str, item_id: str) -> str:
 
 # -- the learned seen decay's evidence ---------------------------------------------------
 
-# Its counters per fatigue bucket: impressions, clicks, expected clicks (bandits.fatigue).
-FATIGUE_KINDS = ("imp", "clk", "exp")
+# Its counters per fatigue bucket: impressions, clicks, and clicks expected under the fixed
+# seen decay (bandits.fatigue), the evidence of the learned correction to it. Earlier
+# releases counted 'imp', 'clk', 'exp' (expected without the fixed decay and the tilt): a
+# different meaning, kept in the hash and in exports but never read as these.
+FATIGUE_KINDS = ("cimp", "cclk", "cexp")
 
 
 # The measured lift's counters, in the same hash: impressions and clicks on lists ranked by
@@ -320,7 +328,7 @@ LIFT_FIELDS = ("lift:imp", "lift:clk", "lift:cll", "lift:gll")
 
 
 def fatigue_field(kind: str, bucket: int) -> str:
-    """Return a field of the fatigue hash: 'imp:3', 'clk:3' or 'exp:3' (kind:bucket)."""
+    """Return a field of the fatigue hash: 'cimp:3', 'cclk:3' or 'cexp:3' (kind:bucket)."""
     # record_counts.lua increments the fields it is given, with HINCRBYFLOAT.
     return f"{kind}:{bucket}"
 
@@ -328,7 +336,8 @@ def fatigue_field(kind: str, bucket: int) -> str:
 def decode_fatigue(raw: Mapping[bytes, bytes], size: int) -> np.ndarray:
     """Return the fatigue hash as a (3, size) array: FATIGUE_KINDS x bucket.
 
-    Fields of buckets past `size` (another bucketing) are left out.
+    Fields of buckets past `size` (another bucketing) and of other kinds (earlier releases'
+    evidence, the measured lift's counters) are left out.
     """
     evidence = np.zeros((len(FATIGUE_KINDS), size))
     row = {kind: i for i, kind in enumerate(FATIGUE_KINDS)}

@@ -298,9 +298,10 @@ def key_table() -> list[KeyEntry]:
             f"{shard}:fatigue",
             "hash",
             "this shard's part of the learned seen decay's evidence (readers sum the shards): "
-            "`imp:B`, `clk:B`, `exp:B` = impressions, clicks and expected clicks (sum of the "
-            "served arms' posterior means) of fatigue bucket B, counted with the arm counts, "
-            "never reset",
+            "`cimp:B`, `cclk:B`, `cexp:B` = impressions, clicks and clicks expected under the "
+            "fixed decay (sum of the served arm's posterior mean x personal tilt x fixed decay) "
+            "of fatigue bucket B, counted with the arm counts, never reset; `imp:B`, `clk:B`, "
+            "`exp:B`: earlier releases' evidence (expected without tilt and decay), kept, unread",
         ),
         KeyEntry(
             f"{shard}:ev:EVENT_ID",

@@ -133,7 +133,7 @@ async def test_round_trip_reproduces_every_key(start, raw, make_settings):
     await raw.set("src:{arms}:decay_since", "1712000000.125")
     await raw.hset("src:{arms}:stats", mapping={"served:a": 7})
     # The learned seen decay's evidence, as feedback on logged lists counts it.
-    await raw.hset("src:{arms}:fatigue", mapping={"imp:7": "3", "exp:7": "0.4567", "clk:0": 1})
+    await raw.hset("src:{arms}:fatigue", mapping={"cimp:7": "3", "cexp:7": "0.4567", "cclk:0": 1})
 
     text = await _export(make_settings, "src", users=True)
     document = json.loads(text)
@@ -143,7 +143,7 @@ async def test_round_trip_reproduces_every_key(start, raw, make_settings):
     y0 = [a for a in document["arms"] if a["item_id"] == "y0" and a["cluster"] == 1]
     assert y0[0]["impressions"] == 0.0012345678
     assert y0[0]["updated"] == {"impressions": 1712345678.25}
-    assert document["seen_decay"] == {"clk:0": 1, "exp:7": 0.4567, "imp:7": 3}
+    assert document["seen_decay"] == {"cclk:0": 1, "cexp:7": 0.4567, "cimp:7": 3}
 
     assert await _import(make_settings, "dst", text) == 0
     source, copied = await _stored(raw, "src"), await _stored(raw, "dst")

@@ -1,4 +1,5 @@
-// The learned seen decay from /v1/stats (field seen_decay): a curve and the bucket grid.
+// The seen decay from /v1/stats (field seen_decay): the fixed decay times its learned
+// correction, as a curve and the bucket grid.
 import { h, num, panel, table } from "./dom.js";
 import { count, fixed } from "./format.js";
 
@@ -25,7 +26,8 @@ function grid(field) {
   const last = field.unclicked.length - 1;
   const rows = field.cells.map((row, r) => [
     `${field.unclicked[r]}${r === last ? "+" : ""}`,
-    ...row.map((cell, a) => h("span", { title: `prior ${fixed(cell.prior, 2)}; ` +
+    ...row.map((cell, a) => h("span", { title: `fixed decay ${fixed(cell.prior, 2)} x ` +
+        `correction ${fixed(cell.correction, 2)}; ` +
         `${count(cell.impressions)} impressions, ${count(cell.clicks)} clicks, ` +
         `${fixed(cell.expected, 1)} expected` },
       num(`seen-decay-${r}-${a}`, cell.multiplier, fixed(cell.multiplier, 2)),
@@ -39,7 +41,7 @@ export function seenDecaySection(stats, curve) {
   const field = stats.seen_decay;
   if (field === undefined || field === null) return null;
   const band = busiestBand(field);
-  return panel("Learned seen decay",
+  return panel("Seen decay",
     h("p", {}, "Mode ", num("seen-decay-mode", field.mode, field.mode), "; fresh items: ",
       num("seen-decay-fresh-imp", field.fresh.impressions, count(field.fresh.impressions)),
       " impressions, ", count(field.fresh.clicks), " clicks."),
@@ -49,7 +51,7 @@ export function seenDecaySection(stats, curve) {
     h("div", { "data-testid": "seen-decay-grid" }, grid(field)),
     h("p", { class: "note" }, "How a user's click chance on an item changes after unclicked ",
       "impressions of it and recovers with time since the last, relative to fresh items: ",
-      "posterior mean and 90% band, learned from this service's feedback; buckets with ",
-      `little evidence stay near the prior (the fixed decay, worth ${count(field.prior_strength)} `,
-      "impressions)."));
+      "the fixed decay times a correction learned from this service's feedback (posterior ",
+      "mean and 90% band); buckets with little evidence stay near the fixed decay (the ",
+      `correction's prior, 1, is worth ${count(field.prior_strength)} impressions).`));
 }
