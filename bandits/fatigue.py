@@ -257,6 +257,21 @@ def _decay_posterior(
     return DecayPosterior(shape, rate)
 
 
+def correction_base(faded: npt.ArrayLike, gamma: float, buckets: FatigueBuckets) -> FloatArray:
+    """Return the fixed decay a learned correction multiplies: ``gamma ** faded``, the count
+    capped at the last row's ``max_unclicked``.
+
+    The last row holds n = max_unclicked, max_unclicked + 1, ... under one correction, which
+    must be learned against, and serve, one fixed decay: uncapped, an item ignored 8 times
+    would get its row's correction (learned mostly at n = 4) on top of 0.7 ** 8.
+
+    >>> correction_base([0.0, 1.0, 6.0], 0.5, FatigueBuckets(max_unclicked=4)).tolist()
+    [1.0, 0.5, 0.0625]
+    """
+    counts = np.minimum(nonnegative("faded", faded), buckets.max_unclicked)
+    return np.power(real_scalar("gamma", gamma), counts)
+
+
 def fit_decay_strength(
     impressions: npt.ArrayLike,
     clicks: npt.ArrayLike,

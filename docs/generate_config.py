@@ -91,9 +91,13 @@ def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
     if origin is Literal:
         return "one of " + ", ".join(f"`{choice}`" for choice in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        return _type_name(typing.get_args(annotation)[0])
     if origin in (typing.Union, types.UnionType):
-        present = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return ", ".join(_type_name(a) for a in present) + ", optional"
+        choices = typing.get_args(annotation)
+        present = [a for a in choices if a is not type(None)]
+        optional = ", optional" if len(present) < len(choices) else ""
+        return " or ".join(_type_name(a) for a in present) + optional
     return _TYPE_NAMES.get(annotation, getattr(annotation, "__name__", str(annotation)))
 
 
@@ -107,7 +111,16 @@ def _default(name: str, value: Any) -> str:
 def _bounds(name: str, field: FieldInfo) -> str:
     """Return the field's numeric bounds and pattern, e.g. '> 0, ≤ 60'."""
     found = []
-    for constraint in field.metadata:
+    # A union's members may carry their own bounds (a number > 0, or "auto").
+    members = typing.get_args(field.annotation)
+    inner = [
+        c
+        for a in members
+        if typing.get_origin(a) is typing.Annotated
+        for m in a.__metadata__
+        for c in (m.metadata if isinstance(m, FieldInfo) else [m])
+    ]
+    for constraint in [*field.metadata, *inner]:
         for attribute, symbol in (("gt", ">"), ("ge", "≥"), ("lt", "<"), ("le", "≤")):
             limit = getattr(constraint, attribute, None)
             if limit is not None:

@@ -16,7 +16,7 @@ import time
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import personal_tilt
+from bandits import correction_base, personal_tilt
 from clustering import normalize_rows
 from evaluation.config import SimConfig
 from evaluation.engine import (
@@ -197,7 +197,7 @@ def _rank(
             )
             posterior = policy.fatigue.posterior()
             if spec.corrects:
-                served.base = spec.gamma**view.faded
+                served.base = correction_base(view.faded, spec.gamma, policy.fatigue.buckets)
                 scores *= served.base
             if spec.draws_decay:
                 curves = posterior.draws(policy.rng, size)

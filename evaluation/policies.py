@@ -10,7 +10,16 @@ from typing import Any, NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-from bandits import FatigueBuckets, FatigueLearner, Prior, personal_tilt, rank, seen_decay, top_k
+from bandits import (
+    FatigueBuckets,
+    FatigueLearner,
+    Prior,
+    correction_base,
+    personal_tilt,
+    rank,
+    seen_decay,
+    top_k,
+)
 from bandits.validation import real_scalar
 from evaluation.arms import ADAPTIVE_STRENGTH_RANGE, Arms
 
@@ -397,7 +406,9 @@ class Policy:
             self._last_buckets = buckets
             self._last_base = None
             if self.spec.corrects:
-                self._last_base = seen_decay(request.unclicked, self.spec.gamma)
+                self._last_base = correction_base(
+                    request.unclicked, self.spec.gamma, self.fatigue.buckets
+                )
                 multipliers = multipliers * self._last_base
         elif self.spec.gamma < 1.0:
             multipliers = seen_decay(request.unclicked, self.spec.gamma)

@@ -4,7 +4,7 @@ file BANDITREC_CONFIG names (the environment wins)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -168,12 +168,12 @@ class Settings(BaseSettings):
     )
     # 300, not the simulator's 1000: through the engine, where users recover fast, 1000 kept
     # too close to the fixed decay (tests/service/test_seen_decay.py).
-    seen_decay_prior_strength: float = Field(
-        300.0,
-        gt=0,
-        le=1e9,
+    seen_decay_prior_strength: Annotated[float, Field(gt=0, le=1e9)] | Literal["auto"] = Field(
+        "auto",
         description="Impressions the learned correction's prior (1: the fixed decay is right) "
-        "is worth per bucket: buckets with less evidence stay near the fixed decay.",
+        "is worth per bucket: buckets with less evidence stay near the fixed decay. auto: "
+        "fitted to how far the buckets stray from the fixed decay (10-10000; the cap where "
+        "it is right, tens where it is wrong).",
     )
 
     dedupe_retention_s: int = Field(

@@ -58,7 +58,11 @@ class SeenDecayOut(BaseModel):
     )
     prior_strength: float = Field(
         description="Impressions the correction's prior (1: the fixed decay is right) is worth "
-        "per bucket."
+        "per bucket, as served."
+    )
+    prior_strength_fitted: bool = Field(
+        description="Whether prior_strength was fitted to the evidence "
+        "(BANDITREC_SEEN_DECAY_PRIOR_STRENGTH=auto) rather than set."
     )
     unclicked: list[int] = Field(description="Row labels; the last row is that many or more.")
     age_bands_h: list[tuple[float, float | None]] = Field(

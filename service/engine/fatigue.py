@@ -18,8 +18,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bandits import decayed_counts, seen_decay
-from bandits.fatigue import DecayPosterior, FatigueBuckets, decay_posterior, decay_prior
+from bandits import correction_base, decayed_counts, seen_decay
+from bandits.fatigue import (
+    DecayPosterior,
+    FatigueBuckets,
+    decay_posterior,
+    decay_prior,
+    fit_decay_strength,
+)
 from service.config import Settings
 from service.stats_schemas import DecayCell, DecayEvidence, SeenDecayMode, SeenDecayOut
 from service.store import Seen
@@ -42,7 +48,9 @@ class SeenDecay:
     """The learned correction of one snapshot: its evidence and posterior, and the fixed decay."""
 
     mode: SeenDecayMode
+    # The correction prior's worth in impressions per bucket, as served; fitted or set.
     strength: float
+    strength_fitted: bool
     # (3, BUCKETS.size): impressions, clicks and clicks expected under the fixed decay.
     evidence: np.ndarray
     # The fixed decay at each bucket's typical age: what the grid shows the correction of.
@@ -60,17 +68,23 @@ class SeenDecay:
         if evidence is None:
             evidence = np.zeros((3, BUCKETS.size))
         prior = decay_prior(BUCKETS, settings.seen_gamma, settings.seen_half_life_s)
-        strength = settings.seen_decay_prior_strength
         impressions, clicks, expected = evidence
         # A click implies an impression: clicks counted before theirs still had one.
-        posterior = decay_posterior(
-            np.maximum(impressions, clicks), clicks, expected, np.ones(BUCKETS.size), strength
+        shown = np.maximum(impressions, clicks)
+        no_correction = np.ones(BUCKETS.size)
+        setting = settings.seen_decay_prior_strength
+        fitted = setting == "auto"
+        strength = (
+            fit_decay_strength(shown, clicks, expected, no_correction)
+            if setting == "auto"
+            else setting
         )
+        posterior = decay_posterior(shown, clicks, expected, no_correction, strength)
         # Seeded by the evidence: the same counts give the same draws on every worker and run.
         rng = np.random.default_rng(np.frombuffer(evidence.tobytes(), dtype=np.uint32))
         curves = posterior.draws(rng, _CURVE_DRAWS)
         mean = posterior.mean()
-        return cls(settings.seen_decay, strength, evidence, prior, posterior, mean, curves)
+        return cls(settings.seen_decay, strength, fitted, evidence, prior, posterior, mean, curves)
 
     def band(self) -> tuple[np.ndarray, np.ndarray]:
         """Return the 5% and 95% quantiles of each bucket's correction."""
@@ -118,23 +132,24 @@ def seen_penalty(
 ) -> SeenPenalty:
     """Return the bucket, multiplier and fixed decay of each seen item.
 
-    The fixed decay reads the exact faded count; the learned modes serve it times the
-    correction of the item's bucket: the plain unclicked count since the last click (capped)
-    and the age of the last, as the simulator buckets. `rng` picks this list's draw of the
-    correction in "learned" mode; without one (a read view) the posterior mean is used. One
-    curve of 25 corrections, then one index per seen item.
+    The fixed decay reads the exact faded count; the learned modes serve it (the count
+    capped at the last row's) times the correction of the item's bucket: the plain unclicked
+    count since the last click (capped) and the age of the last, as the simulator buckets.
+    `rng` picks this list's draw of the correction in "learned" mode; without one (a read
+    view) the posterior mean is used. One curve of 25 corrections, then one index per seen
+    item.
     """
     ages = now - seen.updated
     buckets = BUCKETS.index_trusted(seen.unclicked, ages)
-    bases = seen_decay(
-        decayed_counts(seen.faded, ages, settings.seen_half_life_s), settings.seen_gamma
-    )
+    faded = decayed_counts(seen.faded, ages, settings.seen_half_life_s)
+    # The correction's base counts at most the last row's n (bandits.correction_base).
+    bases = correction_base(faded, settings.seen_gamma, BUCKETS)
     if decay.mode == "learned" and rng is not None:
         multipliers = bases * decay.curves[rng.integers(len(decay.curves))][buckets]
     elif decay.mode in ("learned", "learned-mean"):
         multipliers = bases * decay.curve[buckets]
     elif decay.mode == "fixed":
-        multipliers = bases
+        multipliers = seen_decay(faded, settings.seen_gamma)
     else:
         multipliers = np.ones(len(positions))
     return SeenPenalty(positions, buckets, multipliers, bases)
@@ -189,7 +204,8 @@ def seen_decay_out(decay: SeenDecay) -> SeenDecayOut:
     ]
     return SeenDecayOut(
         mode=decay.mode,
-        prior_strength=decay.strength,
+        prior_strength=round(decay.strength, 2),
+        prior_strength_fitted=decay.strength_fitted,
         unclicked=list(range(1, BUCKETS.max_unclicked + 1)),
         age_bands_h=[(lo, hi) for lo, hi in zip(edges_h, [*edges_h[1:], None], strict=True)],
         fresh=DecayEvidence(

@@ -331,7 +331,8 @@ async def test_stats_show_the_grid_with_its_evidence_and_prior(svc, raw):
     await svc.refresh()
     decay = (await svc.client.get("/v1/stats")).json()["seen_decay"]
     assert decay["mode"] == "learned-mean"
-    assert decay["prior_strength"] == 300
+    # Fitted by default: one ignored impression shows no spread beyond chance, so the cap.
+    assert decay["prior_strength"] == 10_000 and decay["prior_strength_fitted"] is True
     assert decay["unclicked"] == [1, 2, 3, 4]
     assert decay["age_bands_h"] == [[0, 1], [1, 4], [4, 16], [16, 64], [64, 256], [256, None]]
     assert decay["fresh"]["impressions"] == 1 and decay["fresh"]["clicks"] == 1
@@ -489,3 +490,26 @@ async def test_learned_ties_fixed_where_users_tire_as_it_assumes(start):
     """
     ratios = await _learned_over_fixed(start, fixed_decay(0.7, 24.0))
     assert np.mean(ratios) >= 0.96, ratios
+
+
+async def test_a_set_prior_strength_is_served_as_set(start):
+    svc = await start(seen_decay_prior_strength=300.0)
+    decay = (await svc.client.get("/v1/stats")).json()["seen_decay"]
+    assert decay["prior_strength"] == 300 and decay["prior_strength_fitted"] is False
+
+
+async def test_the_fitted_strength_falls_where_tired_buckets_stray_from_the_fixed_decay(
+    make_settings,
+):
+    settings = make_settings(key_prefix="fit")
+    # The fresh bucket: 20 000 impressions at 1 expected click per 10; each tired bucket:
+    # 2 000 impressions expecting 200 clicks under the fixed decay. Clicked as expected: the
+    # prior holds (the cap); clicked twice as often (users recover faster): it falls.
+    evidence = np.zeros((3, BUCKETS.size))
+    evidence[:, 0] = (20_000, 2_000, 2_000)
+    evidence[:, 1:] = np.array([[2_000], [200], [200]])
+    right = SeenDecay.learn(settings, evidence)
+    evidence[1, 1:] = 400
+    wrong = SeenDecay.learn(settings, evidence)
+    assert right.strength_fitted and right.strength == 10_000
+    assert wrong.strength < 100 and np.all(wrong.curve[1:] > 1.8)
