@@ -18,6 +18,7 @@ from bandits.posterior import beta_interval, beta_mean, beta_params
 from bandits.prior import (
     CLUSTER_CHOICES,
     MIN_HISTORY_PER_ARM,
+    MIN_USERS_PER_CLUSTER,
     Prior,
     catalog_prior,
     clusters_for_history,
@@ -35,6 +36,7 @@ from bandits.thompson import rank, sample_scores, top_k
 __all__ = [
     "CLUSTER_CHOICES",
     "MIN_HISTORY_PER_ARM",
+    "MIN_USERS_PER_CLUSTER",
     "DecayPosterior",
     "Discount",
     "FatigueBuckets",

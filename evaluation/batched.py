@@ -91,7 +91,7 @@ def run_batched(
     start = 0
     for end in batch_ends(traffic.users, batch, refits | {drift}):
         if start in refits:
-            n_clusters = refit_k(auto_k, policy, n_clusters)
+            n_clusters = refit_k(auto_k, policy, n_clusters, tastes.with_history())
             info = tastes.refit(n_clusters, cluster_rng, start)
             if info is not None:
                 trace.refits.append(info)

@@ -161,11 +161,12 @@ def first_k(spec: PolicySpec, config: SimConfig) -> tuple[int, bool]:
     return DEFAULT_CLUSTERS, True  # "auto"
 
 
-def refit_k(auto_k: bool, policy: Policy, n_clusters: int) -> int:
-    """Return the k of the next fit: the policy's own, or chosen from the history so far."""
+def refit_k(auto_k: bool, policy: Policy, n_clusters: int, n_users: int) -> int:
+    """Return the k of the next fit: the policy's own, or chosen from the history so far
+    and the ``n_users`` users with one."""
     if not auto_k:
         return n_clusters
-    return clusters_for_history(policy.arms.impressions[-1], policy.arms.clicks[-1])
+    return clusters_for_history(policy.arms.impressions[-1], policy.arms.clicks[-1], n_users)
 
 
 def run_policy(
@@ -210,7 +211,7 @@ def run_policy(
     unseen, never = np.zeros(world.n_items), np.full(world.n_items, np.inf)
     for t in range(n):
         if t in refits:
-            n_clusters = refit_k(auto_k, policy, n_clusters)
+            n_clusters = refit_k(auto_k, policy, n_clusters, tastes.with_history())
             info = tastes.refit(n_clusters, cluster_rng, t)
             if info is not None:
                 trace.refits.append(info)

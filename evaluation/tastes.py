@@ -96,6 +96,10 @@ class Tastes:
             self._memberships[user] = found
         return found
 
+    def with_history(self) -> int:
+        """Return how many users have clicks (read before or in the run): what a fit clusters."""
+        return int(np.count_nonzero(self.n_clicks))
+
     def refit(self, n_clusters: int, rng: np.random.Generator, step: int) -> dict[str, Any] | None:
         """Fit k-means on users with clicks and start a new generation; None if too few users."""
         users = np.flatnonzero(self.n_clicks > 0)

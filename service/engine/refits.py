@@ -37,7 +37,7 @@ class Refits:
             snap = await self.snapshots.refresh()
             histories = await store.user_histories(settings.fit_max_users, settings.history_n)
             vectors = await asyncio.to_thread(_user_vectors, snap.catalog, histories)
-            k = request.k if request.k is not None else _k_for(snap)
+            k = request.k if request.k is not None else _k_for(snap, len(vectors))
             if len(vectors) < k:
                 raise InvalidRequest(
                     "not_enough_users",
@@ -71,13 +71,14 @@ class Refits:
             )
 
 
-def _k_for(snap: Snapshot) -> int:
-    """Return the clusters the catalog's history covers (bandits.clusters_for_history): as
-    the simulator measured, more clusters only pay once their arms can be taught."""
+def _k_for(snap: Snapshot, n_users: int) -> int:
+    """Return the clusters the catalog's history and the ``n_users`` users with one cover
+    (bandits.clusters_for_history): as the simulator and the HTTP runs measured, more
+    clusters only pay once their arms can be taught."""
     if snap.posteriors is None:
         return min(CLUSTER_CHOICES)
     counts = snap.posteriors.global_counts
-    return clusters_for_history(counts[0], counts[1])
+    return clusters_for_history(counts[0], counts[1], n_users)
 
 
 def _user_vectors(catalog: Catalog, histories: dict[str, list[str]]) -> np.ndarray:

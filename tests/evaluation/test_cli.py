@@ -78,6 +78,8 @@ def _served_list(number: int, **changes) -> str:
 
 def test_n_clusters_auto_chooses_k_per_fit_and_bad_values_fail_in_one_line(tmp_path, capsys):
     tiny = [*TINY[: TINY.index("--n-clusters")], *TINY[TINY.index("--n-clusters") + 2 :]]
+    # 1 600 users, all with a history: enough to fill 32 clusters with 50 each.
+    tiny[tiny.index("--n-users") + 1] = "1600"
     out = tmp_path / "auto"
     assert main(["simulate", "--out", str(out), *tiny, "--n-clusters", "auto",
                  "--refit-growth", "2", "--policies", "cluster-ts"]) == 0  # fmt: skip

@@ -31,7 +31,8 @@ def test_service_learns_over_http(tmp_path):
 
 def test_auto_lets_the_service_choose_k_at_each_refit(tmp_path):
     # Refits at lists 150, 300 and 600 of 800: 37, 75 and 150 impressions per item so far,
-    # which the service's bar (3 impressions per cluster arm) turns into 8, 16 and 32.
+    # which the service's bar (3 impressions per cluster arm) alone would turn into 8, 16
+    # and 32; but 100 users fill 8 clusters with 50 each at most: the users bar keeps 8.
     world = WorldConfig(n_users=100, n_groups=2, n_items=20, taste=3.0, prior_reads=0)
     config = SimConfig(world=world, impressions=4_000, k=5, n_clusters="auto", first_refit=150,
                        refit_growth=2.0, window=50, seed=3)  # fmt: skip
@@ -48,8 +49,11 @@ def test_auto_lets_the_service_choose_k_at_each_refit(tmp_path):
         clicked = trace.items[before][trace.clicks[before]]
         impressions = np.bincount(shown, minlength=world.n_items)
         clicks = np.bincount(clicked, minlength=world.n_items)
-        chosen.append(clusters_for_history(impressions, clicks))
-    assert [refit["k"] for refit in trace.refits] == chosen == [8, 16, 32]
+        chosen.append(clusters_for_history(impressions, clicks, refit["n_users"]))
+        assert (
+            clusters_for_history(impressions, clicks) == {150: 8, 300: 16, 600: 32}[refit["step"]]
+        )
+    assert [refit["k"] for refit in trace.refits] == chosen == [8, 8, 8]
 
 
 def test_an_explicit_k_is_sent_as_it_is():

@@ -87,20 +87,26 @@ async def test_a_new_clustering_drops_the_strength_fitted_on_the_last(start):
     assert again["cluster_strength"] == 10.0
 
 
-@pytest.mark.parametrize(("crowd", "k"), [(0, 8), (50, 16), (100, 32)])
-async def test_a_fit_without_k_takes_the_clusters_its_history_covers(start, crowd, k):
+@pytest.mark.parametrize(
+    ("fans", "crowd", "k"), [(40, 0, 8), (400, 100, 8), (1600, 0, 16), (1600, 100, 32)]
+)
+async def test_a_fit_without_k_takes_the_clusters_its_history_covers(start, fans, crowd, k):
     """8, 16 or 32: the most whose cluster arms (k x 20 items) the history covers with 3
-    impressions each: 40 clicks (2 per item), plus ``crowd`` impressions per item."""
+    impressions each and whose users fill them with 50 each. ``fans`` users click one item
+    each (fans / 20 clicks per item), and ``crowd`` impressions per item from users without
+    a click (an item's history: the more of its impressions and clicks): 400 fans with 100
+    impressions per item have the history for 32 but the users for 8; 1600 fans alone (80
+    clicks per item) the users for 32 but the history for 16."""
     running = await start(snapshot_ms=600_000, stale_after_s=700)
     await two_taste_items(running.client)
     clicks = [event("click", f"{side}fan{user}", f"{side}{user % 10}")
-              for side in "xy" for user in range(20)]  # fmt: skip
-    assert (await send(running.client, clicks)).status_code == 200
+              for side in "xy" for user in range(fans // 2)]  # fmt: skip
     items = [f"{side}{n}" for side in "xy" for n in range(10)]
     views = [event("impression", f"crowd{n}", item) for n in range(crowd) for item in items]
-    for at in range(0, len(views), 500):
-        assert (await send(running.client, views[at : at + 500])).status_code == 200
+    for batch in (clicks, views):
+        for at in range(0, len(batch), 500):
+            assert (await send(running.client, batch[at : at + 500])).status_code == 200
     await running.refresh()
     fit = await running.client.post("/v1/admin/clusters/fit", json={"seed": 1})
     assert fit.status_code == 200, fit.text
-    assert fit.json()["k"] == k
+    assert fit.json()["k"] == k and fit.json()["n_users"] == fans
