@@ -351,8 +351,10 @@ async def test_stats_show_the_grid_with_its_evidence_and_prior(svc, raw):
             if cell["impressions"] == 0:
                 # No evidence: no correction.
                 assert cell["correction"] == 1.0
-    # The one tired impression went unclicked: its bucket's correction moved below 1.
-    assert cells[1][0]["correction"] < 1.0
+    # The one tired impression went unclicked: its bucket's correction may only fall, and
+    # under the fitted strength (the cap: one impression shows no spread) by less than the
+    # 4 decimals shown. Movement under evidence: the fitted-strength and recovery tests.
+    assert cells[1][0]["correction"] <= 1.0
 
 
 @pytest.mark.parametrize(
@@ -404,24 +406,18 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
     item's CTR under an hour after the last, recovering to x0.9 after a day; the fixed
     decay (seen_gamma 0.7, counts that do not fade: seen_half_life_h one year) knows none
     of the recovery, and the correction's prior is 1 (the fixed decay is right). Served
-    with the default mode (the fixed decay x the correction's mean). Compared: the curve
-    /v1/stats shows, prior x correction, in buckets with >= 1000 impressions (the < 1 h
-    band gets no visits, bands past 64 h too few) of rows n = 1-3, where every impression
-    had exactly the fixed decay the cell shows (0.7 ** n). Not the last row (n >= 4): its
-    impressions had 0.7 ** 4, 0.7 ** 5, ..., so its correction, learned against them all,
-    over-states the n = 4 cell (seen 0.89 and 1.19-1.22 where the truth is 0.66 and 0.92);
-    there it is only asserted to have moved the shown cell toward the truth.
-    Observed on seeds 0-2 (2026-12-02, default prior strength 300), two runs: mean error
-    0.037, 0.043, 0.063, max 0.094, 0.095, 0.153 (5 cells each, the prior off by 0.155 on
-    average, max 0.34); 0.037, 0.051, 0.053, max 0.094, 0.077, 0.113 (5, 4, 4 cells, the
-    prior off by 0.155, 0.11, 0.11); the last row's evidenced cells off by 0.04-0.34 where
-    the prior is off by 0.12-0.67. At
-    strength 1000 (one run, seed 0) all 8 evidenced cells: mean 0.062, max 0.232. Runs are
+    with the default mode (the fixed decay x the correction's mean, the prior's strength
+    fitted). Compared: the curve /v1/stats shows, prior x correction, in buckets with
+    >= 1000 impressions (the < 1 h band gets no visits, bands past 64 h too few); the last
+    row's base counts at most 4 (bandits.correction_base), so its cells compare too.
+    Observed on seeds 0-2 (2026-12-02): 7, 6 and 8 such cells, mean error 0.025, 0.019,
+    0.041, max 0.053, 0.047, 0.085, where the prior is off by 0.38, 0.39, 0.36 on average
+    (max 0.67); the fitted strength went to its floor (10), the prior being that wrong.
+    Before the cap, the last row showed 0.89-2.17 where the truth is 0.66-0.92. Runs are
     not bit-for-bit repeatable (the snapshot task's timing), hence margins. Asserted per
-    seed: at least 4 such buckets (4-5 seen), mean error <= 0.07, max <= 0.16, and the
-    prior off by >= 0.1 on average there (so that a curve that learned nothing fails).
+    seed: at least 5 such buckets, mean error <= 0.07, max <= 0.16, and the prior off by
+    >= 0.2 on average there (so that a curve that learned nothing fails).
     """
-    exact_rows = BUCKETS.unclicked_levels() < BUCKETS.max_unclicked
     for seed in range(3):
         world = FatigueWorld(
             by_bucket(FAST_RECOVERY), np.random.default_rng(seed), half_life_h=24 * 365,
@@ -430,17 +426,12 @@ async def test_the_learned_curve_recovers_a_known_fatigue_curve(start):
         decay = await _run_world(start, world, 600, seed, seen_half_life_h=24 * 365)
         evidenced = decay.evidence[0] >= 1000
         evidenced[0] = False  # the fresh bucket is 1 by definition
-        shown_curve = decay.prior * decay.curve
-        errors = np.abs(shown_curve - FAST_RECOVERY)[evidenced & exact_rows]
-        prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced & exact_rows]
-        last_row = evidenced & ~exact_rows
-        last_errors = np.abs(shown_curve - FAST_RECOVERY)[last_row]
-        last_prior_errors = np.abs(decay.prior - FAST_RECOVERY)[last_row]
-        shown = (seed, errors.round(3), prior_errors.round(3), last_errors.round(3))
-        assert len(errors) >= 4, shown
+        errors = np.abs(decay.prior * decay.curve - FAST_RECOVERY)[evidenced]
+        prior_errors = np.abs(decay.prior - FAST_RECOVERY)[evidenced]
+        shown = (seed, errors.round(3), prior_errors.round(3), decay.strength)
+        assert len(errors) >= 5, shown
         assert errors.mean() <= 0.07 and errors.max() <= 0.16, shown
-        assert prior_errors.mean() >= 0.1, shown
-        assert (last_errors < last_prior_errors).all(), shown
+        assert prior_errors.mean() >= 0.2, shown
 
 
 async def _learned_over_fixed(start, truth: Truth, mode: str = "learned-mean") -> list[float]:
@@ -464,12 +455,12 @@ async def test_learned_beats_fixed_where_users_recover_fast(start):
     Metric: the true click chance of what was served over the last half of the run. The
     world: the curve of the test above (users recover within a day), where the fixed decay
     assumes x0.7 per ignored impression and a 24 h half-life. Observed learned-mean / fixed
-    on seeds 0-2 (2026-12-02, prior strength 300, the default): 1.055, 1.044, 1.048 (mean
-    1.049); 1.055, 1.052, 1.058 (1.055); 1.055, 1.044, 1.058 (1.052). At strength 1000 (the
-    simulator's choice), two runs: means 1.029 and 1.037, under this bar, hence the default
-    300. "learned" (a draw per list): 1.049 at 300, 1.034 at 1000. The learned curve
-    replacing the fixed decay (the release before: prior the fixed decay, strength 100):
-    1.084-1.101.
+    on seeds 0-2 (2026-12-02), with the prior strength fitted (the default) and the base's
+    count capped at the last row's: 1.067, 1.058, 1.069 (mean 1.065). Set strengths, before
+    the cap: 300, three runs: means 1.049, 1.055, 1.052; 1000, two runs: 1.029 and 1.037
+    (under this bar). "learned" (a draw per list): 1.049 at 300, 1.034 at 1000. The learned
+    curve replacing the fixed decay (the release before: prior the fixed decay, strength
+    100): 1.084-1.101.
     Asserted: mean >= 1.04.
     """
     ratios = await _learned_over_fixed(start, by_bucket(FAST_RECOVERY))
@@ -483,9 +474,11 @@ async def test_learned_ties_fixed_where_users_tire_as_it_assumes(start):
 
     The learned modes serve the fixed decay times a correction whose prior is 1, so here
     the evidence has nothing to correct. Observed learned-mean / fixed on seeds 0-2
-    (2026-12-02, prior strength 300): 0.974, 0.987, 0.987 (mean 0.983); 0.974, 0.978, 1.000
-    (0.984), twice; at strength 1000: 0.991, 0.966, 0.980 (0.979); "learned" at 1000: 0.986. The
-    release before (the learned curve replacing the fixed decay) scored 0.944-0.948 here.
+    (2026-12-02), the strength fitted (the default), the base capped: 0.983, 0.979, 0.965
+    (mean 0.976). Set strengths, before the cap: 300: 0.974, 0.987, 0.987 (mean 0.983);
+    0.974, 0.978, 1.000 (0.984), twice; 1000: 0.991, 0.966, 0.980 (0.979); "learned" at
+    1000: 0.986. The release before (the learned curve replacing the fixed decay) scored
+    0.944-0.948 here.
     Asserted: mean >= 0.96.
     """
     ratios = await _learned_over_fixed(start, fixed_decay(0.7, 24.0))
