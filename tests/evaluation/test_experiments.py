@@ -51,8 +51,9 @@ def test_the_batched_world_is_the_sequential_world() -> None:
 def test_k_auto_picks_each_fits_k_from_the_history_so_far(engine: str) -> None:
     # 25 items, lists of 3, refits at lists 100 and 400: 12 then 48 impressions per item
     # (about: clicks count too). 12 covers no choice at 3 per cluster arm (the fewest, 8);
-    # 48 covers 16 clusters (3 each) but not 32.
-    world = WorldConfig(n_users=60, n_groups=3, n_items=25)
+    # 48 covers 16 clusters (3 each) but not 32. 800 users, all with a history, fill 16
+    # clusters with the 50 each a fit needs (bandits.MIN_USERS_PER_CLUSTER), not 32.
+    world = WorldConfig(n_users=800, n_groups=3, n_items=25)
     config = SimConfig(world=world, impressions=3000, k=3, seed=4, first_refit=100)
     built = build_world(world, np.random.default_rng([config.seed, 0]))
     traffic = make_traffic(built, config)
