@@ -23,6 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import NDArray
 
+from bandits.penalty import seen_decay
 from bandits.validation import (
     float_array,
     generator,
@@ -42,6 +43,8 @@ _FRESH_BELOW = 1e-9
 # The fresh bucket's rate over expectation starts at 1, worth this many expected clicks.
 _FRESH_PSEUDO_CLICKS = 1.0
 _HOUR = 3600.0
+# Where a fitted prior strength stays (impressions per bucket): fit_decay_strength.
+FITTED_STRENGTH_RANGE = (10.0, 10_000.0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,13 +248,9 @@ def _decay_posterior(
     prior: FloatArray,
     strength: float,
 ) -> DecayPosterior:
-    # The fresh bucket has most of the traffic; its rate over expectation is the yardstick.
-    fresh_rate = (clicks[0] + _FRESH_PSEUDO_CLICKS) / (expected[0] + _FRESH_PSEUDO_CLICKS)
-    shown = float(impressions.sum())
-    pooled_ctr = (float(clicks.sum()) + 1.0) / (shown + 2.0)
-    pseudo_clicks = strength * pooled_ctr
+    pseudo_clicks = strength * _pooled_ctr(impressions, clicks)
     shape = pseudo_clicks * prior + clicks
-    rate = pseudo_clicks + fresh_rate * expected
+    rate = pseudo_clicks + _fresh_rate(clicks, expected) * expected
     # A zero prior with no clicks would be a degenerate Gamma: keep it a tiny positive one.
     shape = np.maximum(shape, 1e-12)
     return DecayPosterior(shape, rate)
@@ -268,8 +267,7 @@ def correction_base(faded: npt.ArrayLike, gamma: float, buckets: FatigueBuckets)
     >>> correction_base([0.0, 1.0, 6.0], 0.5, FatigueBuckets(max_unclicked=4)).tolist()
     [1.0, 0.5, 0.0625]
     """
-    counts = np.minimum(nonnegative("faded", faded), buckets.max_unclicked)
-    return np.power(real_scalar("gamma", gamma), counts)
+    return seen_decay(np.minimum(nonnegative("faded", faded), buckets.max_unclicked), gamma)
 
 
 def fit_decay_strength(
@@ -277,8 +275,8 @@ def fit_decay_strength(
     clicks: npt.ArrayLike,
     expected: npt.ArrayLike,
     prior: npt.ArrayLike,
-    low: float = 10.0,
-    high: float = 10_000.0,
+    low: float = FITTED_STRENGTH_RANGE[0],
+    high: float = FITTED_STRENGTH_RANGE[1],
 ) -> float:
     """Return the impressions each bucket's prior is worth, from how far the buckets stray.
 
@@ -323,15 +321,23 @@ def _fit_decay_strength(
     low: float,
     high: float,
 ) -> float:
-    fresh_rate = (clicks[0] + _FRESH_PSEUDO_CLICKS) / (expected[0] + _FRESH_PSEUDO_CLICKS)
-    q = fresh_rate * expected[1:]
+    q = _fresh_rate(clicks, expected) * expected[1:]
     predicted = q * prior[1:]
     spread = float(((clicks[1:] - predicted) ** 2 - predicted).sum())
     scale = float((q * predicted).sum())
     if spread <= 0.0 or scale <= 0.0:
         return high
-    pooled_ctr = (float(clicks.sum()) + 1.0) / (float(impressions.sum()) + 2.0)
-    return float(np.clip(scale / spread / pooled_ctr, low, high))
+    return float(np.clip(scale / spread / _pooled_ctr(impressions, clicks), low, high))
+
+
+def _fresh_rate(clicks: FloatArray, expected: FloatArray) -> float:
+    # The fresh bucket has most of the traffic; its rate over expectation is the yardstick.
+    return float((clicks[0] + _FRESH_PSEUDO_CLICKS) / (expected[0] + _FRESH_PSEUDO_CLICKS))
+
+
+def _pooled_ctr(impressions: FloatArray, clicks: FloatArray) -> float:
+    # What turns a prior's worth in impressions into pseudo-clicks.
+    return (float(clicks.sum()) + 1.0) / (float(impressions.sum()) + 2.0)
 
 
 class FatigueLearner:
@@ -384,5 +390,5 @@ class FatigueLearner:
         if self.strength is not None:
             return self.strength
         return _fit_decay_strength(
-            self.impressions_, self.clicks_, self.expected_, self.prior_, 10.0, 10_000.0
+            self.impressions_, self.clicks_, self.expected_, self.prior_, *FITTED_STRENGTH_RANGE
         )

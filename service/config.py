@@ -166,8 +166,9 @@ class Settings(BaseSettings):
         "correction per list; fixed: the fixed decay alone; off: none. Evidence is collected "
         "in every mode.",
     )
-    # 300, not the simulator's 1000: through the engine, where users recover fast, 1000 kept
-    # too close to the fixed decay (tests/service/test_seen_decay.py).
+    # Fitted by default: a set 1000 kept too close to the fixed decay where users recover
+    # fast (tests/service/test_seen_decay.py); the fit falls where the fixed decay is wrong
+    # and holds at its cap where it is right.
     seen_decay_prior_strength: Annotated[float, Field(gt=0, le=1e9)] | Literal["auto"] = Field(
         "auto",
         description="Impressions the learned correction's prior (1: the fixed decay is right) "
